@@ -1,0 +1,42 @@
+# Two commands set everything up on a fresh Debian machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# Debian packages the runtime and the test suite need (xrootd daemon; VM image build and boot).
+DEB_RUNTIME := xrootd-server
+DEB_TEST := $(DEB_RUNTIME) debootstrap qemu-system-x86 qemu-utils cloud-image-utils grub-pc-bin e2fsprogs fdisk dosfstools
+
+.PHONY: install system-runtime system-test demo test lint bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+system-runtime:
+	@command -v xrootd >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEB_RUNTIME); }
+
+system-test:
+	@missing=""; for p in $(DEB_TEST); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
+
+demo: install system-runtime
+	$(VENV)/bin/hepstream demo
+
+test: install system-test
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest
+
+bench: install system-runtime
+	$(PY) -m bench
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+clean:
+	rm -rf $(VENV) build dist .pytest_cache .benchmarks

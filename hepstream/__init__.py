@@ -1,0 +1,27 @@
+"""hepstream: stream HEP ROOT data over XRootD into numba selections, on VMs across clouds."""
+
+from hepstream._version import __version__
+from hepstream.errors import ConfigError, HepstreamError, InputError, OutputError, PluginError
+from hepstream.io import IOStats, StreamConfig, StreamingSource, open_source
+from hepstream.report import FileReport, JobReport
+from hepstream.runner import JobSpec, run_job
+from hepstream.selection import Selection, load_plugin
+
+__all__ = [
+    "ConfigError",
+    "FileReport",
+    "HepstreamError",
+    "IOStats",
+    "InputError",
+    "JobReport",
+    "JobSpec",
+    "OutputError",
+    "PluginError",
+    "Selection",
+    "StreamConfig",
+    "StreamingSource",
+    "__version__",
+    "load_plugin",
+    "open_source",
+    "run_job",
+]

@@ -1,0 +1,5 @@
+import sys
+
+from hepstream.cli import main
+
+sys.exit(main())

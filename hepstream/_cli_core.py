@@ -1,0 +1,123 @@
+"""``hepstream run`` and ``hepstream demo``: the analyst's commands."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated
+
+import typer
+
+from hepstream.errors import HepstreamError
+
+
+def run(
+    plugin: Annotated[str, typer.Argument(help="Plugin file defining one hepstream.Selection.")],
+    inputs: Annotated[
+        list[str], typer.Argument(help="Input ROOT files: paths or root:// URLs; globs allowed.")
+    ],
+    output: Annotated[
+        str, typer.Option("-o", "--output", help="Output file (.root or .parquet), or root:// URL.")
+    ],
+    report: Annotated[
+        str | None,
+        typer.Option("--report", help="Write the job report JSON here (path or root://)."),
+    ] = None,
+    site: Annotated[
+        str | None,
+        typer.Option(
+            "--site", help="Site name for the report [default: $HEPSTREAM_SITE or local]."
+        ),
+    ] = None,
+    readahead: Annotated[
+        str, typer.Option("--readahead", help="Read-ahead window, e.g. 1M, 256k, 0 to disable.")
+    ] = "1M",
+    cache: Annotated[
+        str, typer.Option("--cache", help="Read-ahead cache bound, e.g. 10M; never exceeded.")
+    ] = "10M",
+    chunk: Annotated[
+        str, typer.Option("--chunk", help="Uncompressed bytes per chunk (cluster aligned).")
+    ] = "8M",
+    prefetch: Annotated[
+        int, typer.Option("--prefetch", min=1, help="Chunks read ahead of the selection.")
+    ] = 1,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the report JSON on stdout.")
+    ] = False,
+    progress: Annotated[
+        bool, typer.Option("--progress/--no-progress", help="Progress bar on stderr.")
+    ] = True,
+) -> None:
+    """Stream INPUTS through a selection PLUGIN and write the selected events.
+
+    \b
+    Example:
+      hepstream run examples/tau1n.py 'root://127.0.0.1:1094//data/tau1n_mc_*.root' \\
+          -o out/tau1n.root --report out/report.json
+    """
+    import os
+
+    from hepstream.io import StreamConfig, parse_size
+    from hepstream.report import print_summary
+    from hepstream.runner import JobSpec, run_job, validate_spec
+
+    stream = StreamConfig(readahead=parse_size(readahead), cache=parse_size(cache))
+    spec = JobSpec(
+        plugin=plugin,
+        inputs=tuple(inputs),
+        output=output,
+        report=report,
+        site=site or os.environ.get("HEPSTREAM_SITE", "local"),
+        stream=stream,
+        chunk_bytes=parse_size(chunk),
+        prefetch=prefetch,
+    )
+    validate_spec(spec)
+    job_report = None
+    try:
+        if progress and sys.stderr.isatty():
+            job_report = _run_with_progress(spec, run_job)
+        else:
+            job_report = run_job(spec)
+    except HepstreamError as err:
+        if as_json:
+            print(json.dumps({"status": "failed", "error": str(err)}))
+        raise
+    if as_json:
+        print(job_report.to_json(), end="")
+    print_summary(job_report)
+
+
+def _run_with_progress(spec, run_job):
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    columns = (
+        TextColumn("[bold]events"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, transient=True, console=None) as bar:
+        task = bar.add_task("events", total=None)
+
+        def advance(done: int, total: int) -> None:
+            bar.update(task, advance=done, total=total or None)
+
+        return run_job(spec, progress=advance)
+
+
+def register(app: typer.Typer) -> None:
+    """Attach the analyst commands to the top-level app."""
+    from hepstream._cli_core_gen_serve import generate, serve
+    from hepstream.demo import demo
+
+    app.command()(run)
+    app.command()(generate)
+    app.command()(serve)
+    app.command()(demo)

@@ -1,0 +1,113 @@
+"""The ``generate`` and ``serve`` commands (registered on the main app by ``hepstream.cli``)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from hepstream.errors import ConfigError, InputError
+
+
+def generate(
+    outdir: Annotated[Path, typer.Argument(help="Directory to write the ROOT files into.")],
+    sample: Annotated[str, typer.Option(help="tau1n-data | tau1n-mc | tau11-mc")] = "tau1n-mc",
+    events: Annotated[int, typer.Option(min=1, help="Events per file.")] = 100_000,
+    files: Annotated[int, typer.Option(min=1, help="Number of files (seed + i each).")] = 1,
+    seed: Annotated[int, typer.Option(help="Random seed of the first file.")] = 1,
+    compression: Annotated[str, typer.Option(help="zlib | lz4 | zstd")] = "zlib",
+    level: Annotated[int | None, typer.Option(help="Compression level (codec default).")] = None,
+    events_per_basket: Annotated[int, typer.Option(min=1, help="Events per basket.")] = 10_000,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list instead.")] = False,
+) -> None:
+    """Write synthetic BaBar-like tau-pair samples (one TTree ``events`` per file).
+
+    \b
+    Example:
+        hepstream generate samples/ --sample tau1n-data --events 100000 --files 4
+    """
+    from rich.progress import Progress
+
+    from hepstream.generate import SAMPLES, generate_sample, sample_filenames
+
+    if sample not in SAMPLES:
+        raise ConfigError(f"unknown --sample {sample!r}: choose one of {', '.join(SAMPLES)}")
+    outdir.mkdir(parents=True, exist_ok=True)
+    rows = []
+    names = sample_filenames(sample, files)
+    with Progress(transient=True, disable=as_json) as progress:
+        task = progress.add_task(f"generating {sample}", total=files)
+        for i, name in enumerate(names):
+            path = generate_sample(
+                outdir / name,
+                sample,
+                events,
+                seed=seed + i,
+                compression=compression,
+                level=level,
+                events_per_basket=events_per_basket,
+                first_event=i * events,
+            )
+            size = path.stat().st_size
+            rows.append(
+                {
+                    "path": str(path),
+                    "events": events,
+                    "bytes": size,
+                    "kb_per_event": round(size / events / 1024, 3),
+                }
+            )
+            progress.advance(task)
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        typer.echo(
+            f"{row['path']}  {row['events']} events  {row['bytes'] / 1e6:.1f} MB  "
+            f"{row['kb_per_event']:.2f} KB/event"
+        )
+
+
+def serve(
+    directory: Annotated[Path, typer.Argument(help="Directory served read-only as /data.")],
+    out: Annotated[
+        Path | None, typer.Option(help="Directory served writable as /out (default: temp).")
+    ] = None,
+    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port; 0 = any free.")] = 0,
+    host: Annotated[str, typer.Option(help="Address clients use in the URL.")] = "127.0.0.1",
+    as_json: Annotated[bool, typer.Option("--json", help="Print URLs as one JSON line.")] = False,
+) -> None:
+    """Serve DIRECTORY over root:// with Debian's xrootd daemon until Ctrl-C.
+
+    \b
+    Example:
+        hepstream serve samples/ --out results/
+        # root://127.0.0.1:40123//data/   (read-only)
+    """
+    from hepstream.serve import XRootDServer
+
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        with XRootDServer(directory, out, port=port, host=host, cleanup=out is not None) as srv:
+            if as_json:
+                info = {"url": srv.url, "data": srv.data_url(), "out": srv.out_url()}
+                info |= {"out_dir": str(srv.out_dir), "pid": srv.pid, "log": str(srv.log_path)}
+                typer.echo(json.dumps(info), nl=True)
+            else:
+                typer.echo(srv.data_url())
+                typer.echo(f"# writable: {srv.out_url()} -> {srv.out_dir}", err=True)
+                typer.echo(f"# log: {srv.log_path}   (Ctrl-C to stop)", err=True)
+            try:
+                while not stop.is_set() and srv.running:
+                    stop.wait(0.5)
+            except KeyboardInterrupt:
+                pass
+            if not srv.running and not stop.is_set():
+                raise InputError(f"xrootd exited unexpectedly; see {srv.log_path}")
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -1,0 +1,65 @@
+"""The ``hepstream`` command line: one entry point, a sub-command per user."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from hepstream.errors import HepstreamError
+
+app = typer.Typer(
+    name="hepstream",
+    help="Stream HEP ROOT data over XRootD into numba selections, on VMs across clouds.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _register() -> None:
+    """Attach the sub-command groups that live in their own modules."""
+    from hepstream import _cli_core
+    from hepstream.cloud.cli import app as cloud_app
+    from hepstream.cloud.submit import submit
+    from hepstream.storagebench import app as bench_app
+    from vmimage.cli import app as image_app
+
+    _cli_core.register(app)
+    app.add_typer(bench_app, name="bench")
+    app.add_typer(image_app, name="image")
+    app.add_typer(cloud_app, name="cloud")
+    app.command("submit")(submit)
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; a :class:`HepstreamError` becomes one line on stderr and its exit code."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except HepstreamError as err:
+        print(f"hepstream: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("hepstream: interrupted", file=sys.stderr)
+        return 130
+    except SystemExit as err:  # typer/click exits (e.g. --help) pass through
+        return int(err.code or 0)
+    except Exception as err:
+        import click
+
+        if isinstance(err, click.exceptions.ClickException):
+            err.show()
+            return err.exit_code
+        if isinstance(err, click.exceptions.Abort):
+            print("hepstream: aborted", file=sys.stderr)
+            return 130
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""An in-memory cloud: a first-class test adapter with boot delays and injected faults."""
+
+from __future__ import annotations
+
+import itertools
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from hepstream.cloud.drivers.base import BootRequest, CloudAPIError, ObservedVM, spec_from_tags
+
+
+@dataclass
+class _FakeVM:
+    cloud_id: str
+    request: BootRequest
+    booted_at: float
+    ready_at: float
+    fate: str  # ok | error | silent (never registers)
+    state: str = "pending"
+
+
+class FakeDriver:
+    """A cloud living in a dict; faults are set per call or as rates.
+
+    ``boot_delay_s``: pending time before running. ``error_rate``: share of VMs that go
+    into error instead. ``api_failures``: the next this-many calls raise
+    :class:`CloudAPIError`. ``silent``: VM names that never register (no agent).
+    """
+
+    binds_job = False
+
+    def __init__(
+        self,
+        name: str = "fake",
+        boot_delay_s: float = 0.0,
+        error_rate: float = 0.0,
+        seed: int = 0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.name = name
+        self.boot_delay_s = float(boot_delay_s)
+        self.error_rate = float(error_rate)
+        self.api_failures = 0
+        self.fail_next_boots = 0
+        self.error_next_boots = 0
+        self.silent_next_boots = 0
+        self.clock = clock
+        self._rng = random.Random(seed)
+        self._ids = itertools.count(1)
+        self.vms: dict[str, _FakeVM] = {}
+        self.boots = 0
+        self.destroyed: list[str] = []
+
+    def _maybe_fail(self, call: str) -> None:
+        if self.api_failures > 0:
+            self.api_failures -= 1
+            raise CloudAPIError(f"fake cloud {self.name}: {call} failed (injected)")
+
+    def boot(self, request: BootRequest) -> str:
+        self._maybe_fail("boot")
+        if self.fail_next_boots > 0:
+            self.fail_next_boots -= 1
+            raise CloudAPIError(f"fake cloud {self.name}: boot refused (injected)")
+        fate = "ok"
+        if self.error_next_boots > 0:
+            self.error_next_boots -= 1
+            fate = "error"
+        elif self.silent_next_boots > 0:
+            self.silent_next_boots -= 1
+            fate = "silent"
+        elif self._rng.random() < self.error_rate:
+            fate = "error"
+        cloud_id = f"{self.name}-{next(self._ids):05d}"
+        now = self.clock()
+        self.vms[cloud_id] = _FakeVM(cloud_id, request, now, now + self.boot_delay_s, fate)
+        self.boots += 1
+        return cloud_id
+
+    def list(self) -> list[ObservedVM]:
+        self._maybe_fail("list")
+        now = self.clock()
+        out = []
+        for vm in self.vms.values():
+            if vm.state == "pending" and now >= vm.ready_at:
+                vm.state = "error" if vm.fate == "error" else "running"
+            out.append(ObservedVM(vm.cloud_id, vm.state, dict(vm.request.tags)))  # type: ignore[arg-type]
+        return out
+
+    def destroy(self, cloud_id: str) -> None:
+        self._maybe_fail("destroy")
+        if self.vms.pop(cloud_id, None) is not None:
+            self.destroyed.append(cloud_id)
+
+    def silent(self, cloud_id: str) -> bool:
+        """True when this VM's agent never registers (a fault under test)."""
+        vm = self.vms.get(cloud_id)
+        return vm is not None and vm.fate == "silent"
+
+
+class FakeAgents:
+    """Stands in for the agent inside each VM: registers, claims a job, reports.
+
+    A driver's ``silent(cloud_id)`` marks VMs whose agent never starts.
+    """
+
+    def __init__(self, queue, drivers: dict, events_per_s: dict | None = None):
+        self.queue = queue
+        self.drivers = drivers
+        self.events_per_s = events_per_s or {}
+        self.ran: dict[str, int] = {}
+
+    def step(self) -> None:
+        running = {j.vm_id: j for j in self.queue.pending() if j.status == "running"}
+        for cloud, driver in self.drivers.items():
+            try:
+                listed = driver.list()
+            except Exception:
+                continue
+            for vm in listed:
+                silent = getattr(driver, "silent", lambda _id: False)(vm.cloud_id)
+                if vm.state != "running" or silent or not vm.name:
+                    continue
+                self.queue.register_worker(vm.name)
+                if vm.name in running:  # finish the job it holds
+                    job = running[vm.name]
+                    eps = self.events_per_s.get(cloud, 100.0)
+                    self.queue.finish(job.id, _report(cloud, eps))
+                    self.ran[vm.name] = self.ran.get(vm.name, 0) + 1
+                else:
+                    spec = spec_from_tags(vm.tags)
+                    self.queue.claim(vm.name, spec)
+
+
+def _report(site: str, eps: float) -> dict:
+    return {
+        "status": "ok",
+        "site": site,
+        "events_per_s": eps,
+        "kb_per_s": eps * 4,
+        "wall_s": 10.0,
+        "events_read": int(eps * 10),
+        "bytes_read": int(eps * 40960),
+        "hepstream_version": "test",
+    }

@@ -1,0 +1,213 @@
+"""A cloud of one machine: boot vmimage images under QEMU, one job per VM.
+
+Each VM gets ``<workdir>/<vm name>/`` holding ``vm.json`` (tags and QEMU's pid), the
+NoCloud seed and the serial log, so a restarted shim lists and adopts VMs it did not start.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from hepstream.cloud.drivers.base import BootRequest, CloudAPIError, ObservedVM
+from hepstream.cloud.model import Cloud
+from hepstream.errors import ConfigError
+
+_LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
+GUEST_HOST = "10.0.2.100"  # QEMU slirp guestfwd address (vmimage.qemu.GUEST_FWD_ADDR)
+
+
+def guest_urls(job: dict[str, Any]) -> tuple[dict[str, Any], dict[int, int]]:
+    """Rewrite loopback ``root://`` URLs of a job to the guest's forward address.
+
+    Returns the job as the VM must see it and the guest-port -> host-port forwards.
+    """
+    forwards: dict[int, int] = {}
+
+    def fix(url: str) -> str:
+        if not isinstance(url, str) or not url.startswith(("root://", "xroot://")):
+            return url
+        parts = urlsplit(url)
+        if parts.hostname not in _LOOPBACK:
+            return url
+        port = parts.port or 1094
+        forwards[port] = port
+        netloc = (f"{parts.username}@" if parts.username else "") + f"{GUEST_HOST}:{port}"
+        return urlunsplit(parts._replace(netloc=netloc))
+
+    out = dict(job)
+    for key in ("output", "report", "plugin_source", "next_job_url"):
+        if out.get(key):
+            out[key] = fix(out[key])
+    out["inputs"] = [fix(u) for u in out.get("inputs", [])]
+    return out, forwards
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a reused pid of something else is not our VM
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return b"qemu" in cmdline and ") Z " not in stat
+
+
+class LocalQemuDriver:
+    """Boots ``vmimage`` images with :func:`vmimage.qemu.start_vm`; the job goes in at boot.
+
+    Options: ``images`` (image name -> qcow2 path; a path works as image name too),
+    ``workdir`` (default: the shim's workdir / cloud name), ``direct_kernel`` (boot the
+    kernel saved next to the image, default true).
+    """
+
+    binds_job = True
+
+    def __init__(self, cloud: Cloud, shim_id: str, workdir: Path | None = None) -> None:
+        self.cloud = cloud
+        self.shim_id = shim_id
+        base = Path(cloud.options.get("workdir") or (workdir or Path("hepstream-cloud")))
+        self.workdir = base / cloud.name
+        self._images = {k: Path(v) for k, v in dict(cloud.options.get("images", {})).items()}
+        self._direct_kernel = bool(cloud.options.get("direct_kernel", True))
+        self._procs: dict[str, Any] = {}  # VMProcess of VMs this process started
+
+    def _disk(self, image: str) -> Path:
+        disk = self._images.get(image) or Path(image)
+        if not disk.exists():
+            raise ConfigError(
+                f"cloud {self.cloud.name!r}: no qcow2 for image {image!r}; add it to "
+                f"[cloud.options.images] or build it with 'hepstream image build'"
+            )
+        return disk
+
+    def boot(self, request: BootRequest) -> str:
+        from vmimage.qemu import KernelBoot, start_vm
+
+        if request.job is None:
+            raise ConfigError("the local driver boots a VM for one job; none was given")
+        disk = self._disk(request.spec.image)
+        job = {k: v for k, v in request.job.items() if k != "job_id"}
+        job.setdefault("site", self.cloud.name)
+        job.setdefault("owner", request.spec.owner)
+        guest_job, forwards = guest_urls(job)
+        vmdir = self.workdir / request.name
+        vmdir.mkdir(parents=True, exist_ok=True)
+        kernel = None
+        if self._direct_kernel and disk.with_suffix(".json").exists():
+            kernel = KernelBoot.for_image(disk)  # skips BIOS + GRUB: much faster under TCG
+        try:
+            proc = start_vm(
+                disk,
+                job=guest_job,
+                workdir=vmdir,
+                memory_mb=request.spec.memory_mb,
+                cpus=request.spec.cpus,
+                forwards=forwards,
+                snapshot=True,
+                kernel=kernel,
+            )
+        except OSError as err:
+            raise CloudAPIError(f"cloud {self.cloud.name}: qemu did not start: {err}") from None
+        meta = {"tags": dict(request.tags), "pid": proc.pid, "job": job}
+        tmp = vmdir / "vm.json.tmp"
+        tmp.write_text(json.dumps(meta))
+        tmp.replace(vmdir / "vm.json")
+        self._procs[request.name] = proc
+        return request.name
+
+    def _meta(self, vmdir: Path) -> dict[str, Any] | None:
+        try:
+            return json.loads((vmdir / "vm.json").read_text())
+        except (OSError, json.JSONDecodeError):
+            return None
+
+    def list(self) -> list[ObservedVM]:
+        from vmimage.config import AGENT_PREFIX
+
+        out = []
+        if not self.workdir.exists():
+            return out
+        for vmdir in sorted(p for p in self.workdir.iterdir() if p.is_dir()):
+            meta = self._meta(vmdir)
+            if meta is None:
+                continue
+            proc = self._procs.get(vmdir.name)
+            running = proc.poll() is None if proc is not None else _alive(int(meta["pid"]))
+            serial = vmdir / "serial.log"
+            agent_up = serial.exists() and AGENT_PREFIX in serial.read_text(errors="replace")
+            state = ("running" if agent_up else "pending") if running else "stopped"
+            out.append(ObservedVM(vmdir.name, state, meta["tags"], registered=agent_up))  # type: ignore[arg-type]
+        return out
+
+    def collect(self, cloud_id: str) -> dict[str, Any] | None:
+        """The job report of a VM: the uploaded report if readable, else the console's."""
+        vmdir = self.workdir / cloud_id
+        meta = self._meta(vmdir)
+        if meta is None:
+            return None
+        report = _read_report(str(meta["job"].get("report", "")))
+        if report is not None:
+            return report
+        results = []
+        serial = vmdir / "serial.log"
+        if serial.exists():
+            for line in serial.read_text(errors="replace").splitlines():
+                pos = line.find("result {")
+                if pos >= 0:
+                    try:
+                        results.append(json.loads(line[pos + len("result ") :]))
+                    except json.JSONDecodeError:
+                        continue
+        if not results:
+            return None
+        summary = results[-1]
+        return {**summary, "site": meta["job"].get("site", self.cloud.name)}
+
+    def destroy(self, cloud_id: str) -> None:
+        vmdir = self.workdir / cloud_id
+        proc = self._procs.pop(cloud_id, None)
+        if proc is not None:
+            proc.terminate()
+        else:
+            meta = self._meta(vmdir)
+            if meta is not None and _alive(int(meta["pid"])):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(meta["pid"]), 9)
+        serial = vmdir / "serial.log"
+        if serial.exists():  # keep the console for post-mortems, outside the VM dirs
+            logs = self.workdir.parent / "logs" / self.cloud.name
+            logs.mkdir(parents=True, exist_ok=True)
+            serial.replace(logs / f"{cloud_id}.serial.log")
+        shutil.rmtree(vmdir, ignore_errors=True)
+
+
+def _read_report(url: str) -> dict[str, Any] | None:
+    """Read a report JSON from a path or ``root://`` URL; None when it is not there."""
+    if not url:
+        return None
+    try:
+        if url.startswith(("root://", "xroot://")):
+            from XRootD import client
+
+            with client.File() as f:
+                status, _ = f.open(url)
+                if not status.ok:
+                    return None
+                status, data = f.read()
+                if not status.ok:
+                    return None
+            return json.loads(data)
+        return json.loads(Path(url).read_text())
+    except (OSError, ValueError):
+        return None

@@ -1,0 +1,261 @@
+"""The shim's one decision function: from what is queued and running to what to do now.
+
+Pure: no clock, no I/O. The edge (:mod:`hepstream.cloud.shim`) and the simulator call it
+with snapshots and apply the actions it returns.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+
+from hepstream.cloud.model import (
+    VM,
+    Action,
+    Boot,
+    Cloud,
+    Job,
+    Replace,
+    Retire,
+    SiteStats,
+    VMSpec,
+    Wait,
+)
+from hepstream.cloud.policy import Policy
+
+StatsKey = tuple[str, str]  # (image, cloud)
+
+
+def _stats_map(site_stats: Iterable[SiteStats] | Mapping[StatsKey, SiteStats]) -> dict:
+    if isinstance(site_stats, Mapping):
+        return dict(site_stats)
+    return {(s.image, s.cloud): s for s in site_stats}
+
+
+def in_backoff(stats: SiteStats | None, now: float, policy: Policy) -> bool:
+    """True when (image, cloud) failed too often lately to get another VM yet."""
+    if stats is None or stats.boots < policy.backoff_min_boots:
+        return False
+    if stats.last_failure_at is None or now - stats.last_failure_at >= policy.backoff_s:
+        return False
+    return stats.boot_failures / stats.boots >= policy.backoff_failure_rate
+
+
+def _vm_decision(vm: VM, now: float, policy: Policy) -> Action | None:
+    """What a single VM needs regardless of demand (broken, over-age); None: keep."""
+    age = now - vm.booted_at
+    if vm.state == "error":
+        return Replace(vm.id, vm.cloud, "cloud reports the VM in error state")
+    if vm.state == "starting" and age > policy.boot_timeout_s:
+        return Replace(
+            vm.id,
+            vm.cloud,
+            f"not registered {age:.0f} s after boot (timeout {policy.boot_timeout_s:.0f} s)",
+        )
+    if vm.state == "missing":
+        return Retire(vm.id, vm.cloud, "vanished from the cloud's VM list; forgetting it")
+    if vm.state == "stopped":
+        return Retire(vm.id, vm.cloud, "powered off by itself (its job is over)")
+    if vm.state == "running" and not vm.busy and age > policy.max_lifetime_s:
+        return Retire(
+            vm.id, vm.cloud, f"idle and older than max lifetime {policy.max_lifetime_s:.0f} s"
+        )
+    return None
+
+
+def _rank_key(cloud: Cloud, stats: SiteStats | None, free: int) -> tuple:
+    """Priority first, then measured throughput; unmeasured sites rank first among equals
+    so every site gets measured once (optimistic exploration)."""
+    measured = stats is not None and stats.reports > 0
+    eps = stats.events_per_s if measured else 0.0
+    kbps = stats.kb_per_s if measured else 0.0
+    return (-cloud.priority, measured, -eps, -kbps, -free, cloud.name)
+
+
+def _throughput_text(stats: SiteStats | None, image: str) -> str:
+    if stats is None or stats.reports == 0:
+        return f"no job reports yet for {image} here (measure it)"
+    return (
+        f"{stats.events_per_s:,.0f} ev/s, {stats.kb_per_s:,.0f} KB/s per job over "
+        f"{stats.reports} reports of {image}"
+    )
+
+
+def plan(
+    queue: Sequence[Job],
+    vms: Sequence[VM],
+    clouds: Sequence[Cloud],
+    site_stats: Iterable[SiteStats] | Mapping[StatsKey, SiteStats],
+    now: float,
+    policy: Policy,
+) -> list[Action]:
+    """Decide the actions that move the VM fleet toward what the queue needs.
+
+    Parameters
+    ----------
+    queue
+        Jobs not yet finished (``idle`` or ``running``).
+    vms
+        The shim's VMs merged with the latest observation of each cloud.
+    clouds
+        Configured clouds with quota and priority.
+    site_stats
+        Throughput and boot outcomes per (image, cloud), recent first.
+    now
+        Current time in seconds (wall clock at the edge, simulated in ``simulate``).
+    policy
+        The numbers that steer every decision.
+
+    Returns
+    -------
+    list of Action
+        Retire/Replace first, then Boot in job order, then Wait with the reasons.
+    """
+    stats = _stats_map(site_stats)
+    by_name = {c.name: c for c in clouds}
+    actions: list[Action] = []
+    live: list[VM] = []
+    replaced: set[str] = set()
+    unknown: Counter[str] = Counter()
+
+    for vm in sorted(vms, key=lambda v: (v.booted_at, v.id)):
+        decision = _vm_decision(vm, now, policy)
+        if decision is None:
+            live.append(vm)
+            if vm.state == "unknown":
+                unknown[vm.cloud] += 1
+            continue
+        actions.append(decision)
+        if isinstance(decision, Replace):
+            replaced.add(vm.id)
+    for cloud, n in sorted(unknown.items()):
+        actions.append(Wait(f"cloud {cloud}: last poll failed; keeping its {n} VMs as they were"))
+
+    # Demand: idle jobs, plus jobs whose VM is being replaced right now.
+    waiting = [
+        j for j in queue if j.status == "idle" or (j.status == "running" and j.vm_id in replaced)
+    ]
+    waiting.sort(key=lambda j: (j.submitted_at, j.id))
+    demand: Counter[tuple] = Counter(j.spec.key for j in waiting)
+
+    # Supply: idle registered VMs and VMs still booting for no particular running job.
+    kept: list[VM] = []
+    for vm in live:
+        covers = not vm.busy and vm.state in ("starting", "running")
+        if covers and demand[vm.spec.key] > 0:
+            demand[vm.spec.key] -= 1
+            kept.append(vm)
+            continue
+        if (
+            vm.state == "running"
+            and not vm.busy
+            and vm.idle_since is not None
+            and now - vm.idle_since >= policy.idle_keepalive_s
+        ):
+            actions.append(
+                Retire(
+                    vm.id,
+                    vm.cloud,
+                    f"idle {now - vm.idle_since:.0f} s (keep-alive {policy.idle_keepalive_s:.0f} s)"
+                    f" and no queued job for image {vm.spec.image}",
+                )
+            )
+            continue
+        kept.append(vm)
+
+    on_cloud: Counter[str] = Counter(vm.cloud for vm in kept)
+    starting: Counter[str] = Counter(vm.cloud for vm in kept if vm.state == "starting")
+
+    # Boots, oldest job first; remember why jobs could not be placed.
+    blocked: dict[tuple, tuple[int, dict[str, str]]] = {}
+    remaining = dict(demand)
+    for job in waiting:
+        key = job.spec.key
+        if remaining.get(key, 0) <= 0:
+            continue
+        remaining[key] -= 1
+        boot, why_not = _place(job, by_name, clouds, stats, on_cloud, starting, now, policy)
+        if boot is None:
+            count, _ = blocked.get(key, (0, {}))
+            blocked[key] = (count + 1, why_not)
+            continue
+        actions.append(boot)
+        on_cloud[boot.cloud] += 1
+        starting[boot.cloud] += 1
+
+    for (image, cpus, mem, owner), (count, why_not) in blocked.items():
+        detail = "; ".join(f"{c}: {w}" for c, w in sorted(why_not.items())) or "no cloud"
+        actions.append(
+            Wait(
+                f"{count} job(s) of {owner} for image {image} ({cpus} cpu, {mem} MB) "
+                f"wait: {detail}",
+                jobs=count,
+            )
+        )
+    return actions
+
+
+def _place(
+    job: Job,
+    by_name: Mapping[str, Cloud],
+    clouds: Sequence[Cloud],
+    stats: Mapping[StatsKey, SiteStats],
+    on_cloud: Counter[str],
+    starting: Counter[str],
+    now: float,
+    policy: Policy,
+) -> tuple[Boot | None, dict[str, str]]:
+    """Pick the best cloud with room for ``job``, or say why each cloud was refused."""
+    spec: VMSpec = job.spec
+    why_not: dict[str, str] = {}
+    if job.target_clouds:
+        candidates = []
+        for name in job.target_clouds:
+            if name in by_name:
+                candidates.append(by_name[name])
+            else:
+                why_not[name] = "not a configured cloud"
+    else:
+        candidates = list(clouds)
+    eligible: list[tuple[tuple, Cloud]] = []
+    for cloud in candidates:
+        cap_start = cloud.max_starting if cloud.max_starting is not None else policy.max_starting
+        st = stats.get((spec.image, cloud.name))
+        if on_cloud[cloud.name] >= cloud.quota:
+            why_not[cloud.name] = f"quota full ({on_cloud[cloud.name]}/{cloud.quota})"
+        elif starting[cloud.name] >= cap_start:
+            why_not[cloud.name] = f"{starting[cloud.name]} VMs already starting (max {cap_start})"
+        elif in_backoff(st, now, policy):
+            assert st is not None
+            why_not[cloud.name] = (
+                f"backoff: {st.boot_failures}/{st.boots} recent boots of {spec.image} failed"
+            )
+        else:
+            free = cloud.quota - on_cloud[cloud.name]
+            eligible.append((_rank_key(cloud, st, free), cloud))
+    if not eligible:
+        return None, why_not
+    eligible.sort(key=lambda pair: pair[0])
+    best = eligible[0][1]
+    st = stats.get((spec.image, best.name))
+    free = best.quota - on_cloud[best.name]
+    reason = (
+        f"{best.name}: priority {best.priority}, {free}/{best.quota} slots free; "
+        f"{_throughput_text(st, spec.image)}"
+    )
+    if len(eligible) > 1:
+        other = eligible[1][1]
+        reason += f"; next best {other.name} (priority {other.priority}, " + (
+            _throughput_text(stats.get((spec.image, other.name)), spec.image) + ")"
+        )
+    if why_not:
+        reason += "; skipped " + ", ".join(f"{c} ({w})" for c, w in sorted(why_not.items()))
+    return Boot(job.id, best.name, spec, reason), why_not
+
+
+def count_by_state(vms: Iterable[VM]) -> dict[str, dict[str, int]]:
+    """VMs per cloud and state, for status output and the simulator's figure."""
+    out: dict[str, dict[str, int]] = defaultdict(dict)
+    for vm in vms:
+        out[vm.cloud][vm.state] = out[vm.cloud].get(vm.state, 0) + 1
+    return dict(out)

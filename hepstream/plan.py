@@ -1,0 +1,39 @@
+"""Pure planning of a job's reads: which entry ranges make a chunk."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+
+
+def plan_chunks(cluster_offsets: Sequence[int], entries_per_chunk: int) -> list[tuple[int, int]]:
+    """Entry ranges built from whole clusters, each about ``entries_per_chunk`` long.
+
+    Chunks end on cluster boundaries so every basket is read once and decompressed
+    once; a single cluster much larger than the target is cut in equal parts so a
+    chunk's memory stays bounded.
+    """
+    if entries_per_chunk < 1:
+        raise ValueError("entries_per_chunk must be >= 1")
+    chunks: list[tuple[int, int]] = []
+    start = cluster_offsets[0] if len(cluster_offsets) else 0
+    for stop in cluster_offsets[1:]:
+        if stop - start >= entries_per_chunk:
+            span = stop - start
+            if span > 2 * entries_per_chunk:  # an oversized cluster: cut it
+                pieces = -(-span // entries_per_chunk)
+                edges = [start + span * i // pieces for i in range(pieces + 1)]
+                chunks.extend(itertools.pairwise(edges))
+            else:
+                chunks.append((start, stop))
+            start = stop
+    if len(cluster_offsets) and start < cluster_offsets[-1]:
+        chunks.append((start, cluster_offsets[-1]))
+    return chunks
+
+
+def entries_for_bytes(target_bytes: int, bytes_per_entry: float, limit: int) -> int:
+    """Entries per chunk that hold about ``target_bytes`` uncompressed, within [1, limit]."""
+    if bytes_per_entry <= 0:
+        return max(1, limit)
+    return int(max(1, min(limit, target_bytes // bytes_per_entry)))

@@ -1,0 +1,114 @@
+"""The job report: what a job read, kept, and how fast, per job and per site."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from hepstream._version import __version__
+
+
+@dataclass
+class FileReport:
+    """One input file's share of the job."""
+
+    path: str
+    status: str = "pending"  # pending | ok | failed
+    entries: int = 0
+    events_read: int = 0
+    events_selected: int = 0
+    bytes_read: int = 0
+    requests: int = 0
+    error: str | None = None
+
+
+@dataclass
+class JobReport:
+    """Counters and rates of one job; written as JSON by ``--report``.
+
+    ``status`` is ``ok`` only when every input was read and the output is at its final
+    path; a failed job's report says ``failed`` and carries the one-line ``error``.
+    """
+
+    status: str = "running"
+    error: str | None = None
+    plugin: str = ""
+    output: str = ""
+    site: str = "local"
+    events_read: int = 0
+    events_selected: int = 0
+    bytes_read: int = 0
+    requests: int = 0
+    vector_reads: int = 0
+    cache_hits: int = 0
+    cache_misses: int = 0
+    cache_peak_bytes: int = 0
+    output_bytes: int = 0
+    wall_s: float = 0.0
+    cpu_s: float = 0.0
+    select_s: float = 0.0
+    io_wait_s: float = 0.0
+    first_chunk_s: float = 0.0
+    events_per_s: float = 0.0
+    kb_per_s: float = 0.0
+    peak_rss_mb: float = 0.0
+    readahead: int = 0
+    cache: int = 0
+    files: list[FileReport] = field(default_factory=list)
+    hostname: str = field(default_factory=lambda: os.uname().nodename)
+    hepstream_version: str = __version__
+
+    def finish(self, wall_s: float, cpu_s: float) -> None:
+        """Fill in the rates from the totals."""
+        self.wall_s = round(wall_s, 4)
+        self.cpu_s = round(cpu_s, 4)
+        if wall_s > 0:
+            self.events_per_s = round(self.events_read / wall_s, 2)
+            self.kb_per_s = round(self.bytes_read / 1024 / wall_s, 2)
+
+    def asdict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.asdict(), indent=2, sort_keys=False) + "\n"
+
+    def summary(self) -> str:
+        """A few human lines for stderr."""
+        frac = 100.0 * self.events_selected / self.events_read if self.events_read else 0.0
+        lines = [
+            f"hepstream: job {self.status} at site {self.site}"
+            + (f": {self.error}" if self.error else ""),
+            f"  events   {self.events_read:,} read, {self.events_selected:,} selected ({frac:.2f} %)",
+            f"  rate     {self.events_per_s:,.0f} events/s, {self.kb_per_s:,.0f} KB/s "
+            f"({self.wall_s:.2f} s wall, {self.cpu_s:.2f} s CPU)",
+            f"  I/O      {self.bytes_read / 1e6:,.1f} MB in {self.requests:,} requests "
+            f"({self.vector_reads:,} vector), cache {self.cache_hits:,} hits / "
+            f"{self.cache_misses:,} misses, peak {self.cache_peak_bytes / 1e6:.1f} MB",
+        ]
+        if self.output:
+            lines.append(f"  output   {self.output} ({self.output_bytes / 1e6:,.2f} MB)")
+        return "\n".join(lines)
+
+
+def write_json_atomic(path: str | Path, text: str) -> None:
+    """Write ``text`` to a temp file beside ``path`` and rename it into place."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def print_summary(report: JobReport, stream: TextIO | None = None) -> None:
+    """The human summary, on stderr unless told otherwise."""
+    print(report.summary(), file=stream or sys.stderr)

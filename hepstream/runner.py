@@ -1,0 +1,343 @@
+"""Run one job: stream inputs chunk by chunk, select, write, report.
+
+A reader thread fetches and decompresses the next chunk while the main thread runs
+the plugin on the current one; a bounded queue keeps at most ``prefetch`` chunks
+waiting, so memory stays bounded whatever the input size.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import resource
+import threading
+import time
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hepstream.errors import ConfigError, HepstreamError, InputError, OutputError, PluginError
+from hepstream.io import StreamConfig, StreamingSource, expand_inputs, is_remote
+from hepstream.io.config import MIB
+from hepstream.plan import entries_for_bytes, plan_chunks
+from hepstream.report import FileReport, JobReport, write_json_atomic
+from hepstream.selection import Selection, check_mask, load_plugin
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """Everything a job needs; the CLI and the VM agent build one of these."""
+
+    plugin: str
+    inputs: tuple[str, ...]
+    output: str
+    report: str | None = None
+    site: str = field(default_factory=lambda: os.environ.get("HEPSTREAM_SITE", "local"))
+    stream: StreamConfig = field(default_factory=StreamConfig)
+    #: Uncompressed bytes per chunk: large enough to amortize Python overhead per call,
+    #: small enough that a few chunks in flight keep a job far below 1 GB of memory.
+    chunk_bytes: int = 8 * MIB
+    #: Decompressed chunks waiting ahead of the selection; 1 hides I/O behind compute.
+    prefetch: int = 1
+
+
+@dataclass
+class _Chunk:
+    file_index: int
+    start: int
+    stop: int
+    events: Any
+    io_wait: float
+
+
+_DONE = object()
+
+
+def _open_tree(path: str, tree_name: str, branches: list[str], stream: StreamConfig):
+    """Open a file's TTree through hepstream's source; clear errors for the usual faults."""
+    import uproot
+
+    try:
+        file = uproot.open(path, handler=StreamingSource, hepstream_config=stream)
+    except HepstreamError:
+        raise
+    except ValueError as err:
+        if "not a ROOT file" in str(err):
+            raise InputError(f"{path} is not a ROOT file; check the input list") from None
+        raise InputError(f"cannot read {path}: {str(err).splitlines()[0]}") from None
+    except OSError as err:
+        raise InputError(f"cannot read {path}: {str(err).splitlines()[0]}") from None
+    try:
+        tree = file[tree_name]
+    except (KeyError, uproot.KeyInFileError):
+        names = sorted({key.split(";")[0] for key in file.keys(recursive=False)})
+        file.close()
+        raise InputError(
+            f"{path} has no TTree {tree_name!r} (it has {names}); fix the plugin's tree"
+        ) from None
+    if not hasattr(tree, "common_entry_offsets"):
+        file.close()
+        raise InputError(f"{path}: {tree_name!r} is not a TTree")
+    missing = [b for b in branches if b not in tree]
+    if missing:
+        file.close()
+        raise InputError(
+            f"{path}: TTree {tree_name!r} has no branch {', '.join(missing)}; "
+            f"fix the plugin's branches list"
+        )
+    return file, tree
+
+
+def _read_chunks(
+    paths: list[str],
+    selection: Selection,
+    spec: JobSpec,
+    files: list[FileReport],
+    out: queue.Queue,
+    stop: threading.Event,
+    sources: list[StreamingSource],
+) -> None:
+    """Reader thread: put ``_Chunk``s, then ``_DONE`` (or the exception) on ``out``."""
+    branches = list(selection.branches)
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                out.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    try:
+        for index, path in enumerate(paths):
+            file, tree = _open_tree(path, selection.tree, branches, spec.stream)
+            sources.append(file.file.source)
+            files[index].entries = tree.num_entries
+            try:
+                per_entry = sum(tree[b].uncompressed_bytes for b in branches) / max(
+                    1, tree.num_entries
+                )
+                entries = entries_for_bytes(spec.chunk_bytes, per_entry, tree.num_entries)
+                for start, stop_ in plan_chunks(tree.common_entry_offsets(), entries):
+                    began = time.perf_counter()
+                    try:
+                        events = tree.arrays(
+                            branches, entry_start=start, entry_stop=stop_, library="ak"
+                        )
+                    except HepstreamError:
+                        raise
+                    except (OSError, ValueError, zlib.error, RuntimeError) as err:
+                        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+                        raise InputError(
+                            f"{path}: cannot read entries {start}-{stop_} "
+                            f"({type(err).__name__}: {first}); the file may be corrupt, "
+                            f"copy it again"
+                        ) from err
+                    if not put(_Chunk(index, start, stop_, events, time.perf_counter() - began)):
+                        return
+            finally:
+                file.close()
+        put(_DONE)
+    except BaseException as err:
+        put(err)
+
+
+def _call_plugin(selection: Selection, where: str, method: str, *args):
+    try:
+        return getattr(selection, method)(*args)
+    except HepstreamError:
+        raise
+    except Exception as err:
+        raise PluginError(f"{where}: {method}() raised {type(err).__name__}: {err}") from err
+
+
+def _output_columns(selection: Selection, selected: Any, where: str) -> dict[str, Any]:
+    columns = _call_plugin(selection, where, "output", selected)
+    if not isinstance(columns, dict) or not columns:
+        raise PluginError(f"{where}: output() must return a non-empty dict of column -> array")
+    for name, column in columns.items():
+        if len(column) != len(selected):
+            raise PluginError(
+                f"{where}: output() column {name!r} has {len(column)} entries, "
+                f"expected {len(selected)} (one per selected event)"
+            )
+    return columns
+
+
+def iterate_chunks(
+    paths: list[str],
+    selection: Selection,
+    spec: JobSpec,
+    files: list[FileReport],
+    sources: list[StreamingSource],
+) -> Iterator[_Chunk]:
+    """Chunks from a reader thread, prefetching ``spec.prefetch`` ahead."""
+    out: queue.Queue = queue.Queue(maxsize=max(1, spec.prefetch))
+    stop = threading.Event()
+    reader = threading.Thread(
+        target=_read_chunks,
+        args=(paths, selection, spec, files, out, stop, sources),
+        name="hepstream-reader",
+        daemon=True,
+    )
+    reader.start()
+    try:
+        while True:
+            item = out.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        reader.join()
+
+
+def run_job(spec: JobSpec, progress: Callable[[int, int], None] | None = None) -> JobReport:
+    """Run a job to completion; the report is written (``ok`` or ``failed``) before return.
+
+    Raises the job's :class:`HepstreamError` after writing a ``failed`` report.
+    """
+    from hepstream.writer import OutputWriter
+
+    report = JobReport(
+        plugin=spec.plugin,
+        output=spec.output,
+        site=spec.site,
+        readahead=spec.stream.readahead,
+        cache=spec.stream.cache,
+    )
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    writer: OutputWriter | None = None
+    sources: list[StreamingSource] = []
+    try:
+        selection = load_plugin(spec.plugin)
+        if is_remote(spec.output) or any(is_remote(p) for p in spec.inputs):
+            from hepstream.io.xrootd import configure_client
+
+            configure_client(spec.stream.connection_retry, spec.stream.connection_window)
+        remote_output = is_remote(spec.output)
+        local_output = spec.output
+        if remote_output:
+            suffix = Path(spec.output.split("?")[0]).suffix
+            local_output = str(Path(_scratch_dir()) / f"hepstream-output-{os.getpid()}{suffix}")
+        writer = OutputWriter(local_output, tree=selection.tree)
+        paths = expand_inputs(list(spec.inputs))
+        report.files = [FileReport(path=p) for p in paths]
+        first_columns = None
+        for chunk in iterate_chunks(paths, selection, spec, report.files, sources):
+            if report.first_chunk_s == 0.0:
+                report.first_chunk_s = round(time.perf_counter() - wall0, 4)
+            where = (
+                f"plugin {spec.plugin} on {paths[chunk.file_index]} entries "
+                f"{chunk.start}-{chunk.stop}"
+            )
+            t0 = time.perf_counter()
+            mask = check_mask(
+                _call_plugin(selection, where, "select", chunk.events),
+                len(chunk.events),
+                f"{where}: select()",
+            )
+            selected = chunk.events[mask]
+            columns = _output_columns(selection, selected, where)
+            report.select_s += time.perf_counter() - t0
+            report.io_wait_s += chunk.io_wait
+            writer.write(columns)
+            if first_columns is None:
+                first_columns = columns
+            n_sel = int(np.count_nonzero(mask))
+            entry = report.files[chunk.file_index]
+            entry.events_read += len(chunk.events)
+            entry.events_selected += n_sel
+            if entry.events_read == entry.entries:
+                entry.status = "ok"
+            report.events_read += len(chunk.events)
+            report.events_selected += n_sel
+            if progress is not None:
+                progress(len(chunk.events), sum(f.entries for f in report.files))
+        for entry in report.files:
+            if entry.entries == 0:
+                entry.status = "ok"
+        report.output_bytes = writer.commit()
+        if remote_output:
+            try:
+                from hepstream.io.xrootd import upload
+
+                upload(local_output, spec.output)
+            finally:
+                Path(local_output).unlink(missing_ok=True)
+        report.status = "ok"
+    except BaseException as err:
+        if writer is not None:
+            writer.abort()
+        report.status = "failed"
+        if isinstance(err, HepstreamError):
+            report.error = str(err)
+        elif isinstance(err, KeyboardInterrupt):
+            report.error = "interrupted"
+        else:
+            report.error = f"internal error: {type(err).__name__}: {err}"
+        for entry in report.files:
+            if entry.status == "pending" and entry.events_read:
+                entry.status = "failed"
+        raise
+    finally:
+        _collect_io(report, sources)
+        report.select_s = round(report.select_s, 4)
+        report.io_wait_s = round(report.io_wait_s, 4)
+        report.peak_rss_mb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+        report.finish(time.perf_counter() - wall0, time.process_time() - cpu0)
+        if spec.report:
+            _write_report(report, spec.report)
+    return report
+
+
+def _collect_io(report: JobReport, sources: list[StreamingSource]) -> None:
+    for index, source in enumerate(sources):
+        stats = source.stats
+        report.bytes_read += stats.bytes_read
+        report.requests += stats.requests
+        report.vector_reads += stats.vector_reads
+        report.cache_hits += stats.cache_hits
+        report.cache_misses += stats.cache_misses
+        report.cache_peak_bytes = max(report.cache_peak_bytes, stats.cache_peak)
+        if index < len(report.files):
+            report.files[index].bytes_read = stats.bytes_read
+            report.files[index].requests = stats.requests
+
+
+def _scratch_dir() -> str:
+    return os.environ.get("HEPSTREAM_SCRATCH") or os.environ.get("TMPDIR") or "/tmp"
+
+
+def _write_report(report: JobReport, target: str) -> None:
+    """Write the report locally (atomic) or upload it to a ``root://`` location."""
+    text = report.to_json()
+    if not is_remote(target):
+        try:
+            write_json_atomic(target, text)
+        except OSError as err:
+            raise OutputError(f"cannot write report {target}: {err.strerror}") from None
+        return
+    from hepstream.io.xrootd import upload
+
+    local = Path(_scratch_dir()) / f"hepstream-report-{os.getpid()}.json"
+    write_json_atomic(local, text)
+    try:
+        upload(str(local), target)
+    finally:
+        local.unlink(missing_ok=True)
+
+
+def validate_spec(spec: JobSpec) -> None:
+    """Cheap checks before any I/O: a bad option fails in milliseconds."""
+    if not spec.inputs:
+        raise ConfigError("no input files given; pass one or more paths or root:// URLs")
+    if spec.chunk_bytes < 1:
+        raise ConfigError("chunk size must be at least 1 byte")

@@ -1,0 +1,136 @@
+"""The analyst's plugin API: a ``Selection`` subclass in a Python file.
+
+This interface is stable; the runner, the VM agent and the scheduler depend on it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import inspect
+import sys
+import traceback
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from hepstream.errors import PluginError
+
+
+class Selection:
+    """Base class of a selection plugin.
+
+    Subclass it in a plugin file and set the class attributes; the runner creates one
+    instance per job and calls :meth:`select` once per chunk.
+
+    Attributes
+    ----------
+    tree : str
+        Name of the TTree to read.
+    branches : list of str
+        Branches to read; ``select`` gets an ``awkward.Array`` with these fields.
+    preselect : list of str
+        Optional subset of ``branches`` that :meth:`preselect_mask` needs. When set,
+        the runner reads these first and fetches the other branches only for
+        entry ranges that still hold passing events.
+    """
+
+    tree: ClassVar[str] = "events"
+    branches: ClassVar[list[str]] = []
+    preselect: ClassVar[list[str]] = []
+
+    def select(self, events: Any) -> np.ndarray:
+        """Return a boolean mask, one entry per event, True for events to keep."""
+        raise NotImplementedError
+
+    def preselect_mask(self, events: Any) -> np.ndarray:
+        """Cheap mask on the ``preselect`` branches; False events are never read further."""
+        return np.ones(len(events), dtype=bool)
+
+    def output(self, events: Any) -> dict[str, Any]:
+        """Columns to write for the selected ``events`` (default: every branch read)."""
+        return {name: events[name] for name in events.fields}
+
+
+def _plugin_module_name(path: Path) -> str:
+    digest = hashlib.sha1(str(path).encode()).hexdigest()[:10]
+    return f"hepstream_plugin_{path.stem}_{digest}"
+
+
+def _last_frame_in(path: Path, err: BaseException) -> str:
+    """``file:line`` of the deepest traceback frame inside the plugin, if any."""
+    where = ""
+    for frame in traceback.extract_tb(err.__traceback__):
+        if Path(frame.filename).resolve() == path:
+            where = f" (line {frame.lineno})"
+    return where
+
+
+def load_plugin(path: str | Path) -> Selection:
+    """Import a plugin file and return an instance of its one ``Selection`` subclass."""
+    plugin = Path(path)
+    if not plugin.is_file():
+        raise PluginError(f"plugin {plugin} not found; pass the path of a .py file")
+    resolved = plugin.resolve()
+    name = _plugin_module_name(resolved)
+    spec = importlib.util.spec_from_file_location(name, resolved)
+    if spec is None or spec.loader is None:
+        raise PluginError(f"plugin {plugin} cannot be imported; is it a .py file?")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as err:
+        del sys.modules[name]
+        raise PluginError(
+            f"plugin {plugin} failed to import: {type(err).__name__}: {err}"
+            f"{_last_frame_in(resolved, err)}"
+        ) from err
+    found = [
+        obj
+        for obj in vars(module).values()
+        if inspect.isclass(obj)
+        and issubclass(obj, Selection)
+        and obj is not Selection
+        and obj.__module__ == name
+    ]
+    if len(found) != 1:
+        names = ", ".join(cls.__name__ for cls in found) or "none"
+        raise PluginError(
+            f"plugin {plugin} must define exactly one hepstream.Selection subclass (found: {names})"
+        )
+    cls = found[0]
+    if not isinstance(cls.branches, list | tuple) or not cls.branches:
+        raise PluginError(f"plugin {plugin}: {cls.__name__}.branches must be a non-empty list")
+    if not isinstance(cls.tree, str) or not cls.tree:
+        raise PluginError(f"plugin {plugin}: {cls.__name__}.tree must name a TTree")
+    extra = set(cls.preselect) - set(cls.branches)
+    if extra:
+        raise PluginError(
+            f"plugin {plugin}: preselect branches {sorted(extra)} are not in branches"
+        )
+    try:
+        selection = cls()
+    except Exception as err:
+        raise PluginError(
+            f"plugin {plugin}: {cls.__name__}() failed: {type(err).__name__}: {err}"
+        ) from err
+    selection.__hepstream_path__ = str(plugin)
+    return selection
+
+
+def check_mask(mask: Any, length: int, where: str) -> np.ndarray:
+    """The plugin's mask as a numpy bool array of ``length``, or a PluginError saying why."""
+    try:
+        array = np.asarray(mask)
+    except Exception as err:
+        raise PluginError(f"{where}: mask is not array-like ({type(mask).__name__})") from err
+    if array.dtype != np.bool_:
+        raise PluginError(
+            f"{where}: returned {array.dtype} values; return a numpy bool mask "
+            f"(one True/False per event)"
+        )
+    if array.ndim != 1 or len(array) != length:
+        raise PluginError(f"{where}: returned a mask of shape {array.shape}; expected ({length},)")
+    return array

@@ -1,0 +1,338 @@
+"""Debian's real ``xrootd`` daemon serving a local directory on loopback, for demos and tests.
+
+``/data`` is exported read-only from ``data_dir`` and ``/out`` read-write from ``out_dir``, the
+layout of the paper's central storage, so jobs read inputs and write outputs over ``root://``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import re
+import shutil
+import signal
+import stat
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+from hepstream.errors import ConfigError, InputError
+
+_PORT_RE = re.compile(r"xrootd \S+:(\d+) initialization completed")
+_LIVE: set[XRootDServer] = set()
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Timeouts and identities of the embedded server."""
+
+    user: str = "xrootd"  # Debian's xrootd refuses to run as root; it drops to this account
+    startup_timeout: float = 20.0  # s: the daemon is up in < 1 s; slack for a loaded 2-core VM
+    ping_timeout: int = 2  # s per client ping while waiting for the server to answer
+    stop_timeout: float = 5.0  # s to exit after SIGTERM before it is killed
+    log_tail_lines: int = 15  # lines of the xrootd log quoted when it fails to start
+
+
+class XRootDServer:
+    """An ``xrootd`` process exporting ``/data`` (read-only) and ``/out`` (writable) on loopback.
+
+    Parameters
+    ----------
+    data_dir
+        Directory served read-only as ``/data``.
+    out_dir
+        Directory served writable as ``/out``; default: a fresh directory in the admin dir
+        (removed with it at :meth:`stop` unless ``cleanup=False``).
+    port
+        TCP port; 0 lets the daemon pick a free one (read back from its log).
+    host
+        Address clients use; the daemon itself listens on all IPv4 interfaces (xrootd 5.5 has
+        no bind-address directive) but nothing here ever connects elsewhere.
+    admin_dir
+        Parent of the server's private admin directory (config, log, pid); default: system temp.
+    cleanup
+        Remove the private admin directory when the server stops.
+    config
+        Timeouts and the unprivileged user; defaults to :class:`ServerConfig`.
+    """
+
+    def __init__(
+        self,
+        data_dir: str | Path,
+        out_dir: str | Path | None = None,
+        *,
+        port: int = 0,
+        host: str = "127.0.0.1",
+        admin_dir: str | Path | None = None,
+        cleanup: bool = True,
+        config: ServerConfig | None = None,
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+        self.host = host
+        self.port = port
+        self.cleanup = cleanup
+        self.config = config or ServerConfig()
+        self._admin_parent = Path(admin_dir) if admin_dir is not None else None
+        self.admin_dir: Path | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    # -- public -----------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """``root://HOST:PORT`` without a trailing slash."""
+        return f"root://{self.host}:{self.port}"
+
+    def data_url(self, name: str = "") -> str:
+        """URL of ``name`` under the read-only ``/data`` export."""
+        return f"{self.url}//data/{name}"
+
+    def out_url(self, name: str = "") -> str:
+        """URL of ``name`` under the writable ``/out`` export."""
+        return f"{self.url}//out/{name}"
+
+    @property
+    def pid(self) -> int | None:
+        """Process id of the running daemon, or None."""
+        return self._proc.pid if self._proc is not None else None
+
+    @property
+    def log_path(self) -> Path | None:
+        """The daemon's log file."""
+        return self.admin_dir / "xrootd.log" if self.admin_dir is not None else None
+
+    @property
+    def running(self) -> bool:
+        """True while the daemon process is alive."""
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self) -> XRootDServer:
+        """Write the config, start the daemon and wait until it answers a ping."""
+        if self.running:
+            return self
+        binary = shutil.which("xrootd")
+        if binary is None:
+            raise ConfigError(
+                "xrootd not found: apt-get install -y xrootd-server (make test does this)"
+            )
+        ident = _daemon_identity(self.config.user)
+        data_dir = self._checked_data_dir(ident)
+        self.admin_dir = self._make_admin_dir(ident)
+        out_dir = self._checked_out_dir(ident)
+        root = self.admin_dir / "root"
+        root.mkdir()
+        (root / "data").symlink_to(data_dir, target_is_directory=True)
+        (root / "out").symlink_to(out_dir, target_is_directory=True)
+        root.chmod(0o755)
+        cfg_path = self.admin_dir / "xrootd.cfg"
+        cfg_path.write_text(_config_text(self.port, root, self.admin_dir))
+        cfg_path.chmod(0o644)
+        cmd = [binary, "-c", str(cfg_path), "-l", str(self.log_path), "-I", "v4"]
+        if ident is not None:
+            cmd += ["-R", self.config.user]
+        with open(self.admin_dir / "stdout.txt", "wb") as sink:
+            self._proc = subprocess.Popen(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # own process group: stop() signals it as a whole
+            )
+        _LIVE.add(self)
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Terminate the daemon (and its process group), wait, remove the admin dir."""
+        proc, self._proc = self._proc, None
+        _LIVE.discard(self)
+        if proc is not None and proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=self.config.stop_timeout)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        if self.cleanup and self.admin_dir is not None:
+            shutil.rmtree(self.admin_dir, ignore_errors=True)
+            self.admin_dir = None
+
+    def __enter__(self) -> XRootDServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"XRootDServer({str(self.data_dir)!r}, url={self.url!r}, pid={self.pid})"
+
+    # -- private ----------------------------------------------------------------------------
+
+    def _checked_data_dir(self, ident: tuple[int, set[int]] | None) -> Path:
+        data = self.data_dir.resolve()
+        if not data.is_dir():
+            raise ConfigError(f"cannot serve {self.data_dir}: not a directory")
+        if not _can(data, ident, os.R_OK | os.X_OK):
+            raise ConfigError(
+                f"cannot serve {self.data_dir}: not readable by the '{self.config.user}' user the "
+                f"daemon runs as; chmod a+rx it and its parent directories"
+            )
+        return data
+
+    def _checked_out_dir(self, ident: tuple[int, set[int]] | None) -> Path:
+        assert self.admin_dir is not None
+        if self.out_dir is None:
+            self.out_dir = self.admin_dir / "out"
+            self.out_dir.mkdir(mode=0o755)
+            _give(self.out_dir, ident)
+        out = self.out_dir.resolve()
+        if not out.is_dir():
+            raise ConfigError(f"cannot serve {self.out_dir} as /out: not a directory; create it")
+        if not _can(out, ident, os.R_OK | os.W_OK | os.X_OK):
+            raise ConfigError(
+                f"cannot serve {self.out_dir} as /out: not writable by the '{self.config.user}' "
+                f"user; chown {self.config.user} it (or chmod a+rwx) and make its parents a+x"
+            )
+        return out
+
+    def _make_admin_dir(self, ident: tuple[int, set[int]] | None) -> Path:
+        parent = self._admin_parent
+        if parent is not None:
+            parent.mkdir(parents=True, exist_ok=True)
+        admin = Path(tempfile.mkdtemp(prefix="hepstream-xrootd-", dir=parent))
+        admin.chmod(0o755)
+        _give(admin, ident)
+        if not _can(admin, ident, os.W_OK | os.X_OK):
+            shutil.rmtree(admin, ignore_errors=True)
+            raise ConfigError(
+                f"admin dir {admin} is not reachable by the '{self.config.user}' user: "
+                f"choose an admin_dir whose parents are a+x (e.g. under /tmp)"
+            )
+        return admin
+
+    def _wait_ready(self) -> None:
+        from XRootD import client
+
+        deadline = time.monotonic() + self.config.startup_timeout
+        last = "no answer"
+        while time.monotonic() < deadline:
+            assert self._proc is not None
+            if self._proc.poll() is not None:
+                raise InputError(
+                    f"xrootd exited with code {self._proc.returncode} at start; log: "
+                    f"{self._log_tail()}"
+                )
+            # wait for the daemon's own "initialization completed" line before the first ping:
+            # a refused connection would put the client's channel to that port in error state
+            match = _PORT_RE.search(self._log_text())
+            if match is None:
+                time.sleep(0.05)
+                continue
+            self.port = int(match.group(1))
+            status, _ = client.FileSystem(self.url).ping(timeout=self.config.ping_timeout)
+            if status.ok:
+                return
+            last = status.message
+            time.sleep(0.1)
+        raise InputError(
+            f"xrootd at {self.url} did not answer within {self.config.startup_timeout:.0f} s "
+            f"({last}); log: {self._log_tail()}"
+        )
+
+    def _log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace") if self.log_path else ""
+        except FileNotFoundError:
+            return ""
+
+    def _log_tail(self) -> str:
+        text = self._log_text()
+        if self.admin_dir is not None and (self.admin_dir / "stdout.txt").exists():
+            text += (self.admin_dir / "stdout.txt").read_text(errors="replace")
+        lines = [line for line in text.splitlines() if line.strip()]
+        return " | ".join(lines[-self.config.log_tail_lines :]) or "(empty)"
+
+
+def _config_text(port: int, root: Path, admin: Path) -> str:
+    """The daemon's configuration: two exports under one local root, no DNS lookups."""
+    return "\n".join(
+        [
+            f"xrd.port {port or 'any'}",
+            "xrd.network nodnr",  # never resolve client names: loopback tests need no DNS
+            "all.export /data r/o",
+            "all.export /out",
+            f"oss.localroot {root}",
+            f"all.adminpath {admin}",
+            f"all.pidpath {admin}",
+            "",
+        ]
+    )
+
+
+def _daemon_identity(user: str) -> tuple[int, set[int]] | None:
+    """(uid, gids) the daemon will run as when we are root, None when it runs as ourselves."""
+    if os.geteuid() != 0:
+        return None
+    import grp
+    import pwd
+
+    try:
+        entry = pwd.getpwnam(user)
+    except KeyError:
+        raise ConfigError(
+            f"user '{user}' does not exist: apt-get install -y xrootd-server creates it"
+        ) from None
+    gids = {entry.pw_gid} | {g.gr_gid for g in grp.getgrall() if user in g.gr_mem}
+    return entry.pw_uid, gids
+
+
+def _give(path: Path, ident: tuple[int, set[int]] | None) -> None:
+    """Hand a directory we created to the daemon's user (when we are root)."""
+    if ident is not None:
+        os.chown(path, ident[0], -1)
+
+
+def _can(path: Path, ident: tuple[int, set[int]] | None, want: int) -> bool:
+    """Whether the daemon's user may access ``path`` (``want`` of R/W/X) and traverse parents."""
+    if ident is None:
+        return os.access(path, want)
+    uid, gids = ident
+    parents = [p for p in reversed(path.parents)]
+    checks = [(p, os.X_OK) for p in parents] + [(path, want)]
+    for p, bits in checks:
+        st = p.stat()
+        if st.st_uid == uid:
+            shift = 6
+        elif st.st_gid in gids:
+            shift = 3
+        else:
+            shift = 0
+        granted = (st.st_mode >> shift) & 0o7
+        if granted & bits != bits:
+            return False
+        if not stat.S_ISDIR(st.st_mode):
+            return False
+    return True
+
+
+@atexit.register
+def _stop_all() -> None:
+    """No leaked daemons: stop every server still running when the interpreter exits."""
+    for server in list(_LIVE):
+        server.stop()

@@ -1,0 +1,139 @@
+"""Reduced output: ROOT TTree (uproot) or Parquet, written to a temp name, renamed on success."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import awkward as ak
+import numpy as np
+
+from hepstream.errors import ConfigError, OutputError
+
+FORMATS = (".root", ".parquet")
+
+
+def _as_array(value: Any) -> Any:
+    """numpy for flat columns without missing values, awkward for everything else."""
+    if isinstance(value, np.ndarray):
+        return value
+    array = ak.Array(value)
+    if array.ndim == 1:
+        try:
+            return ak.to_numpy(array, allow_missing=False)
+        except ValueError:
+            return array
+    return array
+
+
+def group_columns(columns: dict[str, Any]) -> dict[str, Any]:
+    """Group jagged ``prefix_field`` columns with equal counts into one record per prefix.
+
+    uproot then writes one counter branch ``nprefix`` and branches ``prefix_field``,
+    the layout the input had. Flat counters duplicated by a group are dropped.
+    """
+    arrays = {name: _as_array(value) for name, value in columns.items()}
+    groups: dict[str, dict[str, ak.Array]] = {}
+    flat: dict[str, Any] = {}
+    for name, array in arrays.items():
+        if isinstance(array, ak.Array) and array.ndim > 1 and "_" in name:
+            prefix, rest = name.split("_", 1)
+            groups.setdefault(prefix, {})[rest] = array
+        else:
+            flat[name] = array
+    out: dict[str, Any] = {}
+    for prefix, fields in groups.items():
+        counts = [ak.num(a, axis=1) for a in fields.values()]
+        if all(ak.array_equal(counts[0], c) for c in counts[1:]):
+            out[prefix] = ak.zip(fields, depth_limit=2)
+            flat.pop(f"n{prefix}", None)
+        else:
+            out.update({f"{prefix}_{k}": v for k, v in fields.items()})
+    out.update(flat)
+    return out
+
+
+class OutputWriter:
+    """Writes chunks of columns to a temp file; :meth:`commit` renames it into place."""
+
+    def __init__(self, path: str | Path, tree: str = "events") -> None:
+        self.path = Path(path)
+        self.tree = tree
+        self.suffix = self.path.suffix.lower()
+        if self.suffix not in FORMATS:
+            raise ConfigError(
+                f"output {self.path}: unknown format {self.suffix or '(none)'}; use .root or .parquet"
+            )
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(
+                prefix=f".{self.path.name}.", suffix=".part", dir=self.path.parent
+            )
+            os.close(fd)
+        except OSError as err:
+            raise OutputError(
+                f"cannot write output in {self.path.parent}: {err.strerror}; choose a writable path"
+            ) from None
+        self.tmp = Path(tmp)
+        self._file: Any = None
+        self._parquet: Any = None
+        self._schema: Any = None
+        self.entries = 0
+
+    def write(self, columns: dict[str, Any]) -> None:
+        """Append one chunk of selected events (every column the same length)."""
+        if self.suffix == ".root":
+            self._write_root(group_columns(columns))
+        else:
+            self._write_parquet(columns)
+
+    def _write_root(self, columns: dict[str, Any]) -> None:
+        import uproot
+
+        length = len(next(iter(columns.values())))
+        if self._file is None:
+            self._file = uproot.recreate(self.tmp)
+            types = {
+                name: (value.dtype if isinstance(value, np.ndarray) else value.type)
+                for name, value in columns.items()
+            }
+            self._file.mktree(self.tree, types)
+        if length:
+            self._file[self.tree].extend(columns)
+            self.entries += length
+
+    def _write_parquet(self, columns: dict[str, Any]) -> None:
+        import pyarrow.parquet as pq
+
+        table = ak.to_arrow_table(ak.zip(dict(columns), depth_limit=1), extensionarray=False)
+        if self._parquet is None:
+            self._schema = table.schema
+            self._parquet = pq.ParquetWriter(self.tmp, self._schema, compression="zstd")
+        if table.num_rows:
+            self._parquet.write_table(table.cast(self._schema))
+            self.entries += table.num_rows
+
+    def commit(self, empty_columns: dict[str, Any] | None = None) -> int:
+        """Close and rename into place; returns the output size in bytes."""
+        if self._file is None and self._parquet is None and empty_columns is not None:
+            self.write(empty_columns)
+        self._close()
+        os.replace(self.tmp, self.path)
+        return self.path.stat().st_size
+
+    def abort(self) -> None:
+        """Close and delete the temp file; nothing reaches the final path."""
+        try:
+            self._close()
+        finally:
+            self.tmp.unlink(missing_ok=True)
+
+    def _close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        if self._parquet is not None:
+            self._parquet.close()
+            self._parquet = None

@@ -1,0 +1,61 @@
+"""Shared session fixtures: synthetic samples on disk and one xrootd daemon serving them."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from hepstream.serve import XRootDServer
+
+# Small enough to generate in a couple of seconds, large enough for several baskets per file.
+SAMPLE_FILES = {
+    "tau1n_mc_000.root": ("tau1n-mc", 20_000, "zlib"),
+    "tau1n_data_000.root": ("tau1n-data", 20_000, "zlib"),
+    "tau11_mc_000.root": ("tau11-mc", 5_000, "lz4"),
+}
+
+
+@pytest.fixture(scope="session")
+def sample_dir() -> Iterator[Path]:
+    """World-traversable directory with the three synthetic samples (the daemon's user reads it)."""
+    from hepstream.generate import generate_sample
+
+    base = Path(tempfile.mkdtemp(prefix="hepstream-samples-"))
+    base.chmod(0o755)
+    try:
+        for i, (name, (kind, n_events, codec)) in enumerate(SAMPLE_FILES.items()):
+            path = generate_sample(
+                base / name,
+                kind,
+                n_events,
+                seed=100 + i,
+                compression=codec,
+                events_per_basket=5_000 if n_events > 5_000 else 1_000,
+            )
+            path.chmod(0o644)
+        yield base
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def xrootd_server(sample_dir: Path) -> Iterator[XRootDServer]:
+    """One ``XRootDServer(sample_dir)`` on 127.0.0.1 for the whole session."""
+    from hepstream.serve import XRootDServer
+
+    with XRootDServer(sample_dir) as server:
+        yield server
+
+
+@pytest.fixture
+def out_dir(tmp_path: Path) -> Path:
+    """A fresh output directory on local disk."""
+    path = tmp_path / "out"
+    path.mkdir()
+    return path

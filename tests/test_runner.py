@@ -1,0 +1,130 @@
+import json
+import sys
+from pathlib import Path
+
+import awkward as ak
+import pyarrow.parquet as pq
+import pytest
+import uproot
+
+from hepstream.io import StreamConfig
+from hepstream.runner import JobSpec, run_job
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+PLUGIN = str(EXAMPLES / "tau1n.py")
+sys.path.insert(0, str(EXAMPLES))
+from tau1n_awkward import tau1n_mask  # noqa: E402
+
+BRANCHES = [
+    "run",
+    "event",
+    "thrust",
+    "missing_pt",
+    "trk_p",
+    "trk_charge",
+    "trk_pid_e",
+    "trk_pid_mu",
+]
+REPORT_FIELDS = {
+    "events_read", "events_selected", "bytes_read", "requests", "wall_s", "cpu_s",
+    "events_per_s", "kb_per_s", "cache_hits", "cache_misses", "site", "files",
+    "hepstream_version", "status",
+}  # fmt: skip
+
+
+def _expected(path):
+    events = uproot.open(path)["events"].arrays(library="ak")
+    return events[tau1n_mask(events)]
+
+
+def _written(path):
+    return uproot.open(path)["events"].arrays(BRANCHES, library="ak")
+
+
+@pytest.mark.xrootd
+def test_streamed_and_local_runs_write_identical_outputs(sample_dir, xrootd_server, out_dir):
+    name = "tau1n_data_000.root"
+    local = run_job(
+        JobSpec(PLUGIN, (str(sample_dir / name),), str(out_dir / "local.root"), site="disk")
+    )
+    streamed = run_job(
+        JobSpec(
+            PLUGIN,
+            (xrootd_server.data_url(name),),
+            str(out_dir / "streamed.root"),
+            report=str(out_dir / "report.json"),
+            site="loopback",
+            chunk_bytes=1 << 20,  # several chunks: exercises the prefetch pipeline
+        )
+    )
+    expected = _expected(sample_dir / name)
+    assert local.events_selected == streamed.events_selected == len(expected)
+    assert 0 < len(expected) < local.events_read
+    assert ak.array_equal(_written(out_dir / "local.root"), _written(out_dir / "streamed.root"))
+    assert ak.array_equal(_written(out_dir / "streamed.root"), expected[BRANCHES])
+
+    report = json.loads((out_dir / "report.json").read_text())
+    assert report.keys() >= REPORT_FIELDS
+    assert report["status"] == "ok"
+    assert report["site"] == "loopback"
+    assert report["events_read"] == uproot.open(sample_dir / name)["events"].num_entries
+    assert report["bytes_read"] > 0
+    assert report["requests"] > 0
+    assert report["files"][0]["status"] == "ok"
+    assert report["cache_peak_bytes"] <= StreamConfig().cache
+
+
+def test_parquet_output_holds_the_same_events(sample_dir, out_dir):
+    inputs = (str(sample_dir / "tau1n_mc_000.root"),)
+    run_job(JobSpec(PLUGIN, inputs, str(out_dir / "sel.root")))
+    run_job(JobSpec(PLUGIN, inputs, str(out_dir / "sel.parquet")))
+    from_root = _written(out_dir / "sel.root")
+    from_parquet = ak.from_arrow(pq.read_table(out_dir / "sel.parquet"))
+    assert len(from_root) == len(from_parquet) > 0
+    for field in BRANCHES:
+        assert ak.to_list(from_root[field]) == ak.to_list(from_parquet[field])
+
+
+def test_many_inputs_are_concatenated_in_order(sample_dir, out_dir):
+    inputs = (str(sample_dir / "tau1n_mc_000.root"), str(sample_dir / "tau11_mc_000.root"))
+    report = run_job(JobSpec(PLUGIN, inputs, str(out_dir / "both.root"), chunk_bytes=1 << 20))
+    expected = ak.concatenate([_expected(p)[BRANCHES] for p in inputs])
+    assert ak.array_equal(_written(out_dir / "both.root"), expected)
+    assert [f.events_selected for f in report.files] == [len(_expected(p)) for p in inputs]
+
+
+@pytest.mark.xrootd
+def test_remote_output_is_uploaded_and_verified(sample_dir, xrootd_server, out_dir):
+    name = "tau11_mc_000.root"
+    run_job(
+        JobSpec(
+            PLUGIN,
+            (xrootd_server.data_url(name),),
+            xrootd_server.out_url("user/tau11.root"),
+            report=xrootd_server.out_url("user/tau11.json"),
+        )
+    )
+    served = Path(xrootd_server.out_dir)
+    assert ak.array_equal(
+        _written(served / "user" / "tau11.root"), _expected(sample_dir / name)[BRANCHES]
+    )
+    assert json.loads((served / "user" / "tau11.json").read_text())["status"] == "ok"
+    assert not list(served.glob("user/*.part"))
+
+
+def test_empty_selection_still_writes_a_valid_tree(sample_dir, out_dir, tmp_path):
+    plugin = tmp_path / "none.py"
+    plugin.write_text(
+        "import numpy as np, hepstream\n"
+        "class Nothing(hepstream.Selection):\n"
+        "    branches = ['thrust', 'trk_p']\n"
+        "    def select(self, events):\n"
+        "        return np.zeros(len(events), dtype=bool)\n"
+    )
+    report = run_job(
+        JobSpec(str(plugin), (str(sample_dir / "tau11_mc_000.root"),), str(out_dir / "e.root"))
+    )
+    assert report.events_selected == 0
+    tree = uproot.open(out_dir / "e.root")["events"]
+    assert tree.num_entries == 0
+    assert {"thrust", "trk_p"} <= set(tree.keys())

@@ -1,0 +1,111 @@
+"""Build the image, boot it under QEMU/TCG and run examples/tau1n.py over root://.
+
+The VM reads the session's xrootd through guestfwd (10.0.2.100:1094 -> 127.0.0.1:port),
+uploads its output and report there, and powers off; the output must equal a native
+``hepstream run`` of the same job. GRUB boot and direct kernel boot (of a derived overlay
+holding the plugin) are both exercised; events/s and boot times are printed, not asserted.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from vmimage.bench import GUEST_XROOTD_PORT, guest_url, native_run, read_output, wait_agent
+from vmimage.build import build_image
+from vmimage.config import BuildConfig, cache_root
+from vmimage.derive import derive_image
+from vmimage.qemu import KernelBoot, start_vm
+from vmimage.testing import PROJECT_DIR, build_test_image
+
+pytestmark = [pytest.mark.vm, pytest.mark.slow]
+
+TAU1N = PROJECT_DIR / "examples" / "tau1n.py"
+SAMPLE = "tau1n_mc_000.root"
+VM_TIMEOUT_S = 900  # TCG boot + numba JIT + job on 2 shared cores; a hang fails, not blocks
+
+
+@pytest.fixture(scope="session")
+def image() -> Path:
+    res = build_image(PROJECT_DIR, BuildConfig(cache_dir=cache_root()))
+    print(
+        f"\nimage {res.image}: {res.size_bytes / 2**20:.0f} MiB, build {res.build_s:.1f} s, "
+        f"steps {json.dumps({k: round(v, 1) for k, v in res.steps.items()})}, "
+        f"cached {res.cached}"
+    )
+    return res.image
+
+
+@pytest.fixture(scope="session")
+def native(xrootd_server, tmp_path_factory) -> dict:
+    work = tmp_path_factory.mktemp("native")
+    report = native_run(
+        TAU1N, [xrootd_server.data_url(SAMPLE)], work / "native.root", work / "native.json"
+    )
+    return {"report": report, "output": read_output(work / "native.root")}
+
+
+def _run_in_vm(disk, job, workdir, xrootd_server, kernel=None):
+    vm = start_vm(
+        disk,
+        job=job,
+        workdir=workdir,
+        forwards={GUEST_XROOTD_PORT: xrootd_server.port},
+        kernel=kernel,
+    )
+    boot_s, total_s = wait_agent(vm, VM_TIMEOUT_S)
+    serial = vm.serial_log.read_text(errors="replace")
+    assert vm.agent_status() == "ok", serial[-3000:]
+    assert vm.agent_lines()[-1] == "done status=ok"
+    return vm, boot_s, total_s
+
+
+def _job(xrootd_server, name, **kw):
+    return {
+        "inputs": [guest_url(xrootd_server.data_url(SAMPLE))],
+        "output": guest_url(xrootd_server.out_url(f"{name}.root")),
+        "report": guest_url(xrootd_server.out_url(f"{name}.json")),
+        "site": f"vm-{name}",
+        "owner": "tests",
+        **kw,
+    }
+
+
+def test_build_test_image_is_idempotent(image):
+    assert build_test_image(cache_root()) == image
+
+
+def test_grub_boot_runs_tau1n_like_native(image, native, xrootd_server, tmp_path):
+    job = _job(xrootd_server, "grub", plugin_source=TAU1N.read_text())
+    vm, boot_s, total_s = _run_in_vm(image, job, tmp_path / "vm", xrootd_server)
+    out_dir = Path(xrootd_server.out_dir)
+    report = json.loads((out_dir / "grub.json").read_text())
+    assert report["status"] == "ok"
+    assert report["site"] == "vm-grub"
+    assert report["events_read"] == native["report"]["events_read"]
+    assert read_output(out_dir / "grub.root") == native["output"]
+    assert "Booting `hepstream'" in vm.serial_log.read_text(errors="replace")  # went through GRUB
+    nat = native["report"]["events_per_s"]
+    print(
+        f"\nGRUB boot: agent after {boot_s:.1f} s, VM total {total_s:.1f} s; events/s "
+        f"VM {report['events_per_s']:.0f} vs native {nat:.0f} "
+        f"(ratio {report['events_per_s'] / nat:.3f}, TCG emulation)"
+    )
+
+
+def test_derived_overlay_direct_kernel_boot(image, native, xrootd_server, tmp_path):
+    derived = derive_image(image, [TAU1N], tmp_path / "user.qcow2", scratch_dir=tmp_path)
+    assert derived.size_bytes < 16 << 20
+    job = _job(xrootd_server, "direct", plugin=derived.plugins[0])
+    _vm, boot_s, total_s = _run_in_vm(
+        derived.image, job, tmp_path / "vm", xrootd_server, kernel=KernelBoot.for_image(image)
+    )
+    out_dir = Path(xrootd_server.out_dir)
+    assert json.loads((out_dir / "direct.json").read_text())["status"] == "ok"
+    assert read_output(out_dir / "direct.root") == native["output"]
+    print(
+        f"\nderived overlay {derived.size_bytes / 2**20:.1f} MiB in {derived.derive_s:.1f} s; "
+        f"direct kernel boot: agent after {boot_s:.1f} s, VM total {total_s:.1f} s"
+    )

@@ -1,0 +1,1 @@
+"""Build bootable VM images that carry the hepstream runtime."""
