@@ -5,6 +5,8 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 
+import numpy as np
+
 
 def plan_chunks(cluster_offsets: Sequence[int], entries_per_chunk: int) -> list[tuple[int, int]]:
     """Entry ranges built from whole clusters, each about ``entries_per_chunk`` long.
@@ -37,3 +39,21 @@ def entries_for_bytes(target_bytes: int, bytes_per_entry: float, limit: int) -> 
     if bytes_per_entry <= 0:
         return max(1, limit)
     return int(max(1, min(limit, target_bytes // bytes_per_entry)))
+
+
+def passing_spans(boundaries: Sequence[int], mask: np.ndarray) -> list[tuple[int, int]]:
+    """Entry ranges of the clusters that hold at least one passing event, merged.
+
+    ``boundaries`` are the cluster edges of one chunk (absolute entries, first to last);
+    ``mask`` has one value per entry of the chunk. Clusters with no passing event are
+    never read beyond the preselection branches.
+    """
+    origin = boundaries[0]
+    spans: list[tuple[int, int]] = []
+    for lo, hi in itertools.pairwise(boundaries):
+        if mask[lo - origin : hi - origin].any():
+            if spans and spans[-1][1] == lo:
+                spans[-1] = (spans[-1][0], hi)
+            else:
+                spans.append((lo, hi))
+    return spans

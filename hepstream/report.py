@@ -22,8 +22,11 @@ class FileReport:
     entries: int = 0
     events_read: int = 0
     events_selected: int = 0
+    events_preselected: int = 0
+    clusters_skipped: int = 0
     bytes_read: int = 0
     requests: int = 0
+    clusters_skipped: int = 0
     error: str | None = None
 
 
@@ -42,6 +45,8 @@ class JobReport:
     site: str = "local"
     events_read: int = 0
     events_selected: int = 0
+    events_preselected: int = 0
+    clusters_skipped: int = 0
     bytes_read: int = 0
     requests: int = 0
     vector_reads: int = 0

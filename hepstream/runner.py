@@ -7,6 +7,7 @@ waiting, so memory stays bounded whatever the input size.
 
 from __future__ import annotations
 
+import itertools
 import os
 import queue
 import resource
@@ -23,7 +24,7 @@ import numpy as np
 from hepstream.errors import ConfigError, HepstreamError, InputError, OutputError, PluginError
 from hepstream.io import StreamConfig, StreamingSource, expand_inputs, is_remote
 from hepstream.io.config import MIB
-from hepstream.plan import entries_for_bytes, plan_chunks
+from hepstream.plan import entries_for_bytes, passing_spans, plan_chunks
 from hepstream.report import FileReport, JobReport, write_json_atomic
 from hepstream.selection import Selection, check_mask, load_plugin
 
@@ -50,7 +51,7 @@ class _Chunk:
     file_index: int
     start: int
     stop: int
-    events: Any
+    events: Any  # the events that passed preselection (all of them without one)
     io_wait: float
 
 
@@ -123,21 +124,20 @@ def _read_chunks(
                     1, tree.num_entries
                 )
                 entries = entries_for_bytes(spec.chunk_bytes, per_entry, tree.num_entries)
-                for start, stop_ in plan_chunks(tree.common_entry_offsets(), entries):
+                offsets = tree.common_entry_offsets()
+                # Preselection pays only when whole clusters die; once a chunk keeps every
+                # cluster alive, the rest of the file is read in one pass instead.
+                use_preselect = bool(selection.preselect)
+                for start, stop_ in plan_chunks(offsets, entries):
                     began = time.perf_counter()
-                    try:
-                        events = tree.arrays(
-                            branches, entry_start=start, entry_stop=stop_, library="ak"
+                    if use_preselect:
+                        events, skipped = _read_preselected(
+                            selection, spec, tree, path, offsets, start, stop_
                         )
-                    except HepstreamError:
-                        raise
-                    except (OSError, ValueError, zlib.error, RuntimeError) as err:
-                        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
-                        raise InputError(
-                            f"{path}: cannot read entries {start}-{stop_} "
-                            f"({type(err).__name__}: {first}); the file may be corrupt, "
-                            f"copy it again"
-                        ) from err
+                        files[index].clusters_skipped += skipped
+                        use_preselect = skipped > 0
+                    else:
+                        events = _read_range(tree, path, branches, start, stop_)
                     if not put(_Chunk(index, start, stop_, events, time.perf_counter() - began)):
                         return
             finally:
@@ -145,6 +145,57 @@ def _read_chunks(
         put(_DONE)
     except BaseException as err:
         put(err)
+
+
+def _read_range(tree, path: str, names: list[str], start: int, stop: int):
+    """Branches ``names`` for entries ``[start, stop)``; damaged data is an InputError."""
+    try:
+        return tree.arrays(names, entry_start=start, entry_stop=stop, library="ak")
+    except HepstreamError:
+        raise
+    except (OSError, ValueError, zlib.error, RuntimeError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise InputError(
+            f"{path}: cannot read entries {start}-{stop} ({type(err).__name__}: {first}); "
+            f"the file may be corrupt, copy it again"
+        ) from err
+
+
+def _read_preselected(selection: Selection, spec: JobSpec, tree, path, offsets, start, stop):
+    """Read the cheap branches, preselect, then the rest only for clusters still alive."""
+    import awkward as ak
+
+    cheap = list(selection.preselect)
+    rest = [b for b in selection.branches if b not in cheap]
+    pre = _read_range(tree, path, cheap, start, stop)
+    where = f"plugin {spec.plugin} on {path} entries {start}-{stop}"
+    premask = check_mask(
+        _call_plugin(selection, where, "preselect_mask", pre), len(pre),
+        f"{where}: preselect_mask()",
+    )  # fmt: skip
+    boundaries = [start, *(o for o in offsets if start < o < stop), stop]
+    spans = passing_spans(boundaries, premask)
+    index = (
+        np.concatenate([np.arange(lo, hi) for lo, hi in spans]) - start
+        if spans
+        else np.zeros(0, np.int64)
+    )
+    keep = premask[index]
+    if spans and rest:
+        parts = [_read_range(tree, path, rest, lo, hi) for lo, hi in spans]
+        later = parts[0] if len(parts) == 1 else ak.concatenate(parts)
+    else:  # nothing survives: zero entries still carry the branch types
+        later = _read_range(tree, path, rest, start, start) if rest else None
+    fields = {}
+    for name in selection.branches:
+        if name in cheap:
+            fields[name] = pre[name][index][keep]
+        else:
+            fields[name] = later[name][keep]
+    skipped = sum(
+        1 for lo, hi in itertools.pairwise(boundaries) if not premask[lo - start : hi - start].any()
+    )
+    return ak.zip(fields, depth_limit=1), skipped
 
 
 def _call_plugin(selection: Selection, where: str, method: str, *args):
@@ -253,14 +304,16 @@ def run_job(spec: JobSpec, progress: Callable[[int, int], None] | None = None) -
                 first_columns = columns
             n_sel = int(np.count_nonzero(mask))
             entry = report.files[chunk.file_index]
-            entry.events_read += len(chunk.events)
+            entry.events_read += chunk.stop - chunk.start
             entry.events_selected += n_sel
             if entry.events_read == entry.entries:
                 entry.status = "ok"
-            report.events_read += len(chunk.events)
+            report.events_read += chunk.stop - chunk.start
+            report.events_preselected += len(chunk.events)
+            report.clusters_skipped = sum(f.clusters_skipped for f in report.files)
             report.events_selected += n_sel
             if progress is not None:
-                progress(len(chunk.events), sum(f.entries for f in report.files))
+                progress(chunk.stop - chunk.start, sum(f.entries for f in report.files))
         for entry in report.files:
             if entry.entries == 0:
                 entry.status = "ok"

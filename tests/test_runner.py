@@ -128,3 +128,39 @@ def test_empty_selection_still_writes_a_valid_tree(sample_dir, out_dir, tmp_path
     tree = uproot.open(out_dir / "e.root")["events"]
     assert tree.num_entries == 0
     assert {"thrust", "trk_p"} <= set(tree.keys())
+
+
+PRESELECT_PLUGIN = """
+import numpy as np, hepstream
+
+class Sparse(hepstream.Selection):
+    branches = ["event", "thrust", "trk_p", "clus_e"]
+    preselect = {preselect}
+
+    def preselect_mask(self, events):
+        return (events.event.to_numpy() % 20000) < 300   # only the first cluster survives
+
+    def select(self, events):
+        return ((events.event.to_numpy() % 20000) < 300) & (events.thrust.to_numpy() > 0.8)
+"""
+
+
+def test_preselection_skips_dead_clusters_and_changes_nothing(sample_dir, out_dir, tmp_path):
+    results = {}
+    for name, preselect in [("plain", []), ("pre", ["event"])]:
+        plugin = tmp_path / f"{name}.py"
+        plugin.write_text(PRESELECT_PLUGIN.format(preselect=preselect))
+        results[name] = run_job(
+            JobSpec(
+                str(plugin), (str(sample_dir / "tau1n_mc_000.root"),), str(out_dir / f"{name}.root")
+            )
+        )
+    plain, pre = results["plain"], results["pre"]
+    assert plain.events_selected == pre.events_selected > 0
+    assert pre.clusters_skipped > 0
+    assert plain.clusters_skipped == 0
+    assert pre.bytes_read < plain.bytes_read / 2
+    fields = ["event", "thrust", "trk_p", "clus_e"]
+    a = uproot.open(out_dir / "plain.root")["events"].arrays(fields)
+    b = uproot.open(out_dir / "pre.root")["events"].arrays(fields)
+    assert ak.array_equal(a, b)

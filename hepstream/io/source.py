@@ -207,7 +207,9 @@ class _Assembly:
         try:
             pieces = []
             for request, done in self.deps:
-                for (seg_start, seg_stop), data in zip(request.segments, done.result(), strict=True):
+                for (seg_start, seg_stop), data in zip(
+                    request.segments, done.result(), strict=True
+                ):
                     if seg_start < self.stop and seg_stop > self.start:
                         lo, hi = max(self.start, seg_start), min(self.stop, seg_stop)
                         pieces.append((lo, data[lo - seg_start : hi - seg_start]))

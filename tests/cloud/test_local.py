@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -135,6 +136,11 @@ def test_restarted_driver_finds_running_vm_by_its_files(tmp_path):
     fake_qemu = tmp_path / "qemu-standin"
     shutil.copy("/bin/sleep", fake_qemu)
     proc = subprocess.Popen([str(fake_qemu), "300"])
+    cmdline = Path(f"/proc/{proc.pid}/cmdline")
+    for _ in range(100):  # under load the child may not have exec'd yet
+        if b"qemu-standin" in cmdline.read_bytes():
+            break
+        time.sleep(0.05)
     try:
         driver = LocalQemuDriver(Cloud("local", 1, driver="local"), "s", workdir=tmp_path)
         vmdir = driver.workdir / "s-1"
