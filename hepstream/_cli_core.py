@@ -33,8 +33,13 @@ def run(
         str, typer.Option("--readahead", help="Read-ahead window, e.g. 1M, 256k, 0 to disable.")
     ] = "1M",
     cache: Annotated[
-        str, typer.Option("--cache", help="Read-ahead cache bound, e.g. 10M; never exceeded.")
-    ] = "10M",
+        str | None,
+        typer.Option(
+            "--cache",
+            help="Cache bound, e.g. 10M; never exceeded. Default: sized from the basket "
+            "layout (one chunk plus the prefetched next one), at least 10M.",
+        ),
+    ] = None,
     chunk: Annotated[
         str, typer.Option("--chunk", help="Uncompressed bytes per chunk (cluster aligned).")
     ] = "8M",
@@ -61,7 +66,9 @@ def run(
     from hepstream.report import print_summary
     from hepstream.runner import JobSpec, run_job, validate_spec
 
-    stream = StreamConfig(readahead=parse_size(readahead), cache=parse_size(cache))
+    stream = StreamConfig(readahead=parse_size(readahead))
+    if cache is not None:
+        stream = StreamConfig(readahead=stream.readahead, cache=parse_size(cache))
     spec = JobSpec(
         plugin=plugin,
         inputs=tuple(inputs),
@@ -71,6 +78,7 @@ def run(
         stream=stream,
         chunk_bytes=parse_size(chunk),
         prefetch=prefetch,
+        auto_cache=cache is None,
     )
     validate_spec(spec)
     job_report = None

@@ -57,3 +57,17 @@ def passing_spans(boundaries: Sequence[int], mask: np.ndarray) -> list[tuple[int
             else:
                 spans.append((lo, hi))
     return spans
+
+
+#: An automatically sized cache never grows past this, whatever the layout.
+AUTO_CACHE_MAX = 256 << 20
+
+
+def cache_for_layout(chunk_bytes: Sequence[int], base) -> int:
+    """Cache bound that holds the chunk being read plus the next one prefetched.
+
+    ``chunk_bytes`` are the compressed basket bytes of each planned chunk; the bound
+    never drops below ``base.cache`` nor exceeds :data:`AUTO_CACHE_MAX`.
+    """
+    biggest = max(chunk_bytes, default=0)
+    return int(min(AUTO_CACHE_MAX, max(base.cache, 2 * biggest + base.readahead)))

@@ -27,6 +27,7 @@ class FileReport:
     bytes_read: int = 0
     requests: int = 0
     clusters_skipped: int = 0
+    cache: int = 0
     error: str | None = None
 
 

@@ -24,7 +24,7 @@ import numpy as np
 from hepstream.errors import ConfigError, HepstreamError, InputError, OutputError, PluginError
 from hepstream.io import StreamConfig, StreamingSource, expand_inputs, is_remote
 from hepstream.io.config import MIB
-from hepstream.plan import entries_for_bytes, passing_spans, plan_chunks
+from hepstream.plan import cache_for_layout, entries_for_bytes, passing_spans, plan_chunks
 from hepstream.report import FileReport, JobReport, write_json_atomic
 from hepstream.selection import Selection, check_mask, load_plugin
 
@@ -39,6 +39,9 @@ class JobSpec:
     report: str | None = None
     site: str = field(default_factory=lambda: os.environ.get("HEPSTREAM_SITE", "local"))
     stream: StreamConfig = field(default_factory=StreamConfig)
+    #: Size the cache from each file's basket layout (one chunk being read plus the next
+    #: one prefetched); False keeps ``stream.cache`` exactly, as given on the command line.
+    auto_cache: bool = True
     #: Uncompressed bytes per chunk: large enough to amortize Python overhead per call,
     #: small enough that a few chunks in flight keep a job far below 1 GB of memory.
     chunk_bytes: int = 8 * MIB
@@ -125,11 +128,23 @@ def _read_chunks(
                 )
                 entries = entries_for_bytes(spec.chunk_bytes, per_entry, tree.num_entries)
                 offsets = tree.common_entry_offsets()
+                chunks = plan_chunks(offsets, entries)
+                source = file.file.source
+                if spec.auto_cache:
+                    source.resize(cache=cache_for_layout(
+                        [sum(b - a for a, b in _basket_ranges(tree, branches, lo, hi))
+                         for lo, hi in chunks],
+                        spec.stream,
+                    ))  # fmt: skip
+                files[index].cache = source.config.cache
                 # Preselection pays only when whole clusters die; once a chunk keeps every
                 # cluster alive, the rest of the file is read in one pass instead.
                 use_preselect = bool(selection.preselect)
-                for start, stop_ in plan_chunks(offsets, entries):
+                for number, (start, stop_) in enumerate(chunks):
                     began = time.perf_counter()
+                    if number + 1 < len(chunks):  # the next chunk's baskets, while this one decodes
+                        wanted = list(selection.preselect) if use_preselect else branches
+                        source.prefetch(_basket_ranges(tree, wanted, *chunks[number + 1]))
                     if use_preselect:
                         events, skipped = _read_preselected(
                             selection, spec, tree, path, offsets, start, stop_
@@ -145,6 +160,16 @@ def _read_chunks(
         put(_DONE)
     except BaseException as err:
         put(err)
+
+
+def _basket_ranges(tree, names: list[str], start: int, stop: int) -> list[tuple[int, int]]:
+    """Byte ranges of the baskets that hold entries ``[start, stop)`` of branches ``names``."""
+    return [
+        where
+        for name in names
+        for _, where in tree[name].entries_to_ranges_or_baskets(start, stop)
+        if isinstance(where, tuple)
+    ]
 
 
 def _read_range(tree, path: str, names: list[str], start: int, stop: int):
@@ -360,6 +385,7 @@ def _collect_io(report: JobReport, sources: list[StreamingSource]) -> None:
         report.cache_hits += stats.cache_hits
         report.cache_misses += stats.cache_misses
         report.cache_peak_bytes = max(report.cache_peak_bytes, stats.cache_peak)
+        report.cache = max(report.cache, source.config.cache)
         if index < len(report.files):
             report.files[index].bytes_read = stats.bytes_read
             report.files[index].requests = stats.requests

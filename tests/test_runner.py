@@ -71,7 +71,8 @@ def test_streamed_and_local_runs_write_identical_outputs(sample_dir, xrootd_serv
     assert report["bytes_read"] > 0
     assert report["requests"] > 0
     assert report["files"][0]["status"] == "ok"
-    assert report["cache_peak_bytes"] <= StreamConfig().cache
+    assert report["cache_peak_bytes"] <= report["cache"]
+    assert report["cache"] >= StreamConfig().cache
 
 
 def test_parquet_output_holds_the_same_events(sample_dir, out_dir):
@@ -164,3 +165,29 @@ def test_preselection_skips_dead_clusters_and_changes_nothing(sample_dir, out_di
     a = uproot.open(out_dir / "plain.root")["events"].arrays(fields)
     b = uproot.open(out_dir / "pre.root")["events"].arrays(fields)
     assert ak.array_equal(a, b)
+
+
+@pytest.mark.xrootd
+def test_prefetch_serves_later_chunks_from_the_cache(xrootd_server, out_dir):
+    spec = JobSpec(
+        PLUGIN,
+        (xrootd_server.data_url("tau1n_data_000.root"),),
+        str(out_dir / "p.root"),
+        chunk_bytes=256 << 10,
+    )
+    report = run_job(spec)
+    assert report.cache_hits > 0
+    assert report.cache_peak_bytes <= report.cache
+    fixed = run_job(
+        JobSpec(
+            PLUGIN,
+            spec.inputs,
+            str(out_dir / "f.root"),
+            chunk_bytes=256 << 10,
+            stream=StreamConfig(cache=1 << 20),
+            auto_cache=False,
+        )
+    )
+    assert fixed.cache == 1 << 20
+    assert fixed.cache_peak_bytes <= 1 << 20
+    assert fixed.events_selected == report.events_selected

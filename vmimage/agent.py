@@ -128,17 +128,9 @@ def failure_report(job: JobSpec, error: str) -> dict[str, Any]:
 def put(local: Path, dest: str) -> None:
     """Copy a local file to a ``root://`` URL (XRootD CopyProcess) or a path, atomically."""
     if dest.startswith(("root://", "xroot://")):
-        from XRootD import client
+        from hepstream.io.xrootd import upload
 
-        proc = client.CopyProcess()
-        proc.add_job(str(local), dest, force=True, mkdir=True)
-        status = proc.prepare()
-        if status.ok:
-            status, results = proc.run()
-            if status.ok and results and not results[0]["status"].ok:
-                status = results[0]["status"]
-        if not status.ok:
-            raise OutputError(f"upload of {local.name} to {dest} failed: {status.message}")
+        upload(str(local), dest)  # temp name, size + adler32 verified, then renamed
         return
     target = Path(dest)
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -129,17 +129,9 @@ class XRootDStore:
         return bool(status.ok)
 
     def _copy(self, src: str, dst: str) -> None:
-        from XRootD import client
+        from hepstream.io.xrootd import copy
 
-        proc = client.CopyProcess()
-        proc.add_job(src, dst, force=True, mkdir=True)
-        status = proc.prepare()
-        if status.ok:
-            status, results = proc.run()
-            if status.ok and results and not results[0]["status"].ok:
-                status = results[0]["status"]
-        if not status.ok:
-            raise OutputError(f"copy {src} -> {dst} failed: {status.message}")
+        copy(src, dst)
 
     def put(self, local: Path, rel: str) -> None:
         # xrootd's CopyProcess writes to the final name; manifests are written after blobs,

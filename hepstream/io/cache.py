@@ -47,6 +47,31 @@ class ReadAheadCache:
             self.misses += 1
             return None
 
+    def covers(self, start: int, stop: int) -> bool:
+        """True if ``[start, stop)`` is cached; no hit or miss is counted."""
+        with self._lock:
+            index = bisect.bisect_right(self._starts, start) - 1
+            while index >= 0:
+                seg_start = self._starts[index]
+                if seg_start + len(self._segments[seg_start]) >= stop:
+                    return True
+                if start - seg_start > self.capacity:
+                    return False
+                index -= 1
+            return False
+
+    def resize(self, capacity: int) -> None:
+        """Change the bound, evicting least recently used segments to fit."""
+        with self._lock:
+            self.capacity = capacity
+            self._evict_to(capacity)
+
+    def _evict_to(self, limit: int) -> None:
+        while self._segments and self._held > limit:
+            victim, victim_data = self._segments.popitem(last=False)
+            self._held -= len(victim_data)
+            del self._starts[bisect.bisect_left(self._starts, victim)]
+
     def put(self, start: int, data: bytes) -> bool:
         """Store a segment, evicting the least recently used; False if it can never fit."""
         size = len(data)
@@ -57,10 +82,7 @@ class ReadAheadCache:
             if old is not None:
                 self._held -= len(old)
                 del self._starts[bisect.bisect_left(self._starts, start)]
-            while self._held + size > self.capacity:
-                victim, victim_data = self._segments.popitem(last=False)
-                self._held -= len(victim_data)
-                del self._starts[bisect.bisect_left(self._starts, victim)]
+            self._evict_to(self.capacity - size)
             self._segments[start] = data
             bisect.insort(self._starts, start)
             self._held += size

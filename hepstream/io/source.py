@@ -7,8 +7,8 @@ import os
 import queue
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import asdict, dataclass, field, replace
 
 import uproot.source.chunk
 import uproot.source.futures
@@ -79,6 +79,7 @@ class StreamingSource(uproot.source.chunk.Source):
         )
         self._lock = threading.Lock()
         self._io = IOStats()
+        self._inflight: list[tuple[int, int, Future]] = []
         self._closed = False
 
     # -- backend edge -------------------------------------------------------------------
@@ -91,9 +92,49 @@ class StreamingSource(uproot.source.chunk.Source):
             self._io.vector_reads += len(segments) > 1
             self._io.bytes_read += sum(len(d) for d in data)
             self._io.latencies.append(elapsed)
-        for (start, _), piece in zip(segments, data, strict=True):
+        for start, piece in _contiguous(segments, data):
             self._cache.put(start, piece)
         return data
+
+    def prefetch(self, ranges: list[tuple[int, int]]) -> int:
+        """Start fetching ``ranges`` into the cache in the background; bytes requested.
+
+        Only what is not cached yet is fetched, and only when it fits in half the
+        cache, so a prefetch never evicts the data it is meant to provide.
+        """
+        wanted = [(a, b) for a, b in ranges if not self._cache.covers(a, b)]
+        total = sum(b - a for a, b in wanted)
+        if not wanted or total > self.config.cache // 2:
+            return 0
+        for request in plan_requests(
+            wanted, gap=self.config.coalesce_gap, max_request_bytes=self.config.max_request_bytes
+        ):
+            future = self._pool.submit(self._fetch, request.segments)
+            with self._lock:
+                self._inflight.append((request.segments[0][0], request.segments[-1][1], future))
+        return total
+
+    def _wait_inflight(self, ranges: list[tuple[int, int]]) -> None:
+        """Block until prefetches overlapping ``ranges`` landed in the cache."""
+        with self._lock:
+            self._inflight = [item for item in self._inflight if not item[2].done()]
+            pending = list(self._inflight)
+        if not pending or not ranges:
+            return
+        lo = min(a for a, _ in ranges)
+        hi = max(b for _, b in ranges)
+        overlapping = [f for start, stop, f in pending if start < hi and stop > lo]
+        wait(overlapping)  # a failed prefetch is retried, and reported, by the demand read
+
+    def resize(self, *, readahead: int | None = None, cache: int | None = None) -> None:
+        """Change the read-ahead window or cache bound, e.g. once the basket layout is known."""
+        changes = {}
+        if readahead is not None:
+            changes["readahead"] = readahead
+        if cache is not None:
+            changes["cache"] = cache
+            self._cache.resize(cache)
+        self.config = replace(self.config, **changes)
 
     # -- uproot Source interface --------------------------------------------------------
     def chunk(self, start: int, stop: int) -> uproot.source.chunk.Chunk:
@@ -118,6 +159,7 @@ class StreamingSource(uproot.source.chunk.Source):
         self._num_requests += 1
         self._num_requested_chunks += len(ranges)
         self._num_requested_bytes += sum(stop - start for start, stop in ranges)
+        self._wait_inflight(ranges)
         chunks: list[uproot.source.chunk.Chunk] = []
         missing: list[tuple[int, int, Future]] = []
         for start, stop in ranges:
@@ -183,6 +225,21 @@ class StreamingSource(uproot.source.chunk.Source):
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _contiguous(segments, data):
+    """(start, bytes) with touching pieces joined, so a basket split across vector
+    elements is found whole in the cache."""
+    out: list[tuple[int, list[bytes], int]] = []
+    for (start, stop), piece in zip(segments, data, strict=True):
+        if out and out[-1][2] == start:
+            out[-1][1].append(piece)
+            out[-1] = (out[-1][0], out[-1][1], stop)
+        else:
+            out.append((start, [piece], stop))
+    return [
+        (start, pieces[0] if len(pieces) == 1 else b"".join(pieces)) for start, pieces, _ in out
+    ]
 
 
 class _Assembly:

@@ -119,6 +119,29 @@ def _remote_adler32(fs, path: str, timeout: int) -> int | None:
     return int(value.split()[0], 16)
 
 
+def _copy_status(src: str, dst: str):
+    """Run one XRootD client copy (either side may be root://); the status of the job."""
+    from XRootD import client
+
+    process = client.CopyProcess()
+    process.add_job(src, dst, force=True, mkdir=True)
+    status = process.prepare()
+    if status.ok:
+        status, results = process.run()
+        if status.ok and results and not results[0]["status"].ok:
+            status = results[0]["status"]
+    return status
+
+
+def copy(src: str, dst: str) -> None:
+    """Copy one file with the XRootD client; an OutputError names both ends on failure."""
+    from hepstream.errors import OutputError
+
+    status = _copy_status(src, dst)
+    if not status.ok:
+        raise OutputError(f"copy {src} -> {dst} failed: {_why(status)}")
+
+
 def upload(local_path: str, url: str, timeout: int = 120) -> int:
     """Copy a local file to ``url`` via a temp name, verify size and adler32, then rename.
 
@@ -133,13 +156,7 @@ def upload(local_path: str, url: str, timeout: int = 120) -> int:
     fs = client.FileSystem(server)
     part = f"{path}.part"
     fs.mkdir(posixpath.dirname(path), MkDirFlags.MAKEPATH, timeout=timeout)
-    process = client.CopyProcess()
-    process.add_job(local_path, f"{server}/{part}", force=True)
-    status = process.prepare()
-    if status.ok:
-        status, results = process.run()
-        if status.ok and results and not results[0]["status"].ok:
-            status = results[0]["status"]
+    status = _copy_status(local_path, f"{server}/{part}")
     if not status.ok:
         fs.rm(part, timeout=timeout)
         raise OutputError(f"cannot upload output to {url}: {_why(status)}; check the destination")
