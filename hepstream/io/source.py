@@ -96,6 +96,19 @@ class StreamingSource(uproot.source.chunk.Source):
             self._cache.put(start, piece)
         return data
 
+    def _tail_segment(self, first: tuple[int, int]) -> tuple[int, int] | None:
+        """On the first read, the file's last read-ahead window too: a ROOT file keeps its
+        keys, streamers and tree metadata at the end, so opening costs one round trip."""
+        if self._io.requests or not self.config.readahead:
+            return None
+        start = max(first[1], self._num_bytes - self.config.readahead)
+        if (
+            start >= self._num_bytes
+            or first[1] - first[0] + self._num_bytes - start > self.config.cache
+        ):
+            return None
+        return (start, self._num_bytes)
+
     def prefetch(self, ranges: list[tuple[int, int]]) -> int:
         """Start fetching ``ranges`` into the cache in the background; bytes requested.
 
@@ -147,8 +160,11 @@ class StreamingSource(uproot.source.chunk.Source):
             fetch_stop = min(max(stop, start + self.config.readahead), self._num_bytes)
             if fetch_stop - start > self.config.cache:
                 fetch_stop = stop
-            whole = self._fetch(((start, max(fetch_stop, stop)),))[0]
-            data = whole[: stop - start]
+            segments = [(start, max(fetch_stop, stop))]
+            tail = self._tail_segment(segments[0])
+            if tail is not None:
+                segments.append(tail)
+            data = self._fetch(tuple(segments))[0][: stop - start]
         future = uproot.source.futures.TrivialFuture(data)
         return uproot.source.chunk.Chunk(self, start, stop, future)
 
