@@ -654,3 +654,46 @@ def storage_cmd(
         Console().print(_table(results, pattern))
         if plot is not None:
             typer.echo(f"plot: {plot}")
+
+
+@app.command("run")
+def run_cmd(
+    quick: Annotated[
+        bool, typer.Option("--quick", help="Small samples, 1-2 rounds (the CI smoke test).")
+    ] = False,
+    keyword: Annotated[
+        str | None, typer.Option("-k", help="Only benchmarks matching this pytest -k expression.")
+    ] = None,
+    results_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--results-dir", help="Where latest.json and latest.md go (default: bench/results)."
+        ),
+    ] = None,
+) -> None:
+    """Run the performance suites (kernels, streaming, jobs, memory, latency) from a checkout.
+
+    Same as ``python -m bench``: needs the repository's bench/ directory, pytest-benchmark and
+    Debian's xrootd. Writes bench/results/latest.json and latest.md and prints the targets.
+
+    \b
+    Example:
+        hepstream bench run --quick
+        hepstream bench run -k streaming --results-dir /tmp/bench
+    """
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec("bench.runner")
+    except ModuleNotFoundError:
+        spec = None
+    if spec is None:
+        raise ConfigError(
+            "hepstream bench run needs a source checkout: run it from the repository root "
+            "(the bench/ directory is not installed with the package)"
+        )
+    from bench.runner import RESULTS_DIR, run_bench
+
+    code = run_bench(quick=quick, keyword=keyword, results_dir=results_dir or RESULTS_DIR)
+    if code:
+        raise typer.Exit(code)
