@@ -23,7 +23,7 @@ ConfigOpt = Annotated[
         "--config",
         "-c",
         envvar="HEPSTREAM_CLOUD_CONFIG",
-        help="Cloud config TOML ([shim], [policy], [[cloud]]).",
+        help="Cloud config TOML (tables shim, policy and one cloud table per cloud).",
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
@@ -153,7 +153,7 @@ def simulate_cmd(
     jobs: Annotated[int, typer.Option(help="Jobs to queue.")] = 1000,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 1,
     config: Annotated[
-        Path | None, typer.Option("--config", "-c", help="Take [policy] from this config.")
+        Path | None, typer.Option("--config", "-c", help="Take the policy table from this config.")
     ] = None,
     png: Annotated[
         Path | None, typer.Option(help="Write VMs starting/running/error over time here.")
