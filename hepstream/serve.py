@@ -280,6 +280,7 @@ def _config_text(port: int, root: Path, admin: Path) -> str:
             f"oss.localroot {root}",
             f"all.adminpath {admin}",
             f"all.pidpath {admin}",
+            "xrootd.chksum adler32",  # server-side checksums: uploads verify without a read-back
             "",
         ]
     )
