@@ -3,7 +3,8 @@
 Cuts run in one numba kernel, cheapest first, so most background leaves after a
 couple of integer and float comparisons: track multiplicity, thrust and missing
 transverse momentum; only survivors loop over their tracks (charge, momentum,
-hemisphere topology, Bhabha / mu-pair veto).
+hemisphere topology, Bhabha / mu-pair veto). Branches reach the kernel as plain numpy
+arrays (``hepstream.flat``, ``hepstream.jagged``), so a call costs microseconds.
 """
 
 import numba
@@ -28,33 +29,32 @@ def _cheap(ntrk, thrust, missing_pt):
 
 
 @numba.njit(cache=True, nogil=True)
-def _tau1n(ntrk, thrust, missing_pt, ebeam, px, py, pz, p, charge, pid_e, pid_mu):
+def _tau1n(ntrk, thrust, missing_pt, ebeam, offsets, px, py, pz, p, charge, pid_e, pid_mu):
     keep = _cheap(ntrk, thrust, missing_pt)
     for i in range(len(keep)):
         if not keep[i]:
             continue
-        n = ntrk[i]
+        first, n = offsets[i], offsets[i + 1] - offsets[i]
         total_charge = 0
-        lead = 0
-        for j in range(n):
-            total_charge += charge[i][j]
-            if p[i][j] > p[i][lead]:
+        lead = first
+        for j in range(first, first + n):
+            total_charge += charge[j]
+            if p[j] > p[lead]:
                 lead = j
-        if total_charge != 0 or p[i][lead] > LEAD_P_MAX * ebeam[i]:
+        if total_charge != 0 or p[lead] > LEAD_P_MAX * ebeam[i]:
             keep[i] = False
             continue
         # hemisphere topology around the leading track: 1 vs n-1 tracks
-        ax, ay, az = px[i][lead], py[i][lead], pz[i][lead]
         same = 0
-        for j in range(n):
-            if px[i][j] * ax + py[i][j] * ay + pz[i][j] * az > 0.0:
+        for j in range(first, first + n):
+            if px[j] * px[lead] + py[j] * py[lead] + pz[j] * pz[lead] > 0.0:
                 same += 1
         if not (same == 1 or same == n - 1):
             keep[i] = False
             continue
         if n == 2:  # veto e+e- and mu+mu- pairs
-            ee = pid_e[i][0] > LEPTON_ID and pid_e[i][1] > LEPTON_ID
-            mm = pid_mu[i][0] > LEPTON_ID and pid_mu[i][1] > LEPTON_ID
+            ee = pid_e[first] > LEPTON_ID and pid_e[first + 1] > LEPTON_ID
+            mm = pid_mu[first] > LEPTON_ID and pid_mu[first + 1] > LEPTON_ID
             if ee or mm:
                 keep[i] = False
     return keep
@@ -71,13 +71,20 @@ class Tau1N(hepstream.Selection):
     preselect = ["ntrk", "thrust", "missing_pt"]
 
     def preselect_mask(self, events):
-        return _cheap(events.ntrk, events.thrust, events.missing_pt)
+        f = hepstream.flat
+        return _cheap(f(events.ntrk), f(events.thrust), f(events.missing_pt))
 
     def select(self, events):
+        f = hepstream.flat
+        offsets, p = hepstream.jagged(events.trk_p)
+        tracks = [hepstream.jagged(events[name])[1] for name in
+                  ("trk_px", "trk_py", "trk_pz")]  # fmt: skip
+        charge, pid_e, pid_mu = (
+            hepstream.jagged(events[name])[1] for name in ("trk_charge", "trk_pid_e", "trk_pid_mu")
+        )
         return _tau1n(
-            events.ntrk, events.thrust, events.missing_pt, events.ebeam,
-            events.trk_px, events.trk_py, events.trk_pz, events.trk_p,
-            events.trk_charge, events.trk_pid_e, events.trk_pid_mu,
+            f(events.ntrk), f(events.thrust), f(events.missing_pt), f(events.ebeam),
+            offsets, *tracks, p, charge, pid_e, pid_mu,
         )  # fmt: skip
 
     def output(self, events):

@@ -5,7 +5,7 @@ from hepstream.errors import ConfigError, HepstreamError, InputError, OutputErro
 from hepstream.io import IOStats, StreamConfig, StreamingSource, open_source
 from hepstream.report import FileReport, JobReport
 from hepstream.runner import JobSpec, run_job
-from hepstream.selection import Selection, load_plugin
+from hepstream.selection import Selection, flat, jagged, load_plugin
 
 __all__ = [
     "ConfigError",
@@ -21,6 +21,8 @@ __all__ = [
     "StreamConfig",
     "StreamingSource",
     "__version__",
+    "flat",
+    "jagged",
     "load_plugin",
     "open_source",
     "run_job",

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from hepstream.errors import ConfigError, HepstreamError, InputError, OutputError, PluginError
-from hepstream.io import StreamConfig, StreamingSource, expand_inputs, is_remote
+from hepstream.io import IOStats, StreamConfig, StreamingSource, expand_inputs, is_remote
 from hepstream.io.config import MIB
 from hepstream.plan import cache_for_layout, entries_for_bytes, passing_spans, plan_chunks
 from hepstream.report import FileReport, JobReport, write_json_atomic
@@ -68,7 +68,8 @@ def _open_tree(path: str, tree_name: str, branches: list[str], stream: StreamCon
 
     try:
         # array_cache=None: a streaming job reads each basket once; uproot's default
-        # 100 MB array cache would only hold memory.
+        # 100 MB array cache would only hold memory. (A decompression thread pool was
+        # measured slower end to end on two cores: the selection thread needs the other.)
         file = uproot.open(path, handler=StreamingSource, hepstream_config=stream, array_cache=None)
     except HepstreamError:
         raise
@@ -106,7 +107,7 @@ def _read_chunks(
     files: list[FileReport],
     out: queue.Queue,
     stop: threading.Event,
-    sources: list[StreamingSource],
+    io_stats: dict[int, IOStats],
 ) -> None:
     """Reader thread: put ``_Chunk``s, then ``_DONE`` (or the exception) on ``out``."""
     branches = list(selection.branches)
@@ -120,37 +121,24 @@ def _read_chunks(
                 continue
         return False
 
-    # The next file is opened (one round trip: header plus tail metadata) while this one
-    # is read, so a many-file job pays no per-file latency on the WAN.
+    # The next file is opened (one round trip: header plus tail metadata), planned, and its
+    # first chunk prefetched while this one is read: no per-file latency on the WAN.
     opener = ThreadPoolExecutor(1, thread_name_prefix="hepstream-open")
 
     def open_next(i: int):
         if i >= len(paths):
             return None
-        return opener.submit(_open_tree, paths[i], selection.tree, branches, spec.stream)
+        return opener.submit(_prepare, paths[i], selection, spec)
 
     pending = open_next(0)
     try:
         for index, path in enumerate(paths):
-            file, tree = pending.result()
+            ready = pending.result()
             pending = open_next(index + 1)
-            sources.append(file.file.source)
+            tree, source, chunks = ready.tree, ready.source, ready.chunks
             files[index].entries = tree.num_entries
+            files[index].cache = source.config.cache
             try:
-                per_entry = sum(tree[b].uncompressed_bytes for b in branches) / max(
-                    1, tree.num_entries
-                )
-                entries = entries_for_bytes(spec.chunk_bytes, per_entry, tree.num_entries)
-                offsets = tree.common_entry_offsets()
-                chunks = plan_chunks(offsets, entries)
-                source = file.file.source
-                if spec.auto_cache:
-                    source.resize(cache=cache_for_layout(
-                        [sum(b - a for a, b in _basket_ranges(tree, branches, lo, hi))
-                         for lo, hi in chunks],
-                        spec.stream,
-                    ))  # fmt: skip
-                files[index].cache = source.config.cache
                 # Preselection pays only when whole clusters die; once a chunk keeps every
                 # cluster alive, the rest of the file is read in one pass instead.
                 use_preselect = bool(selection.preselect)
@@ -161,7 +149,7 @@ def _read_chunks(
                         source.prefetch(_basket_ranges(tree, wanted, *chunks[number + 1]))
                     if use_preselect:
                         events, skipped = _read_preselected(
-                            selection, spec, tree, path, offsets, start, stop_
+                            selection, spec, tree, path, ready.offsets, start, stop_
                         )
                         files[index].clusters_skipped += skipped
                         use_preselect = skipped > 0
@@ -170,14 +158,50 @@ def _read_chunks(
                     if not put(_Chunk(index, start, stop_, events, time.perf_counter() - began)):
                         return
             finally:
-                file.close()
+                ready.file.close()
+                io_stats[index] = source.stats
         put(_DONE)
     except BaseException as err:
         put(err)
     finally:
         if pending is not None and pending.exception() is None:
-            pending.result()[0].close()
+            pending.result().file.close()
         opener.shutdown(wait=True)
+
+
+@dataclass
+class _Ready:
+    """An opened input with its chunk plan; its first chunk is already being fetched."""
+
+    file: Any
+    tree: Any
+    source: StreamingSource
+    offsets: list[int]
+    chunks: list[tuple[int, int]]
+
+
+def _prepare(path: str, selection: Selection, spec: JobSpec) -> _Ready:
+    """Open ``path``, plan its chunks, size its cache and start fetching its first chunk."""
+    branches = list(selection.branches)
+    file, tree = _open_tree(path, selection.tree, branches, spec.stream)
+    try:
+        source = file.file.source
+        per_entry = sum(tree[b].uncompressed_bytes for b in branches) / max(1, tree.num_entries)
+        entries = entries_for_bytes(spec.chunk_bytes, per_entry, tree.num_entries)
+        offsets = tree.common_entry_offsets()
+        chunks = plan_chunks(offsets, entries)
+        if spec.auto_cache:
+            source.resize(cache=cache_for_layout(
+                [sum(b - a for a, b in _basket_ranges(tree, branches, lo, hi)) for lo, hi in chunks],
+                spec.stream,
+            ))  # fmt: skip
+        if chunks:
+            first = list(selection.preselect) or branches
+            source.prefetch(_basket_ranges(tree, first, *chunks[0]))
+    except BaseException:
+        file.close()
+        raise
+    return _Ready(file, tree, source, offsets, chunks)
 
 
 def _basket_ranges(tree, names: list[str], start: int, stop: int) -> list[tuple[int, int]]:
@@ -218,26 +242,24 @@ def _read_preselected(selection: Selection, spec: JobSpec, tree, path, offsets, 
     )  # fmt: skip
     boundaries = [start, *(o for o in offsets if start < o < stop), stop]
     spans = passing_spans(boundaries, premask)
-    index = (
-        np.concatenate([np.arange(lo, hi) for lo, hi in spans]) - start
-        if spans
-        else np.zeros(0, np.int64)
-    )
-    keep = premask[index]
-    if spans and rest:
-        parts = [_read_range(tree, path, rest, lo, hi) for lo, hi in spans]
-        later = parts[0] if len(parts) == 1 else ak.concatenate(parts)
-    else:  # nothing survives: zero entries still carry the branch types
-        later = _read_range(tree, path, rest, start, start) if rest else None
-    fields = {}
-    for name in selection.branches:
-        if name in cheap:
-            fields[name] = pre[name][index][keep]
-        else:
-            fields[name] = later[name][keep]
     skipped = sum(
         1 for lo, hi in itertools.pairwise(boundaries) if not premask[lo - start : hi - start].any()
     )
+    # Whole surviving clusters go to select() (contiguous views, no per-event gather);
+    # select() gives the full answer on any event, so nothing is lost.
+    if not spans:
+        spans_cheap = [pre[0:0]]  # zero entries still carry the branch types
+        spans_rest = [_read_range(tree, path, rest, start, start)] if rest else []
+    else:
+        spans_cheap = [pre[lo - start : hi - start] for lo, hi in spans]
+        spans_rest = [_read_range(tree, path, rest, lo, hi) for lo, hi in spans] if rest else []
+    cheap_part = spans_cheap[0] if len(spans_cheap) == 1 else ak.concatenate(spans_cheap)
+    rest_part = None
+    if spans_rest:
+        rest_part = spans_rest[0] if len(spans_rest) == 1 else ak.concatenate(spans_rest)
+    fields = {
+        name: cheap_part[name] if name in cheap else rest_part[name] for name in selection.branches
+    }
     return ak.zip(fields, depth_limit=1), skipped
 
 
@@ -268,14 +290,14 @@ def iterate_chunks(
     selection: Selection,
     spec: JobSpec,
     files: list[FileReport],
-    sources: list[StreamingSource],
+    io_stats: dict[int, IOStats],
 ) -> Iterator[_Chunk]:
     """Chunks from a reader thread, prefetching ``spec.prefetch`` ahead."""
     out: queue.Queue = queue.Queue(maxsize=max(1, spec.prefetch))
     stop = threading.Event()
     reader = threading.Thread(
         target=_read_chunks,
-        args=(paths, selection, spec, files, out, stop, sources),
+        args=(paths, selection, spec, files, out, stop, io_stats),
         name="hepstream-reader",
         daemon=True,
     )
@@ -309,7 +331,7 @@ def run_job(spec: JobSpec, progress: Callable[[int, int], None] | None = None) -
     )
     wall0, cpu0 = time.perf_counter(), time.process_time()
     writer: OutputWriter | None = None
-    sources: list[StreamingSource] = []
+    io_stats: dict[int, IOStats] = {}
     try:
         selection = load_plugin(spec.plugin)
         if is_remote(spec.output) or any(is_remote(p) for p in spec.inputs):
@@ -325,7 +347,7 @@ def run_job(spec: JobSpec, progress: Callable[[int, int], None] | None = None) -
         paths = expand_inputs(list(spec.inputs))
         report.files = [FileReport(path=p) for p in paths]
         first_columns = None
-        for chunk in iterate_chunks(paths, selection, spec, report.files, sources):
+        for chunk in iterate_chunks(paths, selection, spec, report.files, io_stats):
             where = (
                 f"plugin {spec.plugin} on {paths[chunk.file_index]} entries "
                 f"{chunk.start}-{chunk.stop}"
@@ -384,29 +406,43 @@ def run_job(spec: JobSpec, progress: Callable[[int, int], None] | None = None) -
                 entry.status = "failed"
         raise
     finally:
-        _collect_io(report, sources)
+        _collect_io(report, io_stats)
         report.select_s = round(report.select_s, 4)
         report.io_wait_s = round(report.io_wait_s, 4)
-        report.peak_rss_mb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+        report.peak_rss_mb = _peak_rss_mb()
         report.finish(time.perf_counter() - wall0, time.process_time() - cpu0)
         if spec.report:
             _write_report(report, spec.report)
     return report
 
 
-def _collect_io(report: JobReport, sources: list[StreamingSource]) -> None:
-    for index, source in enumerate(sources):
-        stats = source.stats
+def _collect_io(report: JobReport, io_stats: dict[int, IOStats]) -> None:
+    for index, stats in sorted(io_stats.items()):
         report.bytes_read += stats.bytes_read
         report.requests += stats.requests
         report.vector_reads += stats.vector_reads
         report.cache_hits += stats.cache_hits
         report.cache_misses += stats.cache_misses
         report.cache_peak_bytes = max(report.cache_peak_bytes, stats.cache_peak)
-        report.cache = max(report.cache, source.config.cache)
         if index < len(report.files):
-            report.files[index].bytes_read = stats.bytes_read
-            report.files[index].requests = stats.requests
+            entry = report.files[index]
+            entry.bytes_read = stats.bytes_read
+            entry.requests = stats.requests
+            report.cache = max(report.cache, entry.cache)
+
+
+def _peak_rss_mb() -> float:
+    """This process's own peak resident memory. ``ru_maxrss`` is not used first: Linux
+    carries the parent's peak across fork and exec, so a job launched from a big
+    process would report the launcher's memory."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def _scratch_dir() -> str:

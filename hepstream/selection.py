@@ -53,6 +53,31 @@ class Selection:
         return {name: events[name] for name in events.fields}
 
 
+def flat(array: Any) -> np.ndarray:
+    """A flat branch as a numpy array (no copy when possible): cheap to pass to numba."""
+    import awkward as ak
+
+    layout = ak.to_layout(array)
+    if isinstance(layout, ak.contents.NumpyArray):
+        return np.asarray(layout.data)
+    return ak.to_numpy(array)
+
+
+def jagged(array: Any) -> tuple[np.ndarray, np.ndarray]:
+    """A jagged branch as ``(offsets, content)`` numpy arrays; event ``i`` owns
+    ``content[offsets[i]:offsets[i + 1]]``. numba takes these without per-call unboxing
+    of awkward types, which dominates a kernel that rejects most events early."""
+    import awkward as ak
+
+    layout = ak.to_layout(array)
+    if not (
+        isinstance(layout, ak.contents.ListOffsetArray)
+        and isinstance(layout.content, ak.contents.NumpyArray)
+    ):  # sliced or indexed views: pack them once
+        layout = ak.to_layout(ak.to_packed(array))
+    return np.asarray(layout.offsets.data), np.asarray(layout.content.data)
+
+
 def _plugin_module_name(path: Path) -> str:
     digest = hashlib.sha1(str(path).encode()).hexdigest()[:10]
     return f"hepstream_plugin_{path.stem}_{digest}"

@@ -1,0 +1,82 @@
+"""How big and how often each benchmark measures: one full preset, one CI-sized preset."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+#: Environment variable the runner sets for the pytest session: ``full`` or ``quick``.
+MODE_ENV = "HEPSTREAM_BENCH_MODE"
+#: Environment variable overriding where generated samples are cached.
+DATA_ENV = "HEPSTREAM_BENCH_DATA"
+#: Default cache of generated samples, reused by every later bench run (gitignored).
+DEFAULT_DATA_DIR = Path(__file__).resolve().parent / ".data"
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    """Sample sizes, repetitions and emulated links of one bench session."""
+
+    mode: str = "full"
+    #: Sample files read by the streaming and end-to-end suites (like ``make demo``'s pair).
+    files: int = 2
+    #: Events per sample file: several 10 000-event clusters and chunks per file.
+    events_per_file: int = 100_000
+    #: Events per basket/cluster, the generator's default and a typical ROOT cluster size.
+    events_per_basket: int = 10_000
+    #: Events in memory for the kernel suite: ~100k, enough that per-call overhead vanishes.
+    kernel_events: int = 100_000
+    #: Events the plain-Python loop runs on; it is ~1000x slower, so a slice, scaled per event.
+    python_events: int = 10_000
+    #: Files of ``events_per_file`` in the 10xN peak-memory job (N = one file).
+    rss_files: int = 10
+    #: Timed rounds per kernel (ms each): many, the median is then stable.
+    rounds_kernel: int = 11
+    #: Timed rounds of the plain-Python loop (a fraction of a second each).
+    rounds_python: int = 3
+    #: Timed rounds per handler and link when reading one file.
+    rounds_io: int = 5
+    #: Timed rounds per end-to-end job.
+    rounds_e2e: int = 5
+    #: Pairs of cold/warm ``hepstream run`` processes for first-chunk latency.
+    latency_pairs: int = 3
+    #: Round-trip times emulated by the WAN proxy, in ms (0 = the proxy alone).
+    rtts_ms: tuple[int, ...] = (0, 10, 30)
+    #: Link capacity of the WAN proxy per direction: a 1 Gbit/s site uplink.
+    bandwidth_mbps: float | None = 1000.0
+    #: Seed of the first generated file (file i uses seed + i).
+    seed: int = 4242
+
+    @property
+    def rss_events(self) -> tuple[int, int]:
+        """Events of the N and 10xN peak-memory jobs."""
+        return self.events_per_file, self.events_per_file * self.rss_files
+
+
+#: The measured run behind docs/performance.md.
+FULL = BenchSettings()
+#: CI smoke test: small samples, 1-2 rounds; every suite and target still reported.
+QUICK = replace(
+    FULL,
+    mode="quick",
+    events_per_file=10_000,
+    events_per_basket=2_000,
+    kernel_events=20_000,
+    python_events=2_000,
+    rounds_kernel=3,
+    rounds_python=1,
+    rounds_io=2,
+    rounds_e2e=2,
+    latency_pairs=1,
+)
+
+
+def current_settings() -> BenchSettings:
+    """The preset the runner asked for (``full`` unless ``HEPSTREAM_BENCH_MODE=quick``)."""
+    return QUICK if os.environ.get(MODE_ENV, "full") == "quick" else FULL
+
+
+def data_dir() -> Path:
+    """Where generated samples are cached between runs."""
+    return Path(os.environ.get(DATA_ENV) or DEFAULT_DATA_DIR)
