@@ -29,8 +29,8 @@ class ReadAheadCache:
         """Bytes currently cached."""
         return self._held
 
-    def get(self, start: int, stop: int) -> bytes | None:
-        """The bytes ``[start, stop)`` if a cached segment covers them, else None."""
+    def get(self, start: int, stop: int) -> memoryview | None:
+        """The bytes ``[start, stop)`` (a zero-copy view) if a segment covers them, else None."""
         with self._lock:
             index = bisect.bisect_right(self._starts, start) - 1
             # Segments may overlap; look back a few for one that covers the range.
@@ -40,7 +40,7 @@ class ReadAheadCache:
                 if seg_start + len(data) >= stop:
                     self._segments.move_to_end(seg_start)
                     self.hits += 1
-                    return data[start - seg_start : stop - seg_start]
+                    return memoryview(data)[start - seg_start : stop - seg_start]
                 if start - seg_start > self.capacity:
                     break
                 index -= 1

@@ -31,10 +31,12 @@ class StreamConfig:
     #: is cheaper than one more vector element or round trip.
     coalesce_gap: int = 64 * KIB
     #: Vector-read requests in flight at once per file; hides WAN latency without
-    #: flooding one server with one job's requests.
-    parallel_requests: int = 4
-    #: Upper bound on the bytes of one vector read, so parallel requests share the load.
-    max_request_bytes: int = 16 * MIB
+    #: flooding one server with one job's requests (8 x 1 MiB keeps a 30 ms link busy).
+    parallel_requests: int = 8
+    #: Upper bound on the bytes of one vector read: a chunk's baskets go out as several
+    #: parallel requests instead of one long one. Measured on one 14 MB read over the
+    #: 30 ms proxy: 16 MiB -> 237k events/s, 2 MiB x 4 -> 290k, 1 MiB x 8 -> 309k.
+    max_request_bytes: int = 1 * MIB
     #: Seconds before an XRootD operation is abandoned (0 = client default).
     timeout: int = 60
     #: Connection attempts to a server; the client's default (5 x 120 s window) makes a

@@ -164,7 +164,7 @@ class StreamingSource(uproot.source.chunk.Source):
             tail = self._tail_segment(segments[0])
             if tail is not None:
                 segments.append(tail)
-            data = self._fetch(tuple(segments))[0][: stop - start]
+            data = memoryview(self._fetch(tuple(segments))[0])[: stop - start]
         future = uproot.source.futures.TrivialFuture(data)
         return uproot.source.chunk.Chunk(self, start, stop, future)
 
@@ -285,7 +285,7 @@ class _Assembly:
                 ):
                     if seg_start < self.stop and seg_stop > self.start:
                         lo, hi = max(self.start, seg_start), min(self.stop, seg_stop)
-                        pieces.append((lo, data[lo - seg_start : hi - seg_start]))
+                        pieces.append((lo, memoryview(data)[lo - seg_start : hi - seg_start]))
             pieces.sort(key=lambda piece: piece[0])
             data = pieces[0][1] if len(pieces) == 1 else b"".join(p for _, p in pieces)
             self.future.set_result(data)
