@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 #: Suites every full run reports, in the order they are rendered.
-SUITES = ("kernels", "streaming", "endtoend", "memory", "latency")
+SUITES = ("kernels", "streaming", "endtoend", "longjob", "memory", "latency")
 MB = 1e6  # decimal MB/s, like network links
 
 
@@ -131,6 +131,14 @@ TARGETS: tuple[Target, ...] = (
         "events/s at wan30ms / at wan0ms (same proxy)",
         0.9, True,
         lambda r: _ratio(_e2e(r, FAR), _e2e(r, "wan0ms")),
+    ),
+    Target(
+        "long job (10 files) at 30 ms RTT >= 0.9x its zero-delay rate",
+        "events/s at wan30ms / at wan0ms, 10-file job",
+        0.9, True,
+        lambda r: _ratio(
+            _rate(_find(r, "longjob", link=FAR)), _rate(_find(r, "longjob", link="wan0ms"))
+        ),
     ),
     Target(
         "job at 30 ms ahead of uproot XRootDSource",
@@ -287,6 +295,7 @@ _SECTIONS: dict[str, tuple[str, Callable[[list[Record]], list[str]]]] = {
     "kernels": ("Selection kernels (events in memory)", _kernels),
     "streaming": ("Streaming reads of one file (plugin branches, job chunking)", _streaming),
     "endtoend": ("End-to-end jobs (`run_job`, tau1n plugin)", _endtoend),
+    "longjob": ("Long jobs (the 10-file input, WAN proxy)", _endtoend),
     "memory": ("Peak memory (`hepstream run` subprocess over root:// loopback)", _memory),
     "latency": ("First-chunk latency (`hepstream run` subprocesses)", _latency_table),
 }

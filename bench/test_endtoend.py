@@ -52,3 +52,33 @@ def test_job(
         "clusters_skipped": last.clusters_skipped, "io_wait_s": last.io_wait_s,
         "select_s": last.select_s, "report_events_per_s": last.events_per_s,
     })  # fmt: skip
+
+
+@pytest.mark.parametrize("link", ["wan0ms", "wan30ms"])
+def test_long_job(
+    benchmark, settings: BenchSettings, rss_files: list[Path], link_urls, tmp_path, link
+) -> None:
+    """A job over the 10-file input: fixed costs (connect, numba load) amortized, as in the
+    paper's hours-long jobs; judged against the same job at zero delay."""
+    from hepstream.runner import JobSpec, run_job
+
+    if link not in link_urls:
+        pytest.fail(f"link {link} not configured in this bench preset")
+    inputs = tuple(f"{link_urls[link]}//data/{p.name}" for p in rss_files)
+    reports = []
+
+    def job():
+        out = tmp_path / "long.root"
+        reports.append(run_job(JobSpec(str(PLUGIN), inputs, str(out), site="bench")))
+        out.unlink()
+
+    benchmark.pedantic(job, rounds=max(1, settings.rounds_e2e // 2), warmup_rounds=0)
+    last = reports[-1]
+    assert last.status == "ok"
+    benchmark.extra_info.update({
+        "suite": "longjob", "link": link, "rtt_ms": rtt_of(link),
+        "bandwidth_mbps": settings.bandwidth_mbps,
+        "events": last.events_read, "bytes": last.bytes_read, "selected": last.events_selected,
+        "clusters_skipped": last.clusters_skipped, "io_wait_s": last.io_wait_s,
+        "select_s": last.select_s, "report_events_per_s": last.events_per_s,
+    })  # fmt: skip

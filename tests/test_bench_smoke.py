@@ -58,6 +58,9 @@ def _document() -> dict:
         for handler in ("hepstream", "uproot-xrootd", "uproot-fsspec"):
             benches.append(_bench(f"{handler}-{link}", median, suite="streaming", link=link,
                                   handler=handler, rtt_ms=rtt, events=100, bytes=1000))  # fmt: skip
+    for link, median in (("wan0ms", 2.0), ("wan30ms", 2.1)):
+        benches.append(_bench(f"long-{link}", median, suite="longjob", link=link, rtt_ms=0.0,
+                              events=1000, bytes=2048, selected=10, io_wait_s=0.1))  # fmt: skip
     return {"benchmarks": benches, "machine_info": {}}
 
 
@@ -68,6 +71,8 @@ def test_targets_are_ratios_of_the_same_run() -> None:
     assert results["job at 30 ms RTT >= 0.9x its zero-delay rate"] == (
         pytest.approx(1.3 / 1.6), "miss")  # fmt: skip
     # the job reads 200 events per 1.6 s, the handler 100: the job is ahead
+    assert results["long job (10 files) at 30 ms RTT >= 0.9x its zero-delay rate"] == (
+        pytest.approx(2.0 / 2.1), "pass")  # fmt: skip
     assert results["job at 30 ms ahead of uproot XRootDSource"] == (pytest.approx(2.0), "pass")
     assert results["loopback root:// >= 0.9x local disk"] == (pytest.approx(0.8), "miss")
     assert results["peak RSS flat from N to 10xN events"] == (pytest.approx(1.1), "pass")
