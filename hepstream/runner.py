@@ -17,6 +17,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -125,10 +126,14 @@ def _read_chunks(
     # first chunk prefetched while this one is read: no per-file latency on the WAN.
     opener = ThreadPoolExecutor(1, thread_name_prefix="hepstream-open")
 
+    # Preselection pays only when whole clusters die. It is tried on the job's first chunk;
+    # once a chunk keeps every cluster alive, the job reads all branches in one pass.
+    mode = {"preselect": bool(selection.preselect)}
+
     def open_next(i: int):
         if i >= len(paths):
             return None
-        return opener.submit(_prepare, paths[i], selection, spec)
+        return opener.submit(_prepare, paths[i], selection, spec, mode)
 
     pending = open_next(0)
     try:
@@ -139,20 +144,25 @@ def _read_chunks(
             files[index].entries = tree.num_entries
             files[index].cache = source.config.cache
             try:
-                # Preselection pays only when whole clusters die; once a chunk keeps every
-                # cluster alive, the rest of the file is read in one pass instead.
-                use_preselect = bool(selection.preselect)
                 for number, (start, stop_) in enumerate(chunks):
                     began = time.perf_counter()
-                    if number + 1 < len(chunks):  # the next chunk's baskets, while this one decodes
-                        wanted = list(selection.preselect) if use_preselect else branches
-                        source.prefetch(_basket_ranges(tree, wanted, *chunks[number + 1]))
-                    if use_preselect:
+                    following = chunks[number + 1] if number + 1 < len(chunks) else None
+                    cheap = list(selection.preselect)
+                    if following:  # the next chunk's baskets, while this one decodes
+                        wanted = cheap if mode["preselect"] else branches
+                        source.prefetch(_basket_ranges(tree, wanted, *following))
+                    if mode["preselect"]:
                         events, skipped = _read_preselected(
                             selection, spec, tree, path, ready.offsets, start, stop_
                         )
                         files[index].clusters_skipped += skipped
-                        use_preselect = skipped > 0
+                        if not skipped:
+                            mode["preselect"] = False
+                            rest = [b for b in branches if b not in cheap]
+                            if following:  # what the cheap-only prefetch left out
+                                source.prefetch(_basket_ranges(tree, rest, *following))
+                            if pending is not None:  # and for the next file's first chunk
+                                pending.add_done_callback(partial(_prefetch_first, names=rest))
                     else:
                         events = _read_range(tree, path, branches, start, stop_)
                     if not put(_Chunk(index, start, stop_, events, time.perf_counter() - began)):
@@ -180,7 +190,15 @@ class _Ready:
     chunks: list[tuple[int, int]]
 
 
-def _prepare(path: str, selection: Selection, spec: JobSpec) -> _Ready:
+def _prefetch_first(done, names: list[str]) -> None:
+    """Once the next file is open, prefetch ``names`` of its first chunk too."""
+    if done.exception() is None:
+        ready = done.result()
+        if ready.chunks:
+            ready.source.prefetch(_basket_ranges(ready.tree, names, *ready.chunks[0]))
+
+
+def _prepare(path: str, selection: Selection, spec: JobSpec, mode: dict[str, bool]) -> _Ready:
     """Open ``path``, plan its chunks, size its cache and start fetching its first chunk."""
     branches = list(selection.branches)
     file, tree = _open_tree(path, selection.tree, branches, spec.stream)
@@ -196,7 +214,7 @@ def _prepare(path: str, selection: Selection, spec: JobSpec) -> _Ready:
                 spec.stream,
             ))  # fmt: skip
         if chunks:
-            first = list(selection.preselect) or branches
+            first = list(selection.preselect) if mode["preselect"] else branches
             source.prefetch(_basket_ranges(tree, first, *chunks[0]))
     except BaseException:
         file.close()

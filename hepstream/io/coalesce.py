@@ -22,7 +22,8 @@ class Request:
 def merge_ranges(ranges: Iterable[tuple[int, int]], gap: int) -> list[tuple[int, int]]:
     """Sorted, merged segments covering ``ranges``; neighbours closer than ``gap`` join."""
     merged: list[tuple[int, int]] = []
-    for start, stop in sorted(ranges):
+    # plain ints: ranges often come from numpy arrays, and the XRootD bindings take only int
+    for start, stop in sorted((int(a), int(b)) for a, b in ranges):
         if merged and start <= merged[-1][1] + gap:
             if stop > merged[-1][1]:
                 merged[-1] = (merged[-1][0], stop)

@@ -35,3 +35,11 @@ def test_plan_covers_every_byte_within_protocol_limits(seed):
 
 def test_plan_of_nothing_is_empty():
     assert plan_requests([], gap=0, max_request_bytes=1) == []
+
+
+def test_plan_hands_out_plain_ints_for_numpy_input():
+    ranges = [(np.int64(10), np.int64(20)), (np.int64(5_000_000), np.int64(5_000_100))]
+    for request in plan_requests(ranges, gap=0, max_request_bytes=1 << 20):
+        for start, stop in request.segments:
+            assert type(start) is int
+            assert type(stop) is int
