@@ -14,6 +14,7 @@ import resource
 import threading
 import time
 import zlib
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -49,6 +50,8 @@ class JobSpec:
     chunk_bytes: int = 8 * MIB
     #: Decompressed chunks waiting ahead of the selection; 1 hides I/O behind compute.
     prefetch: int = 1
+    #: Input files opened, planned and first-chunk prefetched ahead of the one being read.
+    open_ahead: int = 2
 
 
 @dataclass
@@ -122,9 +125,12 @@ def _read_chunks(
                 continue
         return False
 
-    # The next file is opened (one round trip: header plus tail metadata), planned, and its
-    # first chunk prefetched while this one is read: no per-file latency on the WAN.
-    opener = ThreadPoolExecutor(1, thread_name_prefix="hepstream-open")
+    # The next files are opened (open, stat, one read of header plus tail metadata),
+    # planned, and their first chunk prefetched while this one is read: on the WAN a file
+    # costs several round trips before its first basket, more than a short file takes to
+    # read, so ``spec.open_ahead`` files are kept in preparation.
+    opener = ThreadPoolExecutor(spec.open_ahead, thread_name_prefix="hepstream-open")
+    closer = ThreadPoolExecutor(1, thread_name_prefix="hepstream-close")
 
     # Preselection pays only when whole clusters die. It is tried on the job's first chunk;
     # once a chunk keeps every cluster alive, the job reads all branches in one pass.
@@ -135,11 +141,13 @@ def _read_chunks(
             return None
         return opener.submit(_prepare, paths[i], selection, spec, mode)
 
-    pending = open_next(0)
+    ahead = deque(f for f in map(open_next, range(spec.open_ahead)) if f is not None)
     try:
         for index, path in enumerate(paths):
-            ready = pending.result()
-            pending = open_next(index + 1)
+            ready = ahead.popleft().result()
+            following_file = open_next(index + spec.open_ahead)
+            if following_file is not None:
+                ahead.append(following_file)
             tree, source, chunks = ready.tree, ready.source, ready.chunks
             files[index].entries = tree.num_entries
             files[index].cache = source.config.cache
@@ -161,22 +169,26 @@ def _read_chunks(
                             rest = [b for b in branches if b not in cheap]
                             if following:  # what the cheap-only prefetch left out
                                 source.prefetch(_basket_ranges(tree, rest, *following))
-                            if pending is not None:  # and for the next file's first chunk
-                                pending.add_done_callback(partial(_prefetch_first, names=rest))
+                            for future in ahead:  # and for the next files' first chunks
+                                future.add_done_callback(partial(_prefetch_first, names=rest))
                     else:
                         events = _read_range(tree, path, branches, start, stop_)
                     if not put(_Chunk(index, start, stop_, events, time.perf_counter() - began)):
                         return
             finally:
-                ready.file.close()
                 io_stats[index] = source.stats
+                # closing a remote file is a round trip: do it off the reading path,
+                # and off the opener's, which prepares the next file meanwhile
+                closer.submit(ready.file.close)
         put(_DONE)
     except BaseException as err:
         put(err)
     finally:
-        if pending is not None and pending.exception() is None:
-            pending.result().file.close()
+        for future in ahead:
+            if future.exception() is None:
+                future.result().file.close()
         opener.shutdown(wait=True)
+        closer.shutdown(wait=True)
 
 
 @dataclass
