@@ -66,7 +66,8 @@ def demo(
         if as_json:
             print(json.dumps(report.asdict(), indent=2))
         print_summary(report)
-        typer.echo(f"demo: report written to {spec.report}", err=True)
+        if workdir is not None:
+            typer.echo(f"demo: report written to {spec.report}", err=True)
     finally:
         if workdir is None:
             shutil.rmtree(base, ignore_errors=True)
