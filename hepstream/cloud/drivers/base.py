@@ -88,3 +88,19 @@ def spec_from_tags(tags: Mapping[str, str]) -> VMSpec:
         memory_mb=int(tags.get(TAG_MEM, "2048")),
         owner=tags.get(TAG_OWNER, "nobody"),
     )
+
+
+def destroy_libcloud_node(driver: Any, cloud: str, cloud_id: str, listed, not_found: str) -> None:
+    """Destroy one node through a libcloud driver; a node already gone counts as destroyed.
+
+    Clouds and their fakes word "not found" differently (moto's body does not even
+    parse in libcloud), so an error is checked against ``not_found`` and the listing.
+    """
+    from libcloud.compute.base import Node
+
+    try:
+        driver.destroy_node(Node(cloud_id, None, None, [], [], driver))
+    except Exception as err:
+        if not_found in str(err) or cloud_id not in {vm.cloud_id for vm in listed()}:
+            return
+        raise CloudAPIError(f"cloud {cloud}: destroy of {cloud_id} failed: {err}") from None

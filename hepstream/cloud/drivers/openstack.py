@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from hepstream.cloud.drivers.base import TAG_SHIM, BootRequest, CloudAPIError, ObservedVM
+from hepstream.cloud.drivers.base import (
+    TAG_SHIM,
+    BootRequest,
+    CloudAPIError,
+    ObservedVM,
+    destroy_libcloud_node,
+)
 from hepstream.cloud.model import Cloud
 from hepstream.cloud.policy import credential
 from hepstream.errors import ConfigError
@@ -105,14 +111,4 @@ class OpenStackDriver:
         return out
 
     def destroy(self, cloud_id: str) -> None:
-        from libcloud.compute.base import Node
-
-        node = Node(cloud_id, None, None, [], [], self._driver)
-        try:
-            self._driver.destroy_node(node)
-        except Exception as err:
-            if "404" in str(err) or cloud_id not in {v.cloud_id for v in self.list()}:
-                return
-            raise CloudAPIError(
-                f"cloud {self.cloud.name}: Nova delete of {cloud_id} failed: {err}"
-            ) from None
+        destroy_libcloud_node(self._driver, self.cloud.name, cloud_id, self.list, "404")
