@@ -139,7 +139,11 @@ def _read_chunks(
     def open_next(i: int):
         if i >= len(paths):
             return None
-        return opener.submit(_prepare, paths[i], selection, spec, mode)
+        # The job's first chunk over the network is fetched whole even when preselecting:
+        # the probe would otherwise wait one more round trip for the other branches, and
+        # at worst one chunk's baskets are read in vain. On local disk that wait is free.
+        whole = i == 0 and is_remote(paths[i])
+        return opener.submit(_prepare, paths[i], selection, spec, mode, whole=whole)
 
     ahead = deque(f for f in map(open_next, range(spec.open_ahead)) if f is not None)
     try:
@@ -210,7 +214,9 @@ def _prefetch_first(done, names: list[str]) -> None:
             ready.source.prefetch(_basket_ranges(ready.tree, names, *ready.chunks[0]))
 
 
-def _prepare(path: str, selection: Selection, spec: JobSpec, mode: dict[str, bool]) -> _Ready:
+def _prepare(
+    path: str, selection: Selection, spec: JobSpec, mode: dict[str, bool], whole: bool = False
+) -> _Ready:
     """Open ``path``, plan its chunks, size its cache and start fetching its first chunk."""
     branches = list(selection.branches)
     file, tree = _open_tree(path, selection.tree, branches, spec.stream)
@@ -226,7 +232,7 @@ def _prepare(path: str, selection: Selection, spec: JobSpec, mode: dict[str, boo
                 spec.stream,
             ))  # fmt: skip
         if chunks:
-            first = list(selection.preselect) if mode["preselect"] else branches
+            first = list(selection.preselect) if mode["preselect"] and not whole else branches
             source.prefetch(_basket_ranges(tree, first, *chunks[0]))
     except BaseException:
         file.close()
