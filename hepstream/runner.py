@@ -369,11 +369,14 @@ def run_job(spec: JobSpec, progress: Callable[[int, int], None] | None = None) -
     writer: OutputWriter | None = None
     io_stats: dict[int, IOStats] = {}
     try:
-        selection = load_plugin(spec.plugin)
         if is_remote(spec.output) or any(is_remote(p) for p in spec.inputs):
-            from hepstream.io.xrootd import configure_client
+            from hepstream.io.xrootd import configure_client, warm_up
 
             configure_client(spec.stream.connection_retry, spec.stream.connection_window)
+            # connect and log in to the first input's server while the plugin (and numba)
+            # load: on the WAN that handshake is several round trips
+            warm_up(next((p for p in spec.inputs if is_remote(p)), spec.output))
+        selection = load_plugin(spec.plugin)
         remote_output = is_remote(spec.output)
         local_output = spec.output
         if remote_output:

@@ -38,6 +38,20 @@ def configure_client(retry: int, window: int) -> None:
         client.EnvPutInt("ConnectionWindow", window)
 
 
+def warm_up(url: str) -> None:
+    """Start connecting to ``url``'s server in the background (errors surface later, on open)."""
+    import threading
+
+    from XRootD import client
+
+    server, _ = split_url(url)
+    threading.Thread(
+        target=lambda: client.FileSystem(server).ping(timeout=10),
+        name="hepstream-connect",
+        daemon=True,
+    ).start()
+
+
 class XRootDBackend:
     """Reads byte ranges of one remote file; safe to call from several threads."""
 
