@@ -1,5 +1,7 @@
-"""``python -m bench``: run the benchmark suites and print the results table."""
+"""``python -m bench``: the same command as ``hepstream bench run``."""
 
-from bench.runner import main
+import sys
 
-main()
+from hepstream.cli import main
+
+sys.exit(main(["bench", "run", *sys.argv[1:]], prog_name="hepstream"))

@@ -7,9 +7,6 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Annotated
-
-import typer
 
 from bench.settings import DATA_ENV, MODE_ENV
 
@@ -59,41 +56,3 @@ def run_bench(
         print(text)
         print(f"results: {results_dir / 'latest.md'} and latest.json")
     return code.returncode
-
-
-app = typer.Typer(add_completion=False)
-
-
-@app.command()
-def bench_cmd(
-    quick: Annotated[
-        bool, typer.Option("--quick", help="Small samples, 1-2 rounds (the CI smoke test).")
-    ] = False,
-    keyword: Annotated[
-        str | None, typer.Option("-k", help="Only benchmarks matching this pytest -k expression.")
-    ] = None,
-    results_dir: Annotated[
-        Path, typer.Option("--results-dir", help="Where latest.json and latest.md go.")
-    ] = RESULTS_DIR,
-    data_dir: Annotated[
-        Path | None,
-        typer.Option("--data-dir", help="Cache of generated samples [default: bench/.data]."),
-    ] = None,
-) -> None:
-    """Measure hepstream against its performance targets and print the results table.
-
-    Suites: selection kernels, streaming handlers over loopback and an emulated WAN, end-to-end
-    jobs, peak memory, first-chunk latency. Samples are generated once and cached.
-
-    \b
-    Example:
-        python -m bench                  # full run (a few minutes)
-        python -m bench --quick -k kernels
-    """
-    raise typer.Exit(
-        run_bench(quick=quick, keyword=keyword, results_dir=results_dir, data_dir=data_dir)
-    )
-
-
-def main() -> None:
-    app()

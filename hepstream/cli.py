@@ -36,10 +36,10 @@ def _register() -> None:
 _register()
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog_name: str | None = None) -> int:
     """Run the CLI; a :class:`HepstreamError` becomes one line on stderr and its exit code."""
     try:
-        app(args=argv, standalone_mode=False)
+        app(args=argv, prog_name=prog_name, standalone_mode=False)
     except HepstreamError as err:
         print(f"hepstream: error: {err}", file=sys.stderr)
         return err.exit_code

@@ -670,16 +670,21 @@ def run_cmd(
             "--results-dir", help="Where latest.json and latest.md go (default: bench/results)."
         ),
     ] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option("--data-dir", help="Cache of generated samples [default: bench/.data]."),
+    ] = None,
 ) -> None:
     """Run the performance suites (kernels, streaming, jobs, memory, latency) from a checkout.
 
-    Same as ``python -m bench``: needs the repository's bench/ directory, pytest-benchmark and
+    ``python -m bench`` runs this command. Needs the repository's bench/ directory, pytest-benchmark and
     Debian's xrootd. Writes bench/results/latest.json and latest.md and prints the targets.
 
     \b
     Example:
         hepstream bench run --quick
         hepstream bench run -k streaming --results-dir /tmp/bench
+        python -m bench                  # the same, full run (a few minutes)
     """
     import importlib.util
 
@@ -694,6 +699,8 @@ def run_cmd(
         )
     from bench.runner import RESULTS_DIR, run_bench
 
-    code = run_bench(quick=quick, keyword=keyword, results_dir=results_dir or RESULTS_DIR)
+    code = run_bench(
+        quick=quick, keyword=keyword, results_dir=results_dir or RESULTS_DIR, data_dir=data_dir
+    )
     if code:
         raise typer.Exit(code)
