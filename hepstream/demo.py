@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -64,7 +63,7 @@ def demo(
             )
             report = run_job(spec)
         if as_json:
-            print(json.dumps(report.asdict(), indent=2))
+            print(report.to_json(), end="")
         print_summary(report)
         if workdir is not None:
             typer.echo(f"demo: report written to {spec.report}", err=True)

@@ -115,6 +115,8 @@ def _read_chunks(
 ) -> None:
     """Reader thread: put ``_Chunk``s, then ``_DONE`` (or the exception) on ``out``."""
     branches = list(selection.branches)
+    cheap = list(selection.preselect)
+    rest = [b for b in branches if b not in cheap]
 
     def put(item) -> bool:
         while not stop.is_set():
@@ -159,7 +161,6 @@ def _read_chunks(
                 for number, (start, stop_) in enumerate(chunks):
                     began = time.perf_counter()
                     following = chunks[number + 1] if number + 1 < len(chunks) else None
-                    cheap = list(selection.preselect)
                     if following:  # the next chunk's baskets, while this one decodes
                         wanted = cheap if mode["preselect"] else branches
                         source.prefetch(_basket_ranges(tree, wanted, *following))
@@ -170,7 +171,6 @@ def _read_chunks(
                         files[index].clusters_skipped += skipped
                         if not skipped:
                             mode["preselect"] = False
-                            rest = [b for b in branches if b not in cheap]
                             if following:  # what the cheap-only prefetch left out
                                 source.prefetch(_basket_ranges(tree, rest, *following))
                             for future in ahead:  # and for the next files' first chunks

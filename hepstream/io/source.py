@@ -38,16 +38,6 @@ class IOStats:
     cache_peak: int = 0
     latencies: list[float] = field(default_factory=list, repr=False)
 
-    def add(self, other: IOStats) -> None:
-        """Accumulate another source's counters into this one."""
-        self.bytes_read += other.bytes_read
-        self.requests += other.requests
-        self.vector_reads += other.vector_reads
-        self.cache_hits += other.cache_hits
-        self.cache_misses += other.cache_misses
-        self.cache_peak = max(self.cache_peak, other.cache_peak)
-        self.latencies.extend(other.latencies)
-
     def asdict(self) -> dict[str, int]:
         out = asdict(self)
         del out["latencies"]
