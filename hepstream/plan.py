@@ -63,11 +63,13 @@ def passing_spans(boundaries: Sequence[int], mask: np.ndarray) -> list[tuple[int
 AUTO_CACHE_MAX = 256 << 20
 
 
-def cache_for_layout(chunk_bytes: Sequence[int], base) -> int:
-    """Cache bound that holds the chunk being read plus the next one prefetched.
+def cache_for_layout(chunk_bytes: Sequence[int], base, ahead: int = 1) -> int:
+    """Cache bound that holds the chunk being read plus the ``ahead`` ones prefetched, and
+    the file's first read (its head and tail read-ahead windows, the ROOT metadata).
 
     ``chunk_bytes`` are the compressed basket bytes of each planned chunk; the bound
     never drops below ``base.cache`` nor exceeds :data:`AUTO_CACHE_MAX`.
     """
     biggest = max(chunk_bytes, default=0)
-    return int(min(AUTO_CACHE_MAX, max(base.cache, 2 * biggest + base.readahead)))
+    wanted = (1 + ahead) * biggest + 2 * base.readahead
+    return int(min(AUTO_CACHE_MAX, max(base.cache, wanted)))

@@ -52,6 +52,13 @@ class JobSpec:
     prefetch: int = 1
     #: Input files opened, planned and first-chunk prefetched ahead of the one being read.
     open_ahead: int = 2
+    #: Chunks of one file whose baskets are fetched ahead of the one being decoded. With
+    #: one, the link idles one round trip per chunk once decoding outpaces it (30 ms RTT:
+    #: 0.82x of the zero-delay rate on a 10-file bench job); two keep it busy.
+    fetch_ahead: int = 2
+    #: Threads that decompress baskets (zlib, lz4 and zstd release the GIL). The selection
+    #: takes a small part of a core, so the job's cores are best spent decompressing.
+    decompress_threads: int = field(default_factory=lambda: min(4, os.cpu_count() or 1))
 
 
 @dataclass
@@ -66,15 +73,23 @@ class _Chunk:
 _DONE = object()
 
 
-def _open_tree(path: str, tree_name: str, branches: list[str], stream: StreamConfig):
+def _open_tree(
+    path: str, tree_name: str, branches: list[str], stream: StreamConfig, threads: int = 1
+):
     """Open a file's TTree through hepstream's source; clear errors for the usual faults."""
     import uproot
 
+    options: dict[str, Any] = {}
+    if threads > 1:  # uproot shuts the executor down with the file: one pool per file
+        options["decompression_executor"] = ThreadPoolExecutor(
+            threads, thread_name_prefix="hepstream-decompress"
+        )
     try:
         # array_cache=None: a streaming job reads each basket once; uproot's default
-        # 100 MB array cache would only hold memory. (A decompression thread pool was
-        # measured slower end to end on two cores: the selection thread needs the other.)
-        file = uproot.open(path, handler=StreamingSource, hepstream_config=stream, array_cache=None)
+        # 100 MB array cache would only hold memory.
+        file = uproot.open(
+            path, handler=StreamingSource, hepstream_config=stream, array_cache=None, **options
+        )
     except HepstreamError:
         raise
     except ValueError as err:
@@ -148,6 +163,15 @@ def _read_chunks(
         return opener.submit(_prepare, paths[i], selection, spec, mode, whole=whole)
 
     ahead = deque(f for f in map(open_next, range(spec.open_ahead)) if f is not None)
+
+    def keep_ahead(ready: _Ready, number: int, names: list[str]) -> None:
+        """Keep ``spec.fetch_ahead`` chunks in flight past chunk ``number``, spilling into
+        the next file near the end of this one, so the link never idles at a file edge."""
+        ready.fetch_ahead(number, names)
+        spill = spec.fetch_ahead - (len(ready.chunks) - number - 1)
+        if spill > 0 and ahead:
+            ahead[0].add_done_callback(partial(_prefetch_upto, count=spill, names=names))
+
     try:
         for index, path in enumerate(paths):
             ready = ahead.popleft().result()
@@ -160,10 +184,8 @@ def _read_chunks(
             try:
                 for number, (start, stop_) in enumerate(chunks):
                     began = time.perf_counter()
-                    following = chunks[number + 1] if number + 1 < len(chunks) else None
-                    if following:  # the next chunk's baskets, while this one decodes
-                        wanted = cheap if mode["preselect"] else branches
-                        source.prefetch(_basket_ranges(tree, wanted, *following))
+                    # the next chunks' baskets, while this one decodes
+                    keep_ahead(ready, number, cheap if mode["preselect"] else branches)
                     if mode["preselect"]:
                         events, skipped = _read_preselected(
                             selection, spec, tree, path, ready.offsets, start, stop_
@@ -171,10 +193,13 @@ def _read_chunks(
                         files[index].clusters_skipped += skipped
                         if not skipped:
                             mode["preselect"] = False
-                            if following:  # what the cheap-only prefetch left out
-                                source.prefetch(_basket_ranges(tree, rest, *following))
-                            for future in ahead:  # and for the next files' first chunks
-                                future.add_done_callback(partial(_prefetch_first, names=rest))
+                            # what the cheap-only prefetches left out, here and for the
+                            # next files' first chunks
+                            keep_ahead(ready, number, branches)
+                            for future in ahead:
+                                future.add_done_callback(
+                                    partial(_prefetch_upto, count=1, names=rest)
+                                )
                     else:
                         events = _read_range(tree, path, branches, start, stop_)
                     if not put(_Chunk(index, start, stop_, events, time.perf_counter() - began)):
@@ -204,14 +229,34 @@ class _Ready:
     source: StreamingSource
     offsets: list[int]
     chunks: list[tuple[int, int]]
+    depth: int = 1
+    #: Branches already requested, per chunk number: each basket is asked for once.
+    requested: dict[int, set[str]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def prefetch(self, number: int, names: list[str]) -> None:
+        """Start fetching the baskets of ``names`` in chunk ``number`` not asked for yet."""
+        if number >= len(self.chunks):
+            return
+        with self._lock:  # the reader and an opener's callback may both ask
+            done = self.requested.setdefault(number, set())
+            todo = [name for name in names if name not in done]
+            done.update(todo)
+        if todo:
+            self.source.prefetch(_basket_ranges(self.tree, todo, *self.chunks[number]))
+
+    def fetch_ahead(self, number: int, names: list[str]) -> None:
+        """Keep the ``depth`` chunks after ``number`` in flight while ``number`` decodes."""
+        for ahead in range(number + 1, min(number + 1 + self.depth, len(self.chunks))):
+            self.prefetch(ahead, names)
 
 
-def _prefetch_first(done, names: list[str]) -> None:
-    """Once the next file is open, prefetch ``names`` of its first chunk too."""
+def _prefetch_upto(done, count: int, names: list[str]) -> None:
+    """Once the next file is open, prefetch ``names`` of its first ``count`` chunks."""
     if done.exception() is None:
         ready = done.result()
-        if ready.chunks:
-            ready.source.prefetch(_basket_ranges(ready.tree, names, *ready.chunks[0]))
+        for number in range(count):
+            ready.prefetch(number, names)
 
 
 def _prepare(
@@ -219,7 +264,7 @@ def _prepare(
 ) -> _Ready:
     """Open ``path``, plan its chunks, size its cache and start fetching its first chunk."""
     branches = list(selection.branches)
-    file, tree = _open_tree(path, selection.tree, branches, spec.stream)
+    file, tree = _open_tree(path, selection.tree, branches, spec.stream, spec.decompress_threads)
     try:
         source = file.file.source
         per_entry = sum(tree[b].uncompressed_bytes for b in branches) / max(1, tree.num_entries)
@@ -229,15 +274,16 @@ def _prepare(
         if spec.auto_cache:
             source.resize(cache=cache_for_layout(
                 [sum(b - a for a, b in _basket_ranges(tree, branches, lo, hi)) for lo, hi in chunks],
-                spec.stream,
+                spec.stream, ahead=spec.fetch_ahead,
             ))  # fmt: skip
-        if chunks:
-            first = list(selection.preselect) if mode["preselect"] and not whole else branches
-            source.prefetch(_basket_ranges(tree, first, *chunks[0]))
+        ready = _Ready(file, tree, source, offsets, chunks, depth=spec.fetch_ahead)
+        ready.prefetch(
+            0, list(selection.preselect) if mode["preselect"] and not whole else branches
+        )
     except BaseException:
         file.close()
         raise
-    return _Ready(file, tree, source, offsets, chunks)
+    return ready
 
 
 def _basket_ranges(tree, names: list[str], start: int, stop: int) -> list[tuple[int, int]]:
@@ -513,3 +559,8 @@ def validate_spec(spec: JobSpec) -> None:
         raise ConfigError("no input files given; pass one or more paths or root:// URLs")
     if spec.chunk_bytes < 1:
         raise ConfigError("chunk size must be at least 1 byte")
+    if spec.fetch_ahead < 0 or spec.open_ahead < 1 or spec.decompress_threads < 1:
+        raise ConfigError(
+            "fetch_ahead must be >= 0, open_ahead and decompress_threads >= 1; "
+            f"got {spec.fetch_ahead}, {spec.open_ahead}, {spec.decompress_threads}"
+        )

@@ -672,7 +672,7 @@ def run_cmd(
     ] = None,
     data_dir: Annotated[
         Path | None,
-        typer.Option("--data-dir", help="Cache of generated samples [default: bench/.data]."),
+        typer.Option("--data-dir", help="Cache of generated samples (default: bench/.data)."),
     ] = None,
 ) -> None:
     """Run the performance suites (kernels, streaming, jobs, memory, latency) from a checkout.

@@ -199,3 +199,37 @@ def test_prefetch_serves_later_chunks_from_the_cache(xrootd_server, out_dir):
     assert fixed.cache == 1 << 20
     assert fixed.cache_peak_bytes <= 1 << 20
     assert fixed.events_selected == report.events_selected
+
+
+@pytest.mark.xrootd
+def test_baskets_are_fetched_ahead_across_files(xrootd_server, out_dir):
+    """Every basket of a many-file remote job comes from the prefetch cache, including at
+    file edges; only each file's first (metadata) read misses. Depth, decompression
+    threads and preselection change nothing in the output."""
+    url = xrootd_server.data_url("tau1n_data_000.root")
+    inputs = (url, url, url, url)  # four opens of one file: the same bytes, four file edges
+    deep = run_job(JobSpec(PLUGIN, inputs, str(out_dir / "deep.root"), chunk_bytes=256 << 10))
+    assert deep.cache_misses == len(inputs)
+    assert deep.cache_hits > 10 * len(inputs)
+    plain = run_job(
+        JobSpec(
+            PLUGIN, inputs, str(out_dir / "plain.root"), chunk_bytes=256 << 10,
+            fetch_ahead=0, decompress_threads=1, open_ahead=1,
+        )
+    )  # fmt: skip
+    assert plain.cache_misses > deep.cache_misses
+    assert deep.events_selected == plain.events_selected > 0
+    assert ak.array_equal(_written(out_dir / "deep.root"), _written(out_dir / "plain.root"))
+
+
+@pytest.mark.parametrize(
+    ("option", "value"), [("fetch_ahead", -1), ("open_ahead", 0), ("decompress_threads", 0)]
+)
+def test_pipeline_options_are_checked_before_any_io(option, value):
+    from hepstream.errors import ConfigError
+    from hepstream.runner import validate_spec
+
+    with pytest.raises(ConfigError, match=option):
+        validate_spec(
+            JobSpec(PLUGIN, ("root://nowhere.invalid//x.root",), "o.root", **{option: value})
+        )

@@ -29,8 +29,14 @@ class ReadAheadCache:
         """Bytes currently cached."""
         return self._held
 
-    def get(self, start: int, stop: int) -> memoryview | None:
-        """The bytes ``[start, stop)`` (a zero-copy view) if a segment covers them, else None."""
+    def get(self, start: int, stop: int, once: bool = False) -> memoryview | None:
+        """The bytes ``[start, stop)`` (a zero-copy view) if a segment covers them, else None.
+
+        ``once`` marks a read that will not come again (a streaming job reads each basket
+        once): the segment is not promoted, and once read to its end it goes first at the
+        next eviction, so consumed data makes room before prefetched data that is still
+        to be read.
+        """
         with self._lock:
             index = bisect.bisect_right(self._starts, start) - 1
             # Segments may overlap; look back a few for one that covers the range.
@@ -38,7 +44,10 @@ class ReadAheadCache:
                 seg_start = self._starts[index]
                 data = self._segments[seg_start]
                 if seg_start + len(data) >= stop:
-                    self._segments.move_to_end(seg_start)
+                    if not once:
+                        self._segments.move_to_end(seg_start)
+                    elif seg_start + len(data) == stop:
+                        self._segments.move_to_end(seg_start, last=False)
                     self.hits += 1
                     return memoryview(data)[start - seg_start : stop - seg_start]
                 if start - seg_start > self.capacity:

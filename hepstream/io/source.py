@@ -169,7 +169,7 @@ class StreamingSource(uproot.source.chunk.Source):
         chunks: list[uproot.source.chunk.Chunk] = []
         missing: list[tuple[int, int, Future]] = []
         for start, stop in ranges:
-            data = self._cache.get(start, stop)
+            data = self._cache.get(start, stop, once=True)  # baskets: each read once
             if data is not None:
                 chunk = uproot.source.chunk.Chunk(
                     self, start, stop, uproot.source.futures.TrivialFuture(data)

@@ -28,6 +28,29 @@ def test_least_recently_used_goes_first():
     assert cache.get(100, 110) is None
 
 
+def test_data_read_once_makes_room_before_data_still_to_be_read():
+    """A streaming job reads each basket once: consumed segments leave first, so a new
+    prefetch does not evict the next chunk it was fetched ahead of."""
+    cache = ReadAheadCache(30)
+    cache.put(0, b"a" * 10)  # the chunk being read
+    cache.put(100, b"b" * 10)  # the next chunk, prefetched
+    assert cache.get(0, 4, once=True) == b"a" * 4  # partly read: keeps its place
+    assert cache.get(4, 10, once=True) == b"a" * 6  # read to its end: first to go
+    cache.put(200, b"c" * 15)  # the chunk after, prefetched
+    assert cache.get(100, 110, once=True) == b"b" * 10
+    assert cache.get(0, 10) is None
+
+
+def test_partly_read_segment_is_not_promoted():
+    cache = ReadAheadCache(30)
+    cache.put(0, b"a" * 10)
+    cache.put(100, b"b" * 10)
+    cache.get(0, 5, once=True)  # unlike a plain get, no promotion
+    cache.put(200, b"c" * 15)
+    assert cache.get(0, 10) is None
+    assert cache.get(100, 110) == b"b" * 10
+
+
 @pytest.mark.parametrize("seed", range(10))
 def test_bound_is_never_exceeded_and_data_is_exact(seed):
     rng = np.random.default_rng(seed)
@@ -39,7 +62,7 @@ def test_bound_is_never_exceeded_and_data_is_exact(seed):
         if rng.random() < 0.5:
             cache.put(start, blob[start:stop])
         else:
-            got = cache.get(start, stop)
+            got = cache.get(start, stop, once=bool(rng.random() < 0.5))
             assert got is None or got == blob[start:stop]
         assert cache.held <= cache.capacity
     assert cache.peak <= cache.capacity
