@@ -1,5 +1,6 @@
-"""Pure read planning: chunks from cluster edges, chunk size from bytes, preselection spans,
-cache size from the basket layout."""
+"""hepstream.plan, the pure read planning: chunks from cluster edges, chunk size from bytes,
+preselection spans, cache size from the basket layout. (tests/cloud/test_plan.py covers the
+cloud shim's planner; pytest needs distinct basenames.)"""
 
 from __future__ import annotations
 
