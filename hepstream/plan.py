@@ -8,12 +8,14 @@ from collections.abc import Sequence
 import numpy as np
 
 
-def plan_chunks(cluster_offsets: Sequence[int], entries_per_chunk: int) -> list[tuple[int, int]]:
+def plan_chunks(
+    cluster_offsets: Sequence[int], entries_per_chunk: int, *, cut: bool = True
+) -> list[tuple[int, int]]:
     """Entry ranges built from whole clusters, each about ``entries_per_chunk`` long.
 
     Chunks end on cluster boundaries so every basket is read once and decompressed
-    once; a single cluster much larger than the target is cut in equal parts so a
-    chunk's memory stays bounded.
+    once; with ``cut``, a single cluster much larger than the target is cut in equal parts
+    so a chunk's memory stays bounded (an RNTuple's are not: uproot decodes whole clusters).
     """
     if entries_per_chunk < 1:
         raise ValueError("entries_per_chunk must be >= 1")
@@ -22,7 +24,7 @@ def plan_chunks(cluster_offsets: Sequence[int], entries_per_chunk: int) -> list[
     for stop in cluster_offsets[1:]:
         if stop - start >= entries_per_chunk:
             span = stop - start
-            if span > 2 * entries_per_chunk:  # an oversized cluster: cut it
+            if cut and span > 2 * entries_per_chunk:  # an oversized cluster: cut it
                 pieces = -(-span // entries_per_chunk)
                 edges = [start + span * i // pieces for i in range(pieces + 1)]
                 chunks.extend(itertools.pairwise(edges))

@@ -25,8 +25,11 @@ class FileReport:
     events_preselected: int = 0
     clusters_skipped: int = 0
     bytes_read: int = 0
+    #: Planned basket/page bytes served plus the metadata read (see JobReport.bytes_needed).
+    bytes_needed: int = 0
+    #: Bytes read that no plan foresaw (0 when the read plan is exact).
+    bytes_unplanned: int = 0
     requests: int = 0
-    clusters_skipped: int = 0
     cache: int = 0
     error: str | None = None
 
@@ -49,11 +52,16 @@ class JobReport:
     events_preselected: int = 0
     clusters_skipped: int = 0
     bytes_read: int = 0
+    #: What the job needed: every planned basket/page it read, each counted once, plus the
+    #: metadata read (header, keys, streamers, anchors, with their read-ahead).
+    bytes_needed: int = 0
+    bytes_unplanned: int = 0
     requests: int = 0
     vector_reads: int = 0
     cache_hits: int = 0
     cache_misses: int = 0
     cache_peak_bytes: int = 0
+    reads_waited: int = 0
     output_bytes: int = 0
     wall_s: float = 0.0
     cpu_s: float = 0.0
@@ -92,7 +100,8 @@ class JobReport:
             f"  events   {self.events_read:,} read, {self.events_selected:,} selected ({frac:.2f} %)",
             f"  rate     {self.events_per_s:,.0f} events/s, {self.kb_per_s:,.0f} KB/s "
             f"({self.wall_s:.2f} s wall, {self.cpu_s:.2f} s CPU)",
-            f"  I/O      {self.bytes_read / 1e6:,.1f} MB in {self.requests:,} requests "
+            f"  I/O      {self.bytes_read / 1e6:,.1f} MB read for {self.bytes_needed / 1e6:,.1f} MB "
+            f"needed, in {self.requests:,} requests "
             f"({self.vector_reads:,} vector), cache {self.cache_hits:,} hits / "
             f"{self.cache_misses:,} misses, peak {self.cache_peak_bytes / 1e6:.1f} MB",
         ]

@@ -1,35 +1,26 @@
-"""Run one job: stream inputs chunk by chunk, select, write, report.
+"""Run one job: plugin -> chunks -> select -> write -> report.
 
-A reader thread fetches and decompresses the next chunk while the main thread runs
-the plugin on the current one; a bounded queue keeps at most ``prefetch`` chunks
-waiting, so memory stays bounded whatever the input size.
+The reader (:mod:`hepstream.reader`) fetches and decodes the next chunks while this
+thread runs the plugin on the current one; the writer owns the output.
 """
 
 from __future__ import annotations
 
-import itertools
 import os
-import queue
 import resource
-import threading
 import time
-import zlib
-from collections import deque
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from hepstream.errors import ConfigError, HepstreamError, InputError, OutputError, PluginError
-from hepstream.io import IOStats, StreamConfig, StreamingSource, expand_inputs, is_remote
+from hepstream.errors import ConfigError, HepstreamError, OutputError, PluginError
+from hepstream.io import IOStats, StreamConfig, expand_inputs, is_remote
 from hepstream.io.config import MIB
-from hepstream.plan import cache_for_layout, entries_for_bytes, passing_spans, plan_chunks
 from hepstream.report import FileReport, JobReport, write_json_atomic
-from hepstream.selection import Selection, check_mask, load_plugin
+from hepstream.selection import Selection, call_plugin, check_mask, load_plugin
 
 
 @dataclass(frozen=True)
@@ -42,8 +33,9 @@ class JobSpec:
     report: str | None = None
     site: str = field(default_factory=lambda: os.environ.get("HEPSTREAM_SITE", "local"))
     stream: StreamConfig = field(default_factory=StreamConfig)
-    #: Size the cache from each file's basket layout (one chunk being read plus the next
-    #: one prefetched); False keeps ``stream.cache`` exactly, as given on the command line.
+    #: Size the job's byte budget from each file's read plan (the chunk being read plus
+    #: ``fetch_ahead`` chunks in flight, and the open files' metadata windows); False keeps
+    #: ``stream.cache`` exactly, as given on the command line.
     auto_cache: bool = True
     #: Uncompressed bytes per chunk: large enough to amortize Python overhead per call,
     #: small enough that a few chunks in flight keep a job far below 1 GB of memory.
@@ -52,310 +44,18 @@ class JobSpec:
     prefetch: int = 1
     #: Input files opened, planned and first-chunk prefetched ahead of the one being read.
     open_ahead: int = 2
-    #: Chunks of one file whose baskets are fetched ahead of the one being decoded. With
-    #: one, the link idles one round trip per chunk once decoding outpaces it (30 ms RTT:
-    #: 0.82x of the zero-delay rate on a 10-file bench job); two keep it busy.
+    #: Chunks whose baskets or pages the automatically sized budget holds in flight ahead
+    #: of the one being decoded. With one, the link idles one round trip per chunk once
+    #: decoding outpaces it (30 ms RTT: 0.82x of the zero-delay rate on a 10-file bench
+    #: job); two keep it busy.
     fetch_ahead: int = 2
     #: Threads that decompress baskets (zlib, lz4 and zstd release the GIL). The selection
     #: takes a small part of a core, so the job's cores are best spent decompressing.
     decompress_threads: int = field(default_factory=lambda: min(4, os.cpu_count() or 1))
 
 
-@dataclass
-class _Chunk:
-    file_index: int
-    start: int
-    stop: int
-    events: Any  # the events that passed preselection (all of them without one)
-    io_wait: float
-
-
-_DONE = object()
-
-
-def _open_tree(
-    path: str, tree_name: str, branches: list[str], stream: StreamConfig, threads: int = 1
-):
-    """Open a file's TTree through hepstream's source; clear errors for the usual faults."""
-    import uproot
-
-    options: dict[str, Any] = {}
-    if threads > 1:  # uproot shuts the executor down with the file: one pool per file
-        options["decompression_executor"] = ThreadPoolExecutor(
-            threads, thread_name_prefix="hepstream-decompress"
-        )
-    try:
-        # array_cache=None: a streaming job reads each basket once; uproot's default
-        # 100 MB array cache would only hold memory.
-        file = uproot.open(
-            path, handler=StreamingSource, hepstream_config=stream, array_cache=None, **options
-        )
-    except HepstreamError:
-        raise
-    except ValueError as err:
-        if "not a ROOT file" in str(err):
-            raise InputError(f"{path} is not a ROOT file; check the input list") from None
-        raise InputError(f"cannot read {path}: {str(err).splitlines()[0]}") from None
-    except OSError as err:
-        raise InputError(f"cannot read {path}: {str(err).splitlines()[0]}") from None
-    try:
-        tree = file[tree_name]
-    except (KeyError, uproot.KeyInFileError):
-        names = sorted({key.split(";")[0] for key in file.keys(recursive=False)})
-        file.close()
-        raise InputError(
-            f"{path} has no TTree {tree_name!r} (it has {names}); fix the plugin's tree"
-        ) from None
-    if not hasattr(tree, "common_entry_offsets"):
-        file.close()
-        raise InputError(f"{path}: {tree_name!r} is not a TTree")
-    missing = [b for b in branches if b not in tree]
-    if missing:
-        file.close()
-        raise InputError(
-            f"{path}: TTree {tree_name!r} has no branch {', '.join(missing)}; "
-            f"fix the plugin's branches list"
-        )
-    return file, tree
-
-
-def _read_chunks(
-    paths: list[str],
-    selection: Selection,
-    spec: JobSpec,
-    files: list[FileReport],
-    out: queue.Queue,
-    stop: threading.Event,
-    io_stats: dict[int, IOStats],
-) -> None:
-    """Reader thread: put ``_Chunk``s, then ``_DONE`` (or the exception) on ``out``."""
-    branches = list(selection.branches)
-    cheap = list(selection.preselect)
-    rest = [b for b in branches if b not in cheap]
-
-    def put(item) -> bool:
-        while not stop.is_set():
-            try:
-                out.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    # The next files are opened (open, stat, one read of header plus tail metadata),
-    # planned, and their first chunk prefetched while this one is read: on the WAN a file
-    # costs several round trips before its first basket, more than a short file takes to
-    # read, so ``spec.open_ahead`` files are kept in preparation.
-    opener = ThreadPoolExecutor(spec.open_ahead, thread_name_prefix="hepstream-open")
-    closer = ThreadPoolExecutor(1, thread_name_prefix="hepstream-close")
-
-    # Preselection pays only when whole clusters die. It is tried on the job's first chunk;
-    # once a chunk keeps every cluster alive, the job reads all branches in one pass.
-    mode = {"preselect": bool(selection.preselect)}
-
-    def open_next(i: int):
-        if i >= len(paths):
-            return None
-        # The job's first chunk over the network is fetched whole even when preselecting:
-        # the probe would otherwise wait one more round trip for the other branches, and
-        # at worst one chunk's baskets are read in vain. On local disk that wait is free.
-        whole = i == 0 and is_remote(paths[i])
-        return opener.submit(_prepare, paths[i], selection, spec, mode, whole=whole)
-
-    ahead = deque(f for f in map(open_next, range(spec.open_ahead)) if f is not None)
-
-    def keep_ahead(ready: _Ready, number: int, names: list[str]) -> None:
-        """Keep ``spec.fetch_ahead`` chunks in flight past chunk ``number``, spilling into
-        the next file near the end of this one, so the link never idles at a file edge."""
-        ready.fetch_ahead(number, names)
-        spill = spec.fetch_ahead - (len(ready.chunks) - number - 1)
-        if spill > 0 and ahead:
-            ahead[0].add_done_callback(partial(_prefetch_upto, count=spill, names=names))
-
-    try:
-        for index, path in enumerate(paths):
-            ready = ahead.popleft().result()
-            following_file = open_next(index + spec.open_ahead)
-            if following_file is not None:
-                ahead.append(following_file)
-            tree, source, chunks = ready.tree, ready.source, ready.chunks
-            files[index].entries = tree.num_entries
-            files[index].cache = source.config.cache
-            try:
-                for number, (start, stop_) in enumerate(chunks):
-                    began = time.perf_counter()
-                    # the next chunks' baskets, while this one decodes
-                    keep_ahead(ready, number, cheap if mode["preselect"] else branches)
-                    if mode["preselect"]:
-                        events, skipped = _read_preselected(
-                            selection, spec, tree, path, ready.offsets, start, stop_
-                        )
-                        files[index].clusters_skipped += skipped
-                        if not skipped:
-                            mode["preselect"] = False
-                            # what the cheap-only prefetches left out, here and for the
-                            # next files' first chunks
-                            keep_ahead(ready, number, branches)
-                            for future in ahead:
-                                future.add_done_callback(
-                                    partial(_prefetch_upto, count=1, names=rest)
-                                )
-                    else:
-                        events = _read_range(tree, path, branches, start, stop_)
-                    if not put(_Chunk(index, start, stop_, events, time.perf_counter() - began)):
-                        return
-            finally:
-                io_stats[index] = source.stats
-                # closing a remote file is a round trip: do it off the reading path,
-                # and off the opener's, which prepares the next file meanwhile
-                closer.submit(ready.file.close)
-        put(_DONE)
-    except BaseException as err:
-        put(err)
-    finally:
-        for future in ahead:
-            if future.exception() is None:
-                future.result().file.close()
-        opener.shutdown(wait=True)
-        closer.shutdown(wait=True)
-
-
-@dataclass
-class _Ready:
-    """An opened input with its chunk plan; its first chunk is already being fetched."""
-
-    file: Any
-    tree: Any
-    source: StreamingSource
-    offsets: list[int]
-    chunks: list[tuple[int, int]]
-    depth: int = 1
-    #: Branches already requested, per chunk number: each basket is asked for once.
-    requested: dict[int, set[str]] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def prefetch(self, number: int, names: list[str]) -> None:
-        """Start fetching the baskets of ``names`` in chunk ``number`` not asked for yet."""
-        if number >= len(self.chunks):
-            return
-        with self._lock:  # the reader and an opener's callback may both ask
-            done = self.requested.setdefault(number, set())
-            todo = [name for name in names if name not in done]
-            done.update(todo)
-        if todo:
-            self.source.prefetch(_basket_ranges(self.tree, todo, *self.chunks[number]))
-
-    def fetch_ahead(self, number: int, names: list[str]) -> None:
-        """Keep the ``depth`` chunks after ``number`` in flight while ``number`` decodes."""
-        for ahead in range(number + 1, min(number + 1 + self.depth, len(self.chunks))):
-            self.prefetch(ahead, names)
-
-
-def _prefetch_upto(done, count: int, names: list[str]) -> None:
-    """Once the next file is open, prefetch ``names`` of its first ``count`` chunks."""
-    if done.exception() is None:
-        ready = done.result()
-        for number in range(count):
-            ready.prefetch(number, names)
-
-
-def _prepare(
-    path: str, selection: Selection, spec: JobSpec, mode: dict[str, bool], whole: bool = False
-) -> _Ready:
-    """Open ``path``, plan its chunks, size its cache and start fetching its first chunk."""
-    branches = list(selection.branches)
-    file, tree = _open_tree(path, selection.tree, branches, spec.stream, spec.decompress_threads)
-    try:
-        source = file.file.source
-        per_entry = sum(tree[b].uncompressed_bytes for b in branches) / max(1, tree.num_entries)
-        entries = entries_for_bytes(spec.chunk_bytes, per_entry, tree.num_entries)
-        offsets = tree.common_entry_offsets()
-        chunks = plan_chunks(offsets, entries)
-        if spec.auto_cache:
-            source.resize(cache=cache_for_layout(
-                [sum(b - a for a, b in _basket_ranges(tree, branches, lo, hi)) for lo, hi in chunks],
-                spec.stream, ahead=spec.fetch_ahead,
-            ))  # fmt: skip
-        ready = _Ready(file, tree, source, offsets, chunks, depth=spec.fetch_ahead)
-        ready.prefetch(
-            0, list(selection.preselect) if mode["preselect"] and not whole else branches
-        )
-    except BaseException:
-        file.close()
-        raise
-    return ready
-
-
-def _basket_ranges(tree, names: list[str], start: int, stop: int) -> list[tuple[int, int]]:
-    """Byte ranges of the baskets that hold entries ``[start, stop)`` of branches ``names``."""
-    return [
-        where
-        for name in names
-        for _, where in tree[name].entries_to_ranges_or_baskets(start, stop)
-        if isinstance(where, tuple)
-    ]
-
-
-def _read_range(tree, path: str, names: list[str], start: int, stop: int):
-    """Branches ``names`` for entries ``[start, stop)``; damaged data is an InputError."""
-    try:
-        return tree.arrays(names, entry_start=start, entry_stop=stop, library="ak")
-    except HepstreamError:
-        raise
-    except (OSError, ValueError, zlib.error, RuntimeError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
-        raise InputError(
-            f"{path}: cannot read entries {start}-{stop} ({type(err).__name__}: {first}); "
-            f"the file may be corrupt, copy it again"
-        ) from err
-
-
-def _read_preselected(selection: Selection, spec: JobSpec, tree, path, offsets, start, stop):
-    """Read the cheap branches, preselect, then the rest only for clusters still alive."""
-    import awkward as ak
-
-    cheap = list(selection.preselect)
-    rest = [b for b in selection.branches if b not in cheap]
-    pre = _read_range(tree, path, cheap, start, stop)
-    where = f"plugin {spec.plugin} on {path} entries {start}-{stop}"
-    premask = check_mask(
-        _call_plugin(selection, where, "preselect_mask", pre), len(pre),
-        f"{where}: preselect_mask()",
-    )  # fmt: skip
-    boundaries = [start, *(o for o in offsets if start < o < stop), stop]
-    spans = passing_spans(boundaries, premask)
-    skipped = sum(
-        1 for lo, hi in itertools.pairwise(boundaries) if not premask[lo - start : hi - start].any()
-    )
-    # Whole surviving clusters go to select() (contiguous views, no per-event gather);
-    # select() gives the full answer on any event, so nothing is lost.
-    if not spans:
-        spans_cheap = [pre[0:0]]  # zero entries still carry the branch types
-        spans_rest = [_read_range(tree, path, rest, start, start)] if rest else []
-    else:
-        spans_cheap = [pre[lo - start : hi - start] for lo, hi in spans]
-        spans_rest = [_read_range(tree, path, rest, lo, hi) for lo, hi in spans] if rest else []
-    cheap_part = spans_cheap[0] if len(spans_cheap) == 1 else ak.concatenate(spans_cheap)
-    rest_part = None
-    if spans_rest:
-        rest_part = spans_rest[0] if len(spans_rest) == 1 else ak.concatenate(spans_rest)
-    fields = {
-        name: cheap_part[name] if name in cheap else rest_part[name] for name in selection.branches
-    }
-    return ak.zip(fields, depth_limit=1), skipped
-
-
-def _call_plugin(selection: Selection, where: str, method: str, *args):
-    try:
-        return getattr(selection, method)(*args)
-    except HepstreamError:
-        raise
-    except Exception as err:
-        raise PluginError(f"{where}: {method}() raised {type(err).__name__}: {err}") from err
-
-
 def _output_columns(selection: Selection, selected: Any, where: str) -> dict[str, Any]:
-    columns = _call_plugin(selection, where, "output", selected)
+    columns = call_plugin(selection, where, "output", selected)
     if not isinstance(columns, dict) or not columns:
         raise PluginError(f"{where}: output() must return a non-empty dict of column -> array")
     for name, column in columns.items():
@@ -367,41 +67,12 @@ def _output_columns(selection: Selection, selected: Any, where: str) -> dict[str
     return columns
 
 
-def iterate_chunks(
-    paths: list[str],
-    selection: Selection,
-    spec: JobSpec,
-    files: list[FileReport],
-    io_stats: dict[int, IOStats],
-) -> Iterator[_Chunk]:
-    """Chunks from a reader thread, prefetching ``spec.prefetch`` ahead."""
-    out: queue.Queue = queue.Queue(maxsize=max(1, spec.prefetch))
-    stop = threading.Event()
-    reader = threading.Thread(
-        target=_read_chunks,
-        args=(paths, selection, spec, files, out, stop, io_stats),
-        name="hepstream-reader",
-        daemon=True,
-    )
-    reader.start()
-    try:
-        while True:
-            item = out.get()
-            if item is _DONE:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        reader.join()
-
-
 def run_job(spec: JobSpec, progress: Callable[[int, int], None] | None = None) -> JobReport:
     """Run a job to completion; the report is written (``ok`` or ``failed``) before return.
 
     Raises the job's :class:`HepstreamError` after writing a ``failed`` report.
     """
+    from hepstream.reader import Reader
     from hepstream.writer import OutputWriter
 
     report = JobReport(
@@ -431,15 +102,16 @@ def run_job(spec: JobSpec, progress: Callable[[int, int], None] | None = None) -
         writer = OutputWriter(local_output, tree=selection.tree)
         paths = expand_inputs(list(spec.inputs))
         report.files = [FileReport(path=p) for p in paths]
-        first_columns = None
-        for chunk in iterate_chunks(paths, selection, spec, report.files, io_stats):
+        reader = Reader(paths, selection, spec, report.files)
+        io_stats = reader.stats
+        for chunk in reader:
             where = (
                 f"plugin {spec.plugin} on {paths[chunk.file_index]} entries "
                 f"{chunk.start}-{chunk.stop}"
             )
             t0 = time.perf_counter()
             mask = check_mask(
-                _call_plugin(selection, where, "select", chunk.events),
+                call_plugin(selection, where, "select", chunk.events),
                 len(chunk.events),
                 f"{where}: select()",
             )
@@ -450,8 +122,6 @@ def run_job(spec: JobSpec, progress: Callable[[int, int], None] | None = None) -
             report.select_s += time.perf_counter() - t0
             report.io_wait_s += chunk.io_wait
             writer.write(columns)
-            if first_columns is None:
-                first_columns = columns
             n_sel = int(np.count_nonzero(mask))
             entry = report.files[chunk.file_index]
             entry.events_read += chunk.stop - chunk.start
@@ -504,14 +174,19 @@ def run_job(spec: JobSpec, progress: Callable[[int, int], None] | None = None) -
 def _collect_io(report: JobReport, io_stats: dict[int, IOStats]) -> None:
     for index, stats in sorted(io_stats.items()):
         report.bytes_read += stats.bytes_read
+        report.bytes_needed += stats.bytes_needed
+        report.bytes_unplanned += stats.unplanned_bytes
         report.requests += stats.requests
         report.vector_reads += stats.vector_reads
         report.cache_hits += stats.cache_hits
         report.cache_misses += stats.cache_misses
+        report.reads_waited += stats.reads_waited
         report.cache_peak_bytes = max(report.cache_peak_bytes, stats.cache_peak)
         if index < len(report.files):
             entry = report.files[index]
             entry.bytes_read = stats.bytes_read
+            entry.bytes_needed = stats.bytes_needed
+            entry.bytes_unplanned = stats.unplanned_bytes
             entry.requests = stats.requests
             report.cache = max(report.cache, entry.cache)
 

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from hepstream.errors import PluginError
+from hepstream.errors import HepstreamError, PluginError
 
 
 class Selection:
@@ -201,7 +201,7 @@ def load_plugin(path: str | Path) -> Selection:
     if not isinstance(cls.branches, list | tuple) or not cls.branches:
         raise PluginError(f"plugin {plugin}: {cls.__name__}.branches must be a non-empty list")
     if not isinstance(cls.tree, str) or not cls.tree:
-        raise PluginError(f"plugin {plugin}: {cls.__name__}.tree must name a TTree")
+        raise PluginError(f"plugin {plugin}: {cls.__name__}.tree must name a TTree or RNTuple")
     extra = set(cls.preselect) - set(cls.branches)
     if extra:
         raise PluginError(
@@ -231,3 +231,13 @@ def check_mask(mask: Any, length: int, where: str) -> np.ndarray:
     if array.ndim != 1 or len(array) != length:
         raise PluginError(f"{where}: returned a mask of shape {array.shape}; expected ({length},)")
     return array
+
+
+def call_plugin(selection: Selection, where: str, method: str, *args: Any) -> Any:
+    """Call one of the plugin's methods; anything it raises becomes one PluginError line."""
+    try:
+        return getattr(selection, method)(*args)
+    except HepstreamError:
+        raise
+    except Exception as err:
+        raise PluginError(f"{where}: {method}() raised {type(err).__name__}: {err}") from err

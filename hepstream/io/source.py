@@ -1,4 +1,4 @@
-"""hepstream's uproot ``Source``: read-ahead, bounded cache and vector reads over a backend."""
+"""hepstream's uproot ``Source``: metadata read-ahead, the exact read plan, vector reads."""
 
 from __future__ import annotations
 
@@ -7,17 +7,21 @@ import os
 import queue
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import asdict, dataclass, field, replace
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from functools import partial
 
 import uproot.source.chunk
 import uproot.source.futures
 
 from hepstream.errors import InputError
+from hepstream.io.budget import Budget
 from hepstream.io.cache import ReadAheadCache
 from hepstream.io.coalesce import plan_requests
 from hepstream.io.config import StreamConfig
 from hepstream.io.local import LocalBackend
+from hepstream.io.prefetch import FileReads, Prefetcher
+from hepstream.io.readplan import FilePlan
 from hepstream.io.xrootd import XRootDBackend, configure_client, expand_remote
 
 
@@ -28,14 +32,22 @@ def is_remote(path: str) -> bool:
 
 @dataclass
 class IOStats:
-    """What one source moved: backend traffic and cache behaviour."""
+    """What one source moved: backend traffic, what the plan needed, cache behaviour."""
 
     bytes_read: int = 0
+    #: Bytes the job needed: the planned baskets/pages it read plus the metadata read
+    #: (headers, keys, streamers, anchors, with their read-ahead).
+    bytes_needed: int = 0
+    #: Of ``bytes_read``: metadata windows, and reads no plan foresaw (0 when the plan is exact).
+    metadata_bytes: int = 0
+    unplanned_bytes: int = 0
     requests: int = 0
     vector_reads: int = 0
     cache_hits: int = 0
     cache_misses: int = 0
     cache_peak: int = 0
+    #: Planned reads uproot asked for before their bytes had landed (it then waited).
+    reads_waited: int = 0
     latencies: list[float] = field(default_factory=list, repr=False)
 
     def asdict(self) -> dict[str, int]:
@@ -47,15 +59,22 @@ class IOStats:
 class StreamingSource(uproot.source.chunk.Source):
     """An uproot ``Source`` for local paths and ``root://`` URLs.
 
-    Small reads are extended by the read-ahead window; scattered basket reads are
-    coalesced into parallel vector reads; fetched segments go through a cache whose
-    size never exceeds ``StreamConfig.cache``. Pass it to uproot as
-    ``uproot.open(path, handler=StreamingSource, hepstream_config=config)``.
+    Two paths: a small read that no plan holds (ROOT header, keys, streamers, an RNTuple's
+    anchor, header, footer and page lists) fetches the read-ahead window after it into a
+    metadata cache; once the reader has set the file's exact read plan
+    (:meth:`set_plan`), every planned basket or page is fetched once, ahead, within the
+    job's :class:`~hepstream.io.budget.Budget`, and handed out when uproot asks for it.
+    Pass it to uproot as ``uproot.open(path, handler=StreamingSource, hepstream_config=config)``
+    and, to share one bound and one admission order among a job's files,
+    ``hepstream_prefetcher=Prefetcher(Budget(n))``.
     """
 
     def __init__(self, file_path: str, **options) -> None:
         super().__init__()
         self.config: StreamConfig = options.get("hepstream_config") or StreamConfig()
+        self._prefetcher: Prefetcher = options.get("hepstream_prefetcher") or Prefetcher(
+            Budget(self.config.cache)
+        )
         self._file_path = file_path
         if is_remote(file_path):
             configure_client(self.config.connection_retry, self.config.connection_window)
@@ -63,28 +82,32 @@ class StreamingSource(uproot.source.chunk.Source):
         else:
             self._backend = LocalBackend(file_path)
         self._num_bytes = self._backend.size
-        self._cache = ReadAheadCache(self.config.cache)
+        self._cache = ReadAheadCache(self._prefetcher.budget)
         self._pool = ThreadPoolExecutor(
             self.config.parallel_requests, thread_name_prefix="hepstream-io"
         )
         self._lock = threading.Lock()
         self._io = IOStats()
-        self._inflight: list[tuple[int, int, Future]] = []
+        self._reads: FileReads | None = None
         self._closed = False
 
     # -- backend edge -------------------------------------------------------------------
-    def _fetch(self, segments: tuple[tuple[int, int], ...]) -> list[bytes]:
+    def _fetch(self, segments: tuple[tuple[int, int], ...], kind: str = "") -> list[bytes]:
         began = time.perf_counter()
         data = self._backend.readv(segments)
         elapsed = time.perf_counter() - began
+        nbytes = sum(len(d) for d in data)
         with self._lock:
             self._io.requests += 1
             self._io.vector_reads += len(segments) > 1
-            self._io.bytes_read += sum(len(d) for d in data)
+            self._io.bytes_read += nbytes
+            if kind:
+                setattr(self._io, kind, getattr(self._io, kind) + nbytes)
             self._io.latencies.append(elapsed)
-        for start, piece in _contiguous(segments, data):
-            self._cache.put(start, piece)
         return data
+
+    def _submit(self, segments: tuple[tuple[int, int], ...]) -> Future:
+        return self._pool.submit(self._fetch, segments)
 
     def _tail_segment(self, first: tuple[int, int]) -> tuple[int, int] | None:
         """On the first read, the file's last read-ahead window too: a ROOT file keeps its
@@ -92,128 +115,162 @@ class StreamingSource(uproot.source.chunk.Source):
         if self._io.requests or not self.config.readahead:
             return None
         start = max(first[1], self._num_bytes - self.config.readahead)
-        if (
-            start >= self._num_bytes
-            or first[1] - first[0] + self._num_bytes - start > self.config.cache
-        ):
+        if start >= self._num_bytes:
             return None
         return (start, self._num_bytes)
 
-    def prefetch(self, ranges: list[tuple[int, int]]) -> int:
-        """Start fetching ``ranges`` into the cache in the background; bytes requested.
+    # -- the read plan ------------------------------------------------------------------
+    def set_plan(
+        self, plan: FilePlan, *, eager: bool = False, number: int | None = None
+    ) -> FileReads:
+        """Fetch ``plan``'s spans from now on, in the job's order and within its budget.
 
-        Only what is not cached yet is fetched, and only when it fits in half the
-        cache, so a prefetch never evicts the data it is meant to provide.
+        What the metadata read-ahead already brought of a span is kept (copied) and never
+        fetched again; the metadata cache is then emptied, its bytes given back.
         """
-        wanted = [(a, b) for a, b in ranges if not self._cache.covers(a, b)]
-        total = sum(b - a for a, b in wanted)
-        if not wanted or total > self.config.cache // 2:
-            return 0
-        for request in plan_requests(
-            wanted, gap=self.config.coalesce_gap, max_request_bytes=self.config.max_request_bytes
-        ):
-            future = self._pool.submit(self._fetch, request.segments)
-            with self._lock:
-                self._inflight.append((request.segments[0][0], request.segments[-1][1], future))
-        return total
+        if self._reads is not None:
+            raise RuntimeError(f"{self._file_path}: the read plan is set once")
+        prefilled = {}
+        for index, span in enumerate(plan.spans):
+            pieces = self._cache.pieces(span.start, span.stop)
+            if pieces:
+                prefilled[index] = pieces
+        self._cache.clear()
+        budget = self._prefetcher.budget
+        kept = sum(len(p) for pieces in prefilled.values() for _, p in pieces)
+        if not budget.try_reserve(kept):  # another file took the room meanwhile: fetch them
+            prefilled, kept = {}, 0
+        self._reads = FileReads(
+            plan, self._submit, budget=budget, prefilled=prefilled,
+            max_request_bytes=self.config.max_request_bytes, eager=eager,
+        )  # fmt: skip
+        self._prefetcher.add(self._reads, number)
+        return self._reads
 
-    def _wait_inflight(self, ranges: list[tuple[int, int]]) -> None:
-        """Block until prefetches overlapping ``ranges`` landed in the cache."""
-        with self._lock:
-            self._inflight = [item for item in self._inflight if not item[2].done()]
-            pending = list(self._inflight)
-        if not pending or not ranges:
-            return
-        lo = min(a for a, _ in ranges)
-        hi = max(b for _, b in ranges)
-        overlapping = [f for start, stop, f in pending if start < hi and stop > lo]
-        wait(overlapping)  # a failed prefetch is retried, and reported, by the demand read
-
-    def resize(self, *, readahead: int | None = None, cache: int | None = None) -> None:
-        """Change the read-ahead window or cache bound, e.g. once the basket layout is known."""
-        changes = {}
-        if readahead is not None:
-            changes["readahead"] = readahead
-        if cache is not None:
-            changes["cache"] = cache
-            self._cache.resize(cache)
-        self.config = replace(self.config, **changes)
+    @property
+    def reads(self) -> FileReads | None:
+        """The plan being carried out, once set."""
+        return self._reads
 
     # -- uproot Source interface --------------------------------------------------------
     def chunk(self, start: int, stop: int) -> uproot.source.chunk.Chunk:
-        """One range; a miss fetches the read-ahead window after it into the cache."""
+        """One range: a planned page or basket, else metadata (a miss fetches the
+        read-ahead window after it)."""
         self._num_requests += 1
         self._num_requested_chunks += 1
         self._num_requested_bytes += stop - start
+        served = self._reads.serve(start, stop) if self._reads is not None else None
+        if served is not None:
+            future = uproot.source.futures.TrivialFuture(served[0].result())
+            return uproot.source.chunk.Chunk(self, start, stop, future)
         data = self._cache.get(start, stop)
         if data is None:
-            fetch_stop = min(max(stop, start + self.config.readahead), self._num_bytes)
-            if fetch_stop - start > self.config.cache:
-                fetch_stop = stop
-            segments = [(start, max(fetch_stop, stop))]
-            tail = self._tail_segment(segments[0])
-            if tail is not None:
-                segments.append(tail)
-            data = memoryview(self._fetch(tuple(segments))[0])[: stop - start]
-        future = uproot.source.futures.TrivialFuture(data)
-        return uproot.source.chunk.Chunk(self, start, stop, future)
+            data = self._read_metadata(start, stop)
+        return uproot.source.chunk.Chunk(
+            self, start, stop, uproot.source.futures.TrivialFuture(data)
+        )
+
+    def _read_metadata(self, start: int, stop: int) -> memoryview:
+        """Bytes ``[start, stop)`` and the read-ahead window after them, cached."""
+        if self._reads is not None:  # after planning, a read the plan did not foresee
+            return memoryview(self._fetch(((start, stop),), "unplanned_bytes")[0])
+        limit = self._prefetcher.budget.limit
+        fetch_stop = min(max(stop, start + self.config.readahead), self._num_bytes)
+        if fetch_stop - start > limit:  # a window the bound cannot hold: just the read
+            fetch_stop = stop
+        segments = [(start, max(fetch_stop, stop))]
+        tail = self._tail_segment(segments[0])
+        if tail is not None and fetch_stop - start + tail[1] - tail[0] <= limit:
+            segments.append(tail)
+        data = self._fetch(tuple(segments), "metadata_bytes")
+        for (seg_start, _), piece in zip(segments, data, strict=True):
+            self._cache.put(seg_start, piece)
+        return memoryview(data[0])[: stop - start]
 
     def chunks(
         self, ranges: list[tuple[int, int]], notifications: queue.Queue
     ) -> list[uproot.source.chunk.Chunk]:
-        """Many ranges: cache hits at once, misses in coalesced parallel vector reads."""
+        """Many ranges (a chunk's baskets): planned ones from the plan, the rest fetched in
+        coalesced parallel vector reads."""
         self._num_requests += 1
         self._num_requested_chunks += len(ranges)
         self._num_requested_bytes += sum(stop - start for start, stop in ranges)
-        self._wait_inflight(ranges)
         chunks: list[uproot.source.chunk.Chunk] = []
-        missing: list[tuple[int, int, Future]] = []
+        missing: list[tuple[int, int, Future, uproot.source.chunk.Chunk]] = []
         for start, stop in ranges:
-            data = self._cache.get(start, stop, once=True)  # baskets: each read once
+            served = self._reads.serve(start, stop) if self._reads is not None else None
+            if served is not None:
+                planned = served[0]
+                if planned.done():
+                    chunk = uproot.source.chunk.Chunk(
+                        self, start, stop, uproot.source.futures.TrivialFuture(planned.result())
+                    )
+                    notifications.put(chunk)
+                else:
+                    future: Future = Future()
+                    chunk = uproot.source.chunk.Chunk(self, start, stop, future)
+                    planned.add_done_callback(partial(_relay, future, chunk, notifications))
+                chunks.append(chunk)
+                continue
+            data = self._cache.get(start, stop)
             if data is not None:
                 chunk = uproot.source.chunk.Chunk(
                     self, start, stop, uproot.source.futures.TrivialFuture(data)
                 )
                 notifications.put(chunk)
             else:
-                future: Future = Future()
+                future = Future()
                 chunk = uproot.source.chunk.Chunk(self, start, stop, future)
-                missing.append((start, stop, future))
+                missing.append((start, stop, future, chunk))
             chunks.append(chunk)
         if missing:
-            self._submit(missing, {id(c.future): c for c in chunks}, notifications)
+            self._read_direct(missing, notifications)
         return chunks
 
-    def _submit(self, missing, by_future, notifications: queue.Queue) -> None:
-        """Fetch the planned requests in parallel; fill each range when all its pieces came."""
+    def _read_direct(self, missing, notifications: queue.Queue) -> None:
+        """Fetch ranges no plan holds in parallel; fill each range when all its pieces came."""
+        kind = "unplanned_bytes" if self._reads is not None else "metadata_bytes"
         requests = plan_requests(
-            [(start, stop) for start, stop, _ in missing],
+            [(start, stop) for start, stop, _, _ in missing],
             gap=self.config.coalesce_gap,
             max_request_bytes=self.config.max_request_bytes,
         )
-        fetched = [(req, self._pool.submit(self._fetch, req.segments)) for req in requests]
-        for start, stop, future in missing:
+        fetched = [(req, self._pool.submit(self._fetch, req.segments, kind)) for req in requests]
+        for start, stop, future, chunk in missing:
             deps = [
                 (req, done)
                 for req, done in fetched
                 if req.segments[0][0] < stop and req.segments[-1][1] > start
             ]
-            _Assembly(start, stop, future, deps, by_future[id(future)], notifications)
+            _Assembly(start, stop, future, deps, chunk, notifications)
 
     # -- counters and lifetime ----------------------------------------------------------
     @property
     def stats(self) -> IOStats:
-        """Backend traffic and cache counters so far."""
+        """Backend traffic, needed bytes and cache counters so far."""
         with self._lock:
             snapshot = IOStats(**{**asdict(self._io), "latencies": list(self._io.latencies)})
         snapshot.cache_hits = self._cache.hits
         snapshot.cache_misses = self._cache.misses
-        snapshot.cache_peak = self._cache.peak
+        snapshot.bytes_needed = snapshot.metadata_bytes
+        if self._reads is not None:
+            snapshot.bytes_needed += self._reads.bytes_fetched_needed
+            # a planned read is a hit whether or not its bytes had landed yet: it was
+            # requested ahead, once; a miss is a read that starts a fetch of its own
+            snapshot.cache_hits += self._reads.spans_ready + self._reads.spans_waited
+            snapshot.reads_waited = self._reads.spans_waited
+        snapshot.cache_peak = self._prefetcher.budget.peak
         return snapshot
 
     @property
     def cache(self) -> ReadAheadCache:
+        """The metadata read-ahead cache."""
         return self._cache
+
+    @property
+    def budget(self) -> Budget:
+        """The bound this source's bytes are counted against (shared by the job's files)."""
+        return self._prefetcher.budget
 
     @property
     def closed(self) -> bool:
@@ -222,7 +279,9 @@ class StreamingSource(uproot.source.chunk.Source):
     def close(self) -> None:
         if not self._closed:
             self._closed = True
-            self._pool.shutdown(wait=True)
+            if self._reads is not None:
+                self._prefetcher.remove(self._reads)
+            self._pool.shutdown(wait=True, cancel_futures=True)
             self._backend.close()
             self._cache.clear()
 
@@ -233,19 +292,14 @@ class StreamingSource(uproot.source.chunk.Source):
         self.close()
 
 
-def _contiguous(segments, data):
-    """(start, bytes) with touching pieces joined, so a basket split across vector
-    elements is found whole in the cache."""
-    out: list[tuple[int, list[bytes], int]] = []
-    for (start, stop), piece in zip(segments, data, strict=True):
-        if out and out[-1][2] == start:
-            out[-1][1].append(piece)
-            out[-1] = (out[-1][0], out[-1][1], stop)
-        else:
-            out.append((start, [piece], stop))
-    return [
-        (start, pieces[0] if len(pieces) == 1 else b"".join(pieces)) for start, pieces, _ in out
-    ]
+def _relay(future: Future, chunk, notifications: queue.Queue, planned: Future) -> None:
+    """Hand a planned span's bytes (or its error) to the uproot chunk waiting for them."""
+    error = planned.exception()
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(planned.result())
+    notifications.put(chunk)
 
 
 class _Assembly:

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from hepstream.io.budget import Budget
 from hepstream.io.cache import ReadAheadCache
 
 
@@ -28,27 +29,29 @@ def test_least_recently_used_goes_first():
     assert cache.get(100, 110) is None
 
 
-def test_data_read_once_makes_room_before_data_still_to_be_read():
-    """A streaming job reads each basket once: consumed segments leave first, so a new
-    prefetch does not evict the next chunk it was fetched ahead of."""
-    cache = ReadAheadCache(30)
-    cache.put(0, b"a" * 10)  # the chunk being read
-    cache.put(100, b"b" * 10)  # the next chunk, prefetched
-    assert cache.get(0, 4, once=True) == b"a" * 4  # partly read: keeps its place
-    assert cache.get(4, 10, once=True) == b"a" * 6  # read to its end: first to go
-    cache.put(200, b"c" * 15)  # the chunk after, prefetched
-    assert cache.get(100, 110, once=True) == b"b" * 10
+def test_cache_shares_the_job_budget():
+    """What the metadata cache holds counts against the job's one bound: a segment that
+    does not fit beside what others hold is refused, and clear() gives its bytes back."""
+    budget = Budget(40)
+    assert budget.try_reserve(25)  # another file's planned span
+    cache = ReadAheadCache(budget)
+    assert cache.put(0, b"a" * 10)
+    assert cache.put(100, b"b" * 10)  # 45 > 40: the older segment makes room
     assert cache.get(0, 10) is None
+    assert not cache.put(200, b"c" * 20)  # 45 > 40 even with the cache empty: refused,
+    assert cache.get(100, 110) == b"b" * 10  # and what was cached stays
+    assert budget.held == 35
+    cache.clear()
+    assert budget.held == 25
+    assert cache.held == 0
 
 
-def test_partly_read_segment_is_not_promoted():
-    cache = ReadAheadCache(30)
-    cache.put(0, b"a" * 10)
-    cache.put(100, b"b" * 10)
-    cache.get(0, 5, once=True)  # unlike a plain get, no promotion
-    cache.put(200, b"c" * 15)
-    assert cache.get(0, 10) is None
-    assert cache.get(100, 110) == b"b" * 10
+def test_pieces_copy_the_cached_parts_of_a_range():
+    cache = ReadAheadCache(100)
+    cache.put(0, bytes(range(20)))
+    cache.put(50, bytes(range(50, 70)))
+    assert cache.pieces(10, 60) == [(10, bytes(range(10, 20))), (50, bytes(range(50, 60)))]
+    assert cache.pieces(25, 45) == []
 
 
 @pytest.mark.parametrize("seed", range(10))
@@ -62,7 +65,7 @@ def test_bound_is_never_exceeded_and_data_is_exact(seed):
         if rng.random() < 0.5:
             cache.put(start, blob[start:stop])
         else:
-            got = cache.get(start, stop, once=bool(rng.random() < 0.5))
+            got = cache.get(start, stop)
             assert got is None or got == blob[start:stop]
         assert cache.held <= cache.capacity
     assert cache.peak <= cache.capacity

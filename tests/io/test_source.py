@@ -98,9 +98,12 @@ def test_remote_glob_lists_the_directory(xrootd_server, sample_dir):
 
 
 @pytest.mark.xrootd
-def test_prefetch_of_basket_ranges_lands_in_the_cache(xrootd_server):
-    """Basket seeks come from numpy arrays; the remote prefetch must still succeed."""
+def test_planned_baskets_are_fetched_ahead_and_served_from_the_plan(xrootd_server):
+    """Basket seeks come from numpy arrays; the remote plan must still be fetched, ahead,
+    and uproot's reads then served from it without another request."""
     import time
+
+    from hepstream.io.readplan import plan_reads
 
     with uproot.open(
         xrootd_server.data_url(MC), handler=StreamingSource,
@@ -113,12 +116,19 @@ def test_prefetch_of_basket_ranges_lands_in_the_cache(xrootd_server):
             for name in ("trk_p", "thrust")
             for _, where in tree[name].entries_to_ranges_or_baskets(0, tree.num_entries)
         ]
-        assert source.prefetch(ranges) > 0
-        source._wait_inflight(ranges)
+        plan = plan_reads([[(a, b, False) for a, b in ranges]])
+        reads = source.set_plan(plan)
         deadline = time.monotonic() + 10
-        while not all(source.cache.covers(a, b) for a, b in ranges) and time.monotonic() < deadline:
+        while (
+            source.stats.bytes_read - source.stats.metadata_bytes
+            < plan.needed_bytes
+            - sum(len(p) for pieces in reads._prefilled.values() for _, p in pieces)
+            and time.monotonic() < deadline
+        ):
             time.sleep(0.05)
-        assert all(source.cache.covers(a, b) for a, b in ranges)
         before = source.stats.requests
         tree.arrays(["trk_p", "thrust"])
-        assert source.stats.requests == before  # every basket came from the prefetch
+        assert source.stats.requests == before  # every basket came from the plan
+        stats = source.stats
+        assert stats.unplanned_bytes == 0
+        assert stats.bytes_needed == stats.bytes_read

@@ -1,0 +1,400 @@
+"""Carry out read plans: fetch spans ahead within the job's budget, hand each out, release it.
+
+One :class:`Prefetcher` per job admits the spans of every planned file in one global
+order (file by file, chunk by chunk, in the order each chunk asks for them), so the span
+the reader needs next is always admitted before any span it will need later: a full budget
+can only hold bytes the reader is about to consume, and the job never deadlocks on its own
+memory bound. :class:`FileReads` is one file's share: span states, data, waiters.
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+
+from hepstream.io.budget import Budget
+from hepstream.io.coalesce import plan_requests
+from hepstream.io.readplan import FilePlan, holes
+
+#: Submits one vector read (segments in file order); its future gives one bytes per segment.
+Submit = Callable[[tuple[tuple[int, int], ...]], "Future[list[bytes]]"]
+
+_PENDING, _RESERVED, _FETCHING, _READY, _DONE = range(5)
+
+
+class FileReads:
+    """The state of one file's plan: which spans are reserved, in flight, held or done."""
+
+    def __init__(
+        self,
+        plan: FilePlan,
+        submit: Submit,
+        *,
+        budget: Budget,
+        prefilled: dict[int, list[tuple[int, bytes]]] | None = None,
+        max_request_bytes: int,
+        eager: bool = False,
+    ) -> None:
+        self.plan = plan
+        self._submit = submit
+        self._budget = budget
+        self._max_request = max_request_bytes
+        n = len(plan.spans)
+        self._state = [_PENDING] * n
+        self._reads_left = [span.reads for span in plan.spans]
+        self._futures: list[Future | None] = [None] * n
+        self._buffers: dict[int, bytearray] = {}
+        self._missing = [0] * n
+        self._wanted: set[int] = set()
+        self._served_once = [False] * n
+        #: Bytes of each span already in memory before it is admitted (taken from the
+        #: metadata read-ahead): reserved by the source when the plan was made.
+        self._prefilled = prefilled or {}
+        self._prefill_bytes = [
+            sum(len(piece) for _, piece in self._prefilled.get(i, ())) for i in range(n)
+        ]
+        #: Bytes of each span the plan fetches itself (not already in memory).
+        self._hole_bytes = [span.size - self._prefill_bytes[i] for i, span in enumerate(plan.spans)]
+        self._order = sorted(range(n), key=lambda i: plan.spans[i].start)
+        self._sorted_starts = [plan.spans[i].start for i in self._order]
+        self.cursor = 0
+        self.chunk = 0
+        self.eager = eager
+        self.closed = False
+        self.lock = threading.Lock()
+        # counters
+        self.bytes_fetched_needed = 0  # bytes of served spans that were fetched for the plan
+        self.spans_waited = 0
+        self.spans_ready = 0
+
+    # -- admission (called by the Prefetcher under its lock) ---------------------------
+    @property
+    def num_chunks(self) -> int:
+        return len(self.plan.chunk_bytes)
+
+    def admit(self, limit_chunk: float = float("inf")) -> tuple[bool, list[int], int]:
+        """Reserve spans from the cursor while the budget allows, up to the spans first read
+        by chunk ``limit_chunk``: (all admitted, spans to fetch, bytes to give back). The
+        caller releases those bytes once out of its lock."""
+        to_fetch: list[int] = []
+        give_back = 0
+        spans = self.plan.spans
+        with self.lock:
+            while self.cursor < len(spans) and not self.closed:
+                i = self.cursor
+                span = spans[i]
+                if span.last_chunk < self.chunk:  # the reader went past it: never needed
+                    self._state[i] = _DONE
+                    give_back += self._prefill_bytes[i]
+                    self._prefill_bytes[i] = 0
+                    self._prefilled.pop(i, None)
+                    self.cursor += 1
+                    continue
+                if span.first_chunk > limit_chunk or not self._budget.try_reserve(
+                    span.size - self._prefill_bytes[i]
+                ):
+                    return False, to_fetch, give_back
+                self.cursor += 1
+                if span.lazy and not self.eager and i not in self._wanted:
+                    self._state[i] = _RESERVED
+                else:
+                    self._state[i] = _FETCHING
+                    to_fetch.append(i)
+            return not self.closed, to_fetch, give_back
+
+    def drop_prefills(self) -> int:
+        """Forget the pre-filled bytes of spans not admitted yet (they will be fetched);
+        the bytes to give back. Room for an earlier file that waits for it."""
+        give_back = 0
+        with self.lock:
+            for i in range(self.cursor, len(self._state)):
+                give_back += self._prefill_bytes[i]
+                self._prefill_bytes[i] = 0
+                self._hole_bytes[i] = self.plan.spans[i].size
+            self._prefilled = {i: p for i, p in self._prefilled.items() if i < self.cursor}
+        return give_back
+
+    def fetch(self, indices: Sequence[int]) -> None:
+        """Start the requests that bring spans ``indices`` (their holes only)."""
+        if not indices:
+            return
+        wanted: list[tuple[int, int]] = []
+        spans = self.plan.spans
+        for i in indices:
+            span = spans[i]
+            covered = [(at, at + len(piece)) for at, piece in self._prefilled.get(i, ())]
+            gaps = holes(span.start, span.stop, covered)
+            self._missing[i] = sum(b - a for a, b in gaps)
+            self._futures[i] = self._futures[i] or Future()
+            if covered or len(gaps) != 1:
+                buffer = bytearray(span.size)
+                for at, piece in self._prefilled.pop(i, ()):
+                    buffer[at - span.start : at - span.start + len(piece)] = piece
+                self._buffers[i] = buffer
+            if not self._missing[i]:
+                self._complete(i)
+            wanted.extend(gaps)
+        for request in plan_requests(
+            wanted, gap=0, max_request_bytes=self._max_request
+        ):  # touching holes join, nothing between them is read
+            future = self._submit(request.segments)
+            future.add_done_callback(lambda done, segs=request.segments: self._arrived(segs, done))
+
+    def _arrived(self, segments: tuple[tuple[int, int], ...], done: Future) -> None:
+        error = done.exception()
+        spans = self.plan.spans
+        finished: list[int] = []
+        failed: list[int] = []
+        with self.lock:
+            data = done.result() if error is None else [None] * len(segments)
+            for (seg_start, seg_stop), piece in zip(segments, data, strict=True):
+                k = bisect.bisect_right(self._sorted_starts, seg_start) - 1
+                k = max(k, 0)
+                while k < len(self._order):
+                    i = self._order[k]
+                    span = spans[i]
+                    if span.start >= seg_stop:
+                        break
+                    k += 1
+                    if span.stop <= seg_start or self._state[i] != _FETCHING:
+                        continue
+                    if error is not None:
+                        failed.append(i)
+                        continue
+                    lo, hi = max(span.start, seg_start), min(span.stop, seg_stop)
+                    view = memoryview(piece)[lo - seg_start : hi - seg_start]
+                    buffer = self._buffers.get(i)
+                    if buffer is None and lo == span.start and hi == span.stop:
+                        self._buffers[i] = piece if len(piece) == span.size else bytes(view)
+                    else:
+                        if buffer is None:
+                            buffer = self._buffers[i] = bytearray(span.size)
+                        buffer[lo - span.start : hi - span.start] = view
+                    self._missing[i] -= hi - lo
+                    if self._missing[i] <= 0:
+                        finished.append(i)
+        for i in dict.fromkeys(failed):
+            self._fail(i, error)
+        for i in finished:
+            self._complete(i)
+
+    def _complete(self, i: int) -> None:
+        with self.lock:
+            if self._state[i] != _FETCHING:
+                return
+            data = self._buffers.pop(i)
+            self._state[i] = _READY
+            future = self._futures[i]
+            drop = self.closed or self.plan.spans[i].last_chunk < self.chunk
+        assert future is not None
+        future.set_result(data)
+        if drop:
+            self._finish(i)
+
+    def _fail(self, i: int, error: BaseException) -> None:
+        with self.lock:
+            if self._state[i] != _FETCHING:
+                return
+            self._state[i] = _READY  # the error is its content: every reader sees it
+            self._buffers.pop(i, None)
+            future = self._futures[i]
+            drop = self.closed
+        assert future is not None
+        future.set_exception(error)
+        if drop:
+            self._finish(i)
+
+    def _finish(self, i: int) -> None:
+        """Span ``i`` is not needed any more: forget it and give its bytes back."""
+        with self.lock:
+            if self._state[i] == _DONE:
+                return
+            was = self._state[i]
+            self._state[i] = _DONE
+            self._futures[i] = None
+        if was in (_RESERVED, _READY):
+            self._budget.release(self.plan.spans[i].size)
+
+    # -- the reader's side ----------------------------------------------------------
+    def serve(self, start: int, stop: int) -> tuple[Future, bool] | None:
+        """The future bytes of a planned range, and whether they were there already;
+        None if the plan does not hold the range (the caller reads it directly)."""
+        i = self.plan.where.get((start, stop))
+        if i is None:
+            return None
+        span = self.plan.spans[i]
+        fetch_now = False
+        with self.lock:
+            state = self._state[i]
+            if state == _DONE:
+                return None  # served its reads already (or dropped): read it again directly
+            if self._futures[i] is None:
+                self._futures[i] = Future()
+            future = self._futures[i]
+            if state == _PENDING:
+                self._wanted.add(i)
+            elif state == _RESERVED:
+                self._state[i] = _FETCHING
+                fetch_now = True
+            self._reads_left[i] -= 1
+            last = self._reads_left[i] <= 0
+            first = not self._served_once[i]
+            self._served_once[i] = True
+            if first:
+                self.bytes_fetched_needed += self._hole_bytes[i]
+            ready = future.done()
+            if ready:
+                self.spans_ready += 1
+            else:
+                self.spans_waited += 1
+        if fetch_now:
+            self.fetch([i])
+        if last:
+            future.add_done_callback(lambda _f: self._finish(i))
+        if future.done():
+            data = future.result()
+            sliced: Future = Future()
+            sliced.set_result(memoryview(data)[start - span.start : stop - span.start])
+            return sliced, ready
+        sliced = Future()
+
+        def _slice(done: Future) -> None:
+            if done.exception() is not None:
+                sliced.set_exception(done.exception())
+            else:
+                sliced.set_result(memoryview(done.result())[start - span.start : stop - span.start])
+
+        future.add_done_callback(_slice)
+        return sliced, ready
+
+    def advance(self, chunk: int) -> None:
+        """The reader moved on to ``chunk``: drop what earlier chunks left unread."""
+        spans = self.plan.spans
+        drop: list[int] = []
+        with self.lock:
+            self.chunk = chunk
+            for i in range(self.cursor):
+                if self._state[i] in (_RESERVED, _READY) and spans[i].last_chunk < chunk:
+                    drop.append(i)
+        for i in drop:
+            self._finish(i)
+
+    def make_eager(self) -> list[int]:
+        """Lazy spans are wanted after all (preselection stopped paying): fetch them."""
+        with self.lock:
+            self.eager = True
+            todo = [i for i in range(self.cursor) if self._state[i] == _RESERVED]
+            for i in todo:
+                self._state[i] = _FETCHING
+        self.fetch(todo)
+        return todo
+
+    def close(self) -> None:
+        """Give back everything held; fetches still in flight give theirs back on arrival."""
+        give_back = 0
+        with self.lock:
+            self.closed = True
+            held = [i for i in range(len(self._state)) if self._state[i] in (_RESERVED, _READY)]
+            for i in range(self.cursor, len(self._state)):  # never admitted: only prefills
+                give_back += self._prefill_bytes[i]
+                self._prefill_bytes[i] = 0
+            self._prefilled.clear()
+        for i in held:
+            self._finish(i)
+        self._budget.release(give_back)
+
+
+class Prefetcher:
+    """Admits the spans of a job's files in one order, as the budget allows.
+
+    Files are numbered in the order the job reads them; a file's spans are admitted only
+    once every earlier file has all of its spans admitted (or is gone), so files opened
+    ahead in parallel never jump the queue, whichever finished opening first.
+    """
+
+    def __init__(self, budget: Budget, ahead: int | None = None) -> None:
+        self.budget = budget
+        #: Chunks fetched ahead of the one being read, across file edges (None: as many as
+        #: the budget holds).
+        self.ahead = ahead
+        self._files: dict[int, FileReads] = {}
+        self._gone: set[int] = set()
+        self._first = 0  # lowest file number not gone yet
+        self._auto = 0  # numbers handed to files added without one
+        self._lock = threading.Lock()
+        budget.on_release(self.pump)
+
+    def add(self, reads: FileReads, number: int | None = None) -> None:
+        """Queue a file's plan at its place in the job (default: after the last one)."""
+        with self._lock:
+            if number is None:
+                number = self._auto
+            self._auto = max(self._auto, number + 1)
+            self._files[number] = reads
+        self.pump()
+
+    def skip(self, number: int) -> None:
+        """File ``number`` will never be added (it failed to open): the next one may go."""
+        with self._lock:
+            self._gone.add(number)
+            self._advance_first()
+        self.pump()
+
+    def remove(self, reads: FileReads) -> None:
+        """A file is closed: its place in the order goes to the next one."""
+        reads.close()
+        with self._lock:
+            for number, queued in list(self._files.items()):
+                if queued is reads:
+                    del self._files[number]
+                    self._gone.add(number)
+            self._advance_first()
+        self.pump()
+
+    def _advance_first(self) -> None:
+        while self._first in self._gone:
+            self._gone.discard(self._first)
+            self._first += 1
+
+    def pump(self) -> None:
+        """Admit what fits, strictly in order, and start fetching it."""
+        batches: list[tuple[FileReads, list[int]]] = []
+        give_back = 0
+        with self._lock:
+            number = self._first
+            left = None  # chunks the look-ahead still allows past the files admitted so far
+            while True:
+                reads = self._files.get(number)
+                if reads is None:
+                    if number in self._gone:
+                        number += 1
+                        continue
+                    break  # the next file is not planned yet: nothing after it may go first
+                if self.ahead is None:
+                    limit: float = float("inf")
+                elif left is None:  # the file being read: ``ahead`` past its current chunk
+                    limit = reads.chunk + self.ahead
+                else:
+                    limit = left - 1
+                complete, to_fetch, freed = reads.admit(limit)
+                give_back += freed
+                if to_fetch:
+                    batches.append((reads, to_fetch))
+                if not complete:
+                    # Files later in the order may hold pre-filled bytes (their metadata
+                    # read-ahead); an earlier file waiting for room must never wait on them.
+                    give_back += sum(
+                        later.drop_prefills() for n, later in self._files.items() if n > number
+                    )
+                    break
+                if self.ahead is not None:
+                    used = reads.num_chunks - (reads.chunk + 1 if left is None else 0)
+                    left = (self.ahead if left is None else left) - used
+                    if left <= 0:
+                        break
+                number += 1
+        for reads, indices in batches:
+            reads.fetch(indices)
+        self.budget.release(give_back)  # may pump again: room was made

@@ -1,0 +1,339 @@
+"""The reader: open each input, plan its chunks and exact reads, stream them, preselect.
+
+A reader thread decodes chunk after chunk and puts them on a bounded queue for the runner.
+Files are opened ``open_ahead`` ahead in an opener pool; each file's exact read plan is
+handed to the job's one :class:`~hepstream.io.prefetch.Prefetcher`, which fetches spans in
+the job's order (this file, then the next) as far ahead as the job's byte budget allows.
+"""
+
+from __future__ import annotations
+
+import itertools
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from hepstream.errors import ConfigError, HepstreamError, InputError
+from hepstream.inputs import NTupleInput, TreeInput, event_store
+from hepstream.io import StreamConfig, StreamingSource, is_remote
+from hepstream.io.budget import Budget
+from hepstream.io.prefetch import FileReads, Prefetcher
+from hepstream.io.readplan import FilePlan, plan_reads
+from hepstream.plan import AUTO_CACHE_MAX, entries_for_bytes, passing_spans, plan_chunks
+from hepstream.report import FileReport
+from hepstream.selection import Selection, call_plugin, check_mask
+
+if TYPE_CHECKING:
+    from hepstream.runner import JobSpec
+
+
+@dataclass
+class Chunk:
+    """Entries ``[start, stop)`` of input ``file_index``, decoded."""
+
+    file_index: int
+    start: int
+    stop: int
+    events: Any  # the events that passed preselection (all of them without one)
+    io_wait: float
+
+
+@dataclass
+class OpenInput:
+    """An opened input with its chunks and read plan (already being fetched)."""
+
+    path: str
+    file: Any
+    store: TreeInput | NTupleInput
+    source: StreamingSource
+    offsets: list[int]
+    chunks: list[tuple[int, int]]
+    plan: FilePlan
+    reads: FileReads
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def open_store(path: str, tree: str, branches: list[str], stream: StreamConfig, *,
+               prefetcher: Prefetcher, threads: int = 1):  # fmt: skip
+    """Open ``path`` through hepstream's source; its event store checked for ``branches``."""
+    import uproot
+
+    options: dict[str, Any] = {}
+    if threads > 1:  # uproot shuts the executor down with the file: one pool per file
+        options["decompression_executor"] = ThreadPoolExecutor(
+            threads, thread_name_prefix="hepstream-decompress"
+        )
+    try:
+        # array_cache=None: a streaming job reads each basket once; uproot's default
+        # 100 MB array cache would only hold memory.
+        file = uproot.open(
+            path, handler=StreamingSource, hepstream_config=stream,
+            hepstream_prefetcher=prefetcher, array_cache=None, **options,
+        )  # fmt: skip
+    except HepstreamError:
+        raise
+    except ValueError as err:
+        if "not a ROOT file" in str(err):
+            raise InputError(f"{path} is not a ROOT file; check the input list") from None
+        raise InputError(f"cannot read {path}: {str(err).splitlines()[0]}") from None
+    except OSError as err:
+        raise InputError(f"cannot read {path}: {str(err).splitlines()[0]}") from None
+    try:
+        store = event_store(path, file, tree)
+        missing = store.missing(branches)
+        if missing:
+            field = "field" if store.kind == "RNTuple" else "branch"
+            raise InputError(
+                f"{path}: {store.kind} {tree!r} has no {field} {', '.join(missing)}; "
+                f"fix the plugin's branches list"
+            )
+        if isinstance(store, NTupleInput):
+            store.check_readable(branches)
+    except BaseException:
+        file.close()
+        raise
+    return file, store
+
+
+def chunk_wants(
+    store: TreeInput | NTupleInput,
+    chunks: list[tuple[int, int]],
+    eager: list[str],
+    lazy: list[str],
+    eager_chunks: int = 0,
+) -> list[list[tuple[int, int, bool]]]:
+    """The ranges each chunk asks for, in order: ``eager`` branches, then ``lazy`` ones (lazy
+    except in the first ``eager_chunks`` chunks)."""
+    out = []
+    for number, (start, stop) in enumerate(chunks):
+        wanted = [(a, b, False) for a, b in store.ranges(eager, start, stop)]
+        wanted += [(a, b, number >= eager_chunks) for a, b in store.ranges(lazy, start, stop)]
+        out.append(wanted)
+    return out
+
+
+def budget_for(plan: FilePlan, stream: StreamConfig, ahead: int) -> int:
+    """The budget an automatically sized bound needs for this file: the chunk being read
+    plus ``ahead`` chunks in flight, and the next file's metadata windows (head and tail)."""
+    biggest = max(plan.chunk_bytes, default=0)
+    wanted = (1 + ahead) * biggest + 2 * stream.readahead
+    return int(min(AUTO_CACHE_MAX, max(stream.cache, wanted)))
+
+
+class Reader:
+    """Streams a job's inputs as decoded chunks (iterate it once)."""
+
+    def __init__(self, paths: list[str], selection: Selection, spec: JobSpec,
+                 files: list[FileReport]) -> None:  # fmt: skip
+        self.paths = paths
+        self.selection = selection
+        self.spec = spec
+        self.files = files
+        self.branches = list(selection.branches)
+        self.cheap = list(selection.preselect)
+        self.rest = [b for b in self.branches if b not in self.cheap]
+        self.budget = Budget(spec.stream.cache)
+        self.prefetcher = Prefetcher(self.budget, ahead=spec.fetch_ahead)
+        #: Preselection pays only when whole clusters die. It is tried from the job's first
+        #: chunk on; once a chunk keeps every cluster alive, the job reads all in one pass.
+        self.preselecting = threading.Event()
+        if self.cheap:
+            self.preselecting.set()
+        self.stats: dict[int, Any] = {}  # file index -> IOStats, filled as files finish
+        self._open: dict[int, OpenInput] = {}
+        self._open_lock = threading.Lock()
+
+    # -- opening and planning (opener threads) -----------------------------------------
+    def _prepare(self, index: int) -> OpenInput:
+        path, spec = self.paths[index], self.spec
+        try:
+            file, store = open_store(
+                path, self.selection.tree, self.branches, spec.stream,
+                prefetcher=self.prefetcher, threads=spec.decompress_threads,
+            )  # fmt: skip
+        except BaseException:
+            self.prefetcher.skip(index)
+            raise
+        try:
+            source = file.file.source
+            entries = entries_for_bytes(
+                spec.chunk_bytes, store.bytes_per_entry(self.branches), store.num_entries
+            )
+            offsets = store.cluster_offsets()
+            chunks = plan_chunks(offsets, entries, cut=store.cut_clusters)
+            # The job's first chunk over the network is fetched whole even when
+            # preselecting: the probe would otherwise wait one more round trip for the
+            # other branches. On local disk that wait is free.
+            first_whole = 1 if index == 0 and is_remote(path) else 0
+            if self.preselecting.is_set():
+                wants = chunk_wants(store, chunks, self.cheap, self.rest, first_whole)
+            else:
+                wants = chunk_wants(store, chunks, self.branches, [])
+            plan = plan_reads(wants)
+            self._size_budget(path, plan)
+            reads = source.set_plan(plan, eager=not self.preselecting.is_set(), number=index)
+        except BaseException:
+            self.prefetcher.skip(index)
+            file.close()
+            raise
+        opened = OpenInput(path, file, store, source, offsets, chunks, plan, reads)
+        with self._open_lock:
+            self._open[index] = opened
+        if not self.preselecting.is_set():  # preselection stopped while this one opened
+            reads.make_eager()
+        return opened
+
+    def _size_budget(self, path: str, plan: FilePlan) -> None:
+        spec = self.spec
+        if spec.auto_cache:
+            self.budget.grow(budget_for(plan, spec.stream, spec.fetch_ahead))
+        if plan.largest_span > self.budget.limit:
+            raise ConfigError(
+                f"--cache {self.budget.limit} bytes is too small for {path}: its largest "
+                f"basket or page is {plan.largest_span} bytes; use --cache "
+                f"{plan.largest_span} or more, or leave --cache unset"
+            )
+
+    # -- reading (the reader thread) ------------------------------------------------------
+    def _read_file(self, index: int, opened: OpenInput, put) -> bool:
+        entry = self.files[index]
+        entry.entries = opened.store.num_entries
+        entry.cache = self.budget.limit
+        for number, (start, stop) in enumerate(opened.chunks):
+            began = time.perf_counter()
+            opened.reads.advance(number)
+            self.prefetcher.pump()  # the look-ahead moved on by one chunk
+            if self.preselecting.is_set():
+                events, skipped = self._read_preselected(opened, start, stop)
+                entry.clusters_skipped += skipped
+                if not skipped:
+                    self._stop_preselecting()
+            else:
+                events = opened.store.arrays(self.branches, start, stop)
+            if not put(Chunk(index, start, stop, events, time.perf_counter() - began)):
+                return False
+        opened.reads.advance(len(opened.chunks))
+        return True
+
+    def _stop_preselecting(self) -> None:
+        """Every cluster survived: read all branches in one pass from now on, here and in
+        every file already planned (their lazy spans are fetched now)."""
+        self.preselecting.clear()
+        with self._open_lock:
+            opened = list(self._open.values())
+        for item in opened:
+            item.reads.make_eager()
+
+    def _read_preselected(self, opened: OpenInput, start: int, stop: int):
+        """Read the cheap branches, preselect, then the rest only for clusters still alive."""
+        import awkward as ak
+
+        store, selection = opened.store, self.selection
+        pre = store.arrays(self.cheap, start, stop)
+        where = f"plugin {self.spec.plugin} on {opened.path} entries {start}-{stop}"
+        premask = check_mask(
+            call_plugin(selection, where, "preselect_mask", pre), len(pre),
+            f"{where}: preselect_mask()",
+        )  # fmt: skip
+        boundaries = [start, *(o for o in opened.offsets if start < o < stop), stop]
+        spans = passing_spans(boundaries, premask)
+        skipped = sum(
+            1 for lo, hi in itertools.pairwise(boundaries)
+            if not premask[lo - start : hi - start].any()
+        )  # fmt: skip
+        # Whole surviving clusters go to select() (contiguous views, no per-event gather);
+        # select() gives the full answer on any event, so nothing is lost.
+        rest = self.rest
+        if not spans:
+            spans_cheap = [pre[0:0]]  # zero entries still carry the branch types
+            spans_rest = [store.arrays(rest, start, start)] if rest else []
+        else:
+            spans_cheap = [pre[lo - start : hi - start] for lo, hi in spans]
+            spans_rest = [store.arrays(rest, lo, hi) for lo, hi in spans] if rest else []
+        cheap_part = spans_cheap[0] if len(spans_cheap) == 1 else ak.concatenate(spans_cheap)
+        rest_part = None
+        if spans_rest:
+            rest_part = spans_rest[0] if len(spans_rest) == 1 else ak.concatenate(spans_rest)
+        fields = {
+            name: cheap_part[name] if name in self.cheap else rest_part[name]
+            for name in self.branches
+        }
+        return ak.zip(fields, depth_limit=1), skipped
+
+    def _run(self, out: queue.Queue, stop: threading.Event) -> None:
+        """Reader thread: put ``Chunk``s, then ``_DONE`` (or the exception) on ``out``."""
+
+        def put(item) -> bool:
+            while not stop.is_set():
+                try:
+                    out.put(item, timeout=0.1)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        spec, paths = self.spec, self.paths
+        opener = ThreadPoolExecutor(spec.open_ahead, thread_name_prefix="hepstream-open")
+        closer = ThreadPoolExecutor(1, thread_name_prefix="hepstream-close")
+        ahead: deque[Future] = deque()
+        submitted = 0
+
+        def open_more() -> None:
+            nonlocal submitted
+            while submitted < len(paths) and len(ahead) < spec.open_ahead:
+                ahead.append(opener.submit(self._prepare, submitted))
+                submitted += 1
+
+        try:
+            open_more()
+            for index in range(len(paths)):
+                opened = ahead.popleft().result()
+                open_more()
+                try:
+                    if not self._read_file(index, opened, put):
+                        return
+                finally:
+                    self.stats[index] = opened.source.stats
+                    with self._open_lock:
+                        self._open.pop(index, None)
+                    # closing a remote file is a round trip: do it off the reading path
+                    closer.submit(opened.close)
+            put(_DONE)
+        except BaseException as err:
+            put(err)
+        finally:
+            for future in ahead:
+                if future.exception() is None:
+                    future.result().close()
+            opener.shutdown(wait=True)
+            closer.shutdown(wait=True)
+
+    def __iter__(self) -> Iterator[Chunk]:
+        """Chunks from the reader thread, ``spec.prefetch`` decoded ahead."""
+        out: queue.Queue = queue.Queue(maxsize=max(1, self.spec.prefetch))
+        stop = threading.Event()
+        thread = threading.Thread(
+            target=self._run, args=(out, stop), name="hepstream-reader", daemon=True
+        )
+        thread.start()
+        try:
+            while True:
+                item = out.get()
+                if item is _DONE:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            stop.set()
+            thread.join()
+
+
+_DONE = object()
