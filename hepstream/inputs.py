@@ -8,10 +8,12 @@ reader plans and streams both kinds through the same code.
 
 from __future__ import annotations
 
+import bisect
 import zlib
 from typing import Any
 
 from hepstream.errors import HepstreamError, InputError
+from hepstream.io.readplan import ColumnPages, page_ranges
 
 
 class TreeInput:
@@ -64,6 +66,9 @@ class NTupleInput:
         self.obj = obj
         self.num_entries = int(obj.num_entries)
         self._columns: dict[tuple[str, ...], list[int]] = {}
+        self._offsets: list[int] | None = None
+        self._links: list[list[ColumnPages]] | None = None
+        self._alternatives: dict[int, list[int]] | None = None
 
     def missing(self, names: list[str]) -> list[str]:
         return [name for name in names if name not in self.obj]
@@ -93,58 +98,63 @@ class NTupleInput:
         return self._columns[key]
 
     def cluster_offsets(self) -> list[int]:
-        clusters = self.obj.cluster_summaries
-        if not clusters:
-            return [0] if self.num_entries == 0 else [0, self.num_entries]
-        return [int(c.num_first_entry) for c in clusters] + [
-            int(clusters[-1].num_first_entry + clusters[-1].num_entries)
-        ]
+        if self._offsets is None:
+            clusters = self.obj.cluster_summaries
+            offsets = [int(c.num_first_entry) for c in clusters]
+            offsets.append(int(clusters[-1].num_first_entry + clusters[-1].num_entries)
+                           if clusters else self.num_entries)  # fmt: skip
+            self._offsets = offsets if clusters or self.num_entries else [0]
+        return self._offsets
 
-    def _cluster_range(self, start: int, stop: int) -> range:
+    def _layout(self) -> tuple[list[list[ColumnPages]], dict[int, list[int]]]:
+        """The page layout as plain data (see :func:`hepstream.io.readplan.page_ranges`)."""
+        if self._links is None:
+            ntuple = self.obj.ntuple
+            self._links = [
+                [
+                    ColumnPages(
+                        tuple((int(p.locator.offset), int(p.locator.num_bytes)) for p in c.pages),
+                        bool(c.suppressed),
+                    )
+                    for c in cluster
+                ]
+                for cluster in ntuple.page_link_list
+            ]
+            by_field: dict[int, list[int]] = {}
+            for index, record in enumerate(ntuple.column_records):
+                by_field.setdefault(record.field_id, []).append(index)
+            self._alternatives = {
+                index: by_field[record.field_id]
+                for index, record in enumerate(ntuple.column_records)
+            }
+        assert self._alternatives is not None
+        return self._links, self._alternatives
+
+    def _clusters(self, start: int, stop: int) -> range:
         offsets = self.cluster_offsets()
-        first = next(i for i in range(len(offsets) - 1) if offsets[i + 1] > start)
-        last = next(i for i in range(len(offsets) - 2, -1, -1) if offsets[i] < stop)
-        return range(first, last + 1)
-
-    def _physical(self, cluster: int, column: int) -> int:
-        """The column whose pages hold ``column``'s data in ``cluster``: a suppressed column
-        (another representation was chosen there) defers to its field's active one."""
-        ntuple = self.obj.ntuple
-        links = ntuple.page_link_list[cluster]
-        if column < len(links) and links[column].suppressed:
-            field = ntuple.column_records[column].field_id
-            return next(
-                cr.idx for cr in ntuple._column_records_dict[field] if not links[cr.idx].suppressed
-            )
-        return column
+        first = bisect.bisect_right(offsets, start) - 1
+        last = bisect.bisect_left(offsets, stop)
+        return range(max(first, 0), min(last, len(offsets) - 1))
 
     def bytes_per_entry(self, names: list[str]) -> float:
         ntuple = self.obj.ntuple
+        links, alternatives = self._layout()
         total = 0
-        for cluster, links in enumerate(ntuple.page_link_list):
-            for column in self.columns(names):
-                physical = self._physical(cluster, column)
-                if physical < len(links):
-                    size = ntuple.get_field_metadata(physical).dtype_result.itemsize
-                    total += size * sum(p.num_elements for p in links[physical].pages)
+        for column in self.columns(names):
+            size = ntuple.get_field_metadata(column).dtype_result.itemsize
+            for cluster in range(len(links)):
+                total += size * sum(
+                    p.num_elements for p in _pages(ntuple, cluster, column, links, alternatives)
+                )
         return total / max(1, self.num_entries)
 
     def ranges(self, names: list[str], start: int, stop: int) -> list[tuple[int, int]]:
-        """Byte ranges of the pages uproot reads for entries ``[start, stop)`` of ``names``:
-        for each column, for each cluster, each page, as uproot asks for them."""
+        """Byte ranges of the pages uproot reads for entries ``[start, stop)`` of ``names``,
+        in the order it asks for them."""
         if stop <= start:
             return []
-        links = self.obj.ntuple.page_link_list
-        out: list[tuple[int, int]] = []
-        for column in self.columns(names):
-            for cluster in self._cluster_range(start, stop):
-                physical = self._physical(cluster, column)
-                if physical >= len(links[cluster]):
-                    continue
-                for page in links[cluster][physical].pages:
-                    loc = page.locator
-                    out.append((int(loc.offset), int(loc.offset + loc.num_bytes)))
-        return out
+        links, alternatives = self._layout()
+        return page_ranges(self.columns(names), self._clusters(start, stop), links, alternatives)
 
     def arrays(self, names: list[str], start: int, stop: int) -> Any:
         def read():
@@ -156,6 +166,16 @@ class NTupleInput:
             return out
 
         return _guard(self.path, start, stop, read)
+
+
+def _pages(ntuple: Any, cluster: int, column: int, links, alternatives) -> list[Any]:
+    """uproot's page descriptions of ``column`` in ``cluster`` (its active representation)."""
+    row = links[cluster]
+    if column < len(row) and row[column].suppressed:
+        column = next(c for c in alternatives[column] if c < len(row) and not row[c].suppressed)
+    if column >= len(row):
+        return []
+    return list(ntuple.page_link_list[cluster][column].pages)
 
 
 def _form_keys(form: Any, out: list[str]) -> None:

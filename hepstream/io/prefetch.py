@@ -16,6 +16,7 @@ from concurrent.futures import Future
 
 from hepstream.io.budget import Budget
 from hepstream.io.coalesce import plan_requests
+from hepstream.io.config import XRD_MAX_VECTOR_ELEMENT_BYTES
 from hepstream.io.readplan import FilePlan, holes
 
 #: Submits one vector read (segments in file order); its future gives one bytes per segment.
@@ -63,11 +64,14 @@ class FileReads:
         self.chunk = 0
         self.eager = eager
         self.closed = False
+        #: Called when the reader asks for a span not admitted yet (the prefetcher's pump).
+        self.wake: Callable[[], None] | None = None
         self.lock = threading.Lock()
         # counters
         self.bytes_fetched_needed = 0  # bytes of served spans that were fetched for the plan
         self.spans_waited = 0
         self.spans_ready = 0
+        self.given_up = 0  # spans given back to make room (see _give_up)
 
     # -- admission (called by the Prefetcher under its lock) ---------------------------
     @property
@@ -92,17 +96,39 @@ class FileReads:
                     self._prefilled.pop(i, None)
                     self.cursor += 1
                     continue
-                if span.first_chunk > limit_chunk or not self._budget.try_reserve(
-                    span.size - self._prefill_bytes[i]
-                ):
+                if span.first_chunk > limit_chunk:
+                    return False, to_fetch, give_back
+                cost = span.size - self._prefill_bytes[i]
+                if not self._budget.try_reserve(cost):
+                    if any(j >= i for j in self._wanted):
+                        give_back += self._give_up(i)
                     return False, to_fetch, give_back
                 self.cursor += 1
-                if span.lazy and not self.eager and i not in self._wanted:
+                asked = i in self._wanted
+                self._wanted.discard(i)
+                if span.lazy and not self.eager and not asked:
                     self._state[i] = _RESERVED
                 else:
                     self._state[i] = _FETCHING
                     to_fetch.append(i)
             return not self.closed, to_fetch, give_back
+
+    def _give_up(self, before: int) -> int:
+        """Make room for a span the reader waits for but that does not fit (only with a
+        budget too small for a chunk): spans before it that nobody waits for now — lazy ones
+        never asked for, and ones held for a later chunk's read — are given back, and read
+        directly if asked for again. Called under the lock; the bytes to release."""
+        give_back = 0
+        for j in range(before):
+            state = self._state[j]
+            if state == _RESERVED or (
+                state == _READY and self._served_once[j] and self._reads_left[j] > 0
+            ):
+                self._state[j] = _DONE
+                self._futures[j] = None
+                self.given_up += 1
+                give_back += self.plan.spans[j].size
+        return give_back
 
     def drop_prefills(self) -> int:
         """Forget the pre-filled bytes of spans not admitted yet (they will be fetched);
@@ -136,9 +162,12 @@ class FileReads:
             if not self._missing[i]:
                 self._complete(i)
             wanted.extend(gaps)
+        # touching holes join, nothing between them is read; a hole larger than one request
+        # is cut into request-sized pieces fetched in parallel
         for request in plan_requests(
-            wanted, gap=0, max_request_bytes=self._max_request
-        ):  # touching holes join, nothing between them is read
+            wanted, gap=0, max_request_bytes=self._max_request,
+            max_element_bytes=min(self._max_request, XRD_MAX_VECTOR_ELEMENT_BYTES),
+        ):  # fmt: skip
             future = self._submit(request.segments)
             future.add_done_callback(lambda done, segs=request.segments: self._arrived(segs, done))
 
@@ -251,6 +280,8 @@ class FileReads:
                 self.spans_waited += 1
         if fetch_now:
             self.fetch([i])
+        elif state == _PENDING and self.wake is not None:
+            self.wake()  # admit it as soon as it fits (and make room if it never will)
         if last:
             future.add_done_callback(lambda _f: self._finish(i))
         if future.done():
@@ -328,6 +359,7 @@ class Prefetcher:
 
     def add(self, reads: FileReads, number: int | None = None) -> None:
         """Queue a file's plan at its place in the job (default: after the last one)."""
+        reads.wake = self.pump
         with self._lock:
             if number is None:
                 number = self._auto

@@ -115,6 +115,47 @@ def plan_reads(chunks: Sequence[Iterable[Wanted]]) -> FilePlan:
     return FilePlan(spans, where, tuple(chunk_bytes))
 
 
+@dataclass(frozen=True)
+class ColumnPages:
+    """One RNTuple column in one cluster: its pages' ``(offset, nbytes)``, or suppressed
+    (another representation of the same field holds the data in that cluster)."""
+
+    pages: tuple[tuple[int, int], ...] = ()
+    suppressed: bool = False
+
+
+def page_ranges(
+    columns: Sequence[int],
+    clusters: Iterable[int],
+    links: Sequence[Sequence[ColumnPages]],
+    alternatives: dict[int, Sequence[int]],
+) -> list[tuple[int, int]]:
+    """Byte ranges of the RNTuple pages that hold ``columns`` in ``clusters``, in the order
+    uproot reads them: column by column, cluster by cluster, page by page.
+
+    ``links[cluster][column]`` describes a column's pages in a cluster (a cluster may list
+    fewer columns than the header: a column added later has none there);
+    ``alternatives[column]`` lists the columns of the same field, in order, one of which
+    is active where ``column`` is suppressed.
+    """
+    clusters = list(clusters)
+    out: list[tuple[int, int]] = []
+    for column in columns:
+        for cluster in clusters:
+            active = column
+            row = links[cluster]
+            if column < len(row) and row[column].suppressed:
+                active = next(
+                    c
+                    for c in alternatives.get(column, ())
+                    if c < len(row) and not row[c].suppressed
+                )
+            if active >= len(row):
+                continue
+            out.extend((offset, offset + size) for offset, size in row[active].pages)
+    return out
+
+
 def holes(start: int, stop: int, covered: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
     """The parts of ``[start, stop)`` not inside any of the ``covered`` intervals."""
     out: list[tuple[int, int]] = []
