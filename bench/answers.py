@@ -50,6 +50,7 @@ def _np(array: Any) -> np.ndarray:
 
 def mll_leading_pair(muons: ak.Array) -> np.ndarray:
     """float64 invariant mass of the first two muons of each event (events with >= 2)."""
+
     def pair(name: str) -> list[np.ndarray]:
         return [_np(muons[name][:, k]) for k in (0, 1)]
 
