@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
 import os
 import subprocess
 import sys
@@ -247,8 +248,17 @@ def ensure(name: str, n_events: int, seed: int, cache: Path | None = None) -> Pa
 
     layout = LAYOUTS[name]
     path = Path(cache or data_dir()) / "layouts" / layout.file_name(n_events, seed)
-    if not path.exists():
-        generate(name, path, n_events, seed)
+    if path.exists():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # one generator at a time per cache (two bench sessions must not write the same file);
+    # under the lock, temp files of this name are leftovers of a killed writer
+    with open(path.parent / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not path.exists():
+            for stale in path.parent.glob(f".*{path.name}.*"):
+                stale.unlink(missing_ok=True)
+            generate(name, path, n_events, seed)
     return path
 
 

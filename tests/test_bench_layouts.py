@@ -99,3 +99,14 @@ def test_a_failed_root_write_leaves_no_file(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="ROOT writer for ttree exited"):
         generate("root-nanoaod", target, -5, seed=1)  # RDataFrame refuses a negative count
     assert list(tmp_path.iterdir()) == []
+
+
+def test_ensure_removes_the_leftovers_of_a_killed_writer(tmp_path: Path) -> None:
+    cached = tmp_path / "layouts" / LAYOUTS["uproot-bigbasket"].file_name(1_000, 9)
+    cached.parent.mkdir(parents=True)
+    leftovers = [cached.parent / f".{cached.name}.abc.tmp.root",
+                 cached.parent / f"..{cached.name}.abc.tmp.root.123.tmp"]  # fmt: skip
+    for path in leftovers:
+        path.write_bytes(b"half a file")
+    assert ensure("uproot-bigbasket", 1_000, 9, cache=tmp_path) == cached
+    assert sorted(p.name for p in cached.parent.iterdir()) == [".lock", cached.name]
