@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -71,22 +72,32 @@ def xrootd_server(served_dir: Path) -> Iterator[XRootDServer]:
         yield server
 
 
-@pytest.fixture(scope="session")
-def link_urls(settings: BenchSettings, xrootd_server: XRootDServer) -> Iterator[dict[str, str]]:
-    """``root://host:port`` per link name; each WAN proxy runs in its own process."""
+@contextlib.contextmanager
+def proxied_links(
+    server: XRootDServer, rtts_ms: tuple[int, ...], bandwidth_mbps: float | None
+) -> Iterator[dict[str, str]]:
+    """``root://host:port`` per link name to ``server``: loopback, then one WAN proxy (each
+    in its own process) per RTT; the proxies are stopped on exit."""
     from bench.proxy import ProxyProcess
 
-    target = (xrootd_server.host, xrootd_server.port)
-    proxies = [ProxyProcess(target, rtt, settings.bandwidth_mbps) for rtt in settings.rtts_ms]
+    target = (server.host, server.port)
+    proxies = [ProxyProcess(target, rtt, bandwidth_mbps) for rtt in rtts_ms]
     try:
-        urls = {LOOPBACK: xrootd_server.url}
+        urls = {LOOPBACK: server.url}
         for proxy in proxies:
             proxy.start()
-            urls[wan(int(proxy.rtt_ms))] = f"root://{xrootd_server.host}:{proxy.port}"
+            urls[wan(int(proxy.rtt_ms))] = f"root://{server.host}:{proxy.port}"
         yield urls
     finally:
         for proxy in proxies:
             proxy.close()
+
+
+@pytest.fixture(scope="session")
+def link_urls(settings: BenchSettings, xrootd_server: XRootDServer) -> Iterator[dict[str, str]]:
+    """``root://host:port`` per link name; each WAN proxy runs in its own process."""
+    with proxied_links(xrootd_server, settings.rtts_ms, settings.bandwidth_mbps) as urls:
+        yield urls
 
 
 def link_names(settings: BenchSettings) -> list[str]:

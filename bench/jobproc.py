@@ -31,11 +31,15 @@ class JobRun:
 
 
 def run_subprocess(
-    inputs: list[str], workdir: Path, *, env: dict[str, str] | None = None, tag: str = "job"
-) -> JobRun:
-    """Run one job in a fresh interpreter and return its report, wall time and peak RSS."""
+    inputs: list[str], workdir: Path, *, env: dict[str, str] | None = None, tag: str = "job",
+    plugin: Path = PLUGIN, keep_output: bool = False,
+) -> JobRun:  # fmt: skip
+    """Run one job in a fresh interpreter and return its report, wall time and peak RSS.
+
+    The output (``<workdir>/<tag>.root``) is deleted unless ``keep_output``.
+    """
     output, report, rss = (workdir / f"{tag}{ext}" for ext in (".root", ".json", ".rss"))
-    cmd = [sys.executable, "-m", "hepstream", "run", str(PLUGIN), *inputs]
+    cmd = [sys.executable, "-m", "hepstream", "run", str(plugin), *inputs]
     cmd += ["-o", str(output), "--report", str(report), "--no-progress"]
     timed = os.path.exists(GNU_TIME)
     if timed:
@@ -50,5 +54,6 @@ def run_subprocess(
         raise RuntimeError(f"hepstream run exited {done.returncode}: {done.stderr.strip()}")
     data = json.loads(report.read_text())
     peak = int(rss.read_text().split()[-1]) / 1024 if timed else data["peak_rss_mb"]
-    output.unlink(missing_ok=True)
+    if not keep_output:
+        output.unlink(missing_ok=True)
     return JobRun(data, process_s, round(peak, 1), "GNU time" if timed else "job report")

@@ -10,7 +10,10 @@ from dataclasses import dataclass
 from typing import Any
 
 #: Suites every full run reports, in the order they are rendered.
-SUITES = ("kernels", "streaming", "endtoend", "longjob", "memory", "latency")
+SUITES = (
+    "kernels", "streaming", "endtoend", "longjob", "memory", "latency",
+    "layouts", "layouts-read", "layouts-process", "layouts-rdf",
+)  # fmt: skip
 MB = 1e6  # decimal MB/s, like network links
 
 
@@ -73,15 +76,46 @@ class Target:
     #: The pass threshold; ``at_least`` says on which side of it a pass lies.
     threshold: float
     at_least: bool
-    compute: Callable[[list[Record]], float | None]
+    #: The measured number, or (number, where it was measured) for a worst-of-all target.
+    compute: Callable[[list[Record]], float | tuple[float, str] | None]
     unit: str = "x"
+    #: For ``at_least=False``: pass needs ``value < threshold`` (else ``<=``).
+    strict: bool = True
+    #: Measured by ``python -m bench --quick`` too (False: by the full run only).
+    quick: bool = True
+
+    @property
+    def need(self) -> str:
+        op = ">=" if self.at_least else ("<" if self.strict else "<=")
+        return f"{op} {self.threshold:g}{self.unit}"
+
+    def evaluate_where(self, recs: list[Record]) -> tuple[float | None, str, str]:
+        """The measured number, the verdict, and which layout/link decided it (or "")."""
+        value = self.compute(recs)
+        where = ""
+        if isinstance(value, tuple):
+            value, where = value
+        if value is None:
+            return None, "not run", where
+        if self.at_least:
+            ok = value >= self.threshold
+        else:
+            ok = value < self.threshold if self.strict else value <= self.threshold
+        return value, "pass" if ok else "miss", where
 
     def evaluate(self, recs: list[Record]) -> tuple[float | None, str]:
-        value = self.compute(recs)
-        if value is None:
-            return None, "not run"
-        ok = value >= self.threshold if self.at_least else value < self.threshold
-        return value, "pass" if ok else "miss"
+        value, verdict, _ = self.evaluate_where(recs)
+        return value, verdict
+
+    def margin(self, value: float | None) -> str:
+        """By how much a value passes (+) or misses (-) the threshold, in percent of it."""
+        if value is None or self.threshold == 0:
+            return "-"
+        if self.at_least:
+            rel = value / self.threshold - 1.0
+        else:
+            rel = self.threshold / value - 1.0 if value > 0 else float("inf")
+        return f"{rel * 100:+.0f} %"
 
 
 def _kernel_per_event(recs: list[Record], kernel: str) -> float | None:
@@ -182,6 +216,177 @@ TARGETS: tuple[Target, ...] = (
         unit=" s",
     ),
 )  # fmt: skip
+
+
+# -- layout matrix (issue 10) -----------------------------------------------------------------
+
+#: Layouts in matrix order (bench/layouts.py); kept here so rendering never imports ROOT.
+LAYOUT_ORDER = ("uproot-bigbasket", "root-nanoaod", "root-nanoaod-rntuple", "smallbasket", "tau1n")
+#: Zero-delay wall time from which the 30 ms target applies (issue 10: jobs of >= 2 s).
+LONG_JOB_S = 2.0
+
+
+def _layouts(recs: list[Record]) -> list[str]:
+    """Layout names present in ``recs``, matrix order first."""
+    seen = {r.info["layout"] for r in recs if "layout" in r.info}
+    return [n for n in LAYOUT_ORDER if n in seen] + sorted(seen - set(LAYOUT_ORDER))
+
+
+def _job(recs: list[Record], layout: str, link: str) -> Record | None:
+    return _find(recs, "layouts", layout=layout, link=link)
+
+
+def bytes_ratio(rec: Record | None) -> float | None:
+    """bytes read / bytes needed of a layout job (None before the report has bytes_needed)."""
+    if rec is None or not rec.info.get("bytes_needed"):
+        return None
+    return rec.info["bytes"] / rec.info["bytes_needed"]
+
+
+def wan_ratio(recs: list[Record], layout: str) -> float | None:
+    """Job events/s at 30 ms over events/s at the zero-delay proxy."""
+    return _ratio(_rate(_job(recs, layout, FAR)), _rate(_job(recs, layout, "wan0ms")))
+
+
+def reader_ratio(recs: list[Record], layout: str, handler: str) -> float | None:
+    """Job events/s at 30 ms over the uproot ``handler``'s read of the same branches."""
+    reader = _find(recs, "layouts-read", layout=layout, handler=handler, link=FAR)
+    return _ratio(_rate(_job(recs, layout, FAR)), _rate(reader))
+
+
+def _anchor(recs: list[Record], suite: str, layout: str, link: str, scale: str, **match):
+    return _find(recs, suite, layout=layout, link=link, scale=scale, **match)
+
+
+def _process_rate(rec: Record | None) -> float | None:
+    """events / process seconds (start-up included), medians of rounds."""
+    if rec is None or rec.info["process_s"] <= 0:
+        return None
+    return rec.info["events"] / rec.info["process_s"]
+
+
+def marginal_rate(one: Record | None, many: Record | None) -> float | None:
+    """Steady-state events/s: (events of N - events of 1) / (seconds of N - seconds of 1)."""
+    if one is None or many is None:
+        return None
+    dt = many.info["process_s"] - one.info["process_s"]
+    de = many.info["events"] - one.info["events"]
+    return de / dt if dt > 0 and de > 0 else None
+
+
+def _anchor_links(recs: list[Record]) -> list[str]:
+    links = {r.info["link"] for r in recs if r.suite == "layouts-rdf"}
+    return [link for link in ("local", "loopback", "wan0ms", FAR) if link in links]
+
+
+def rdf_steady_ratio(recs: list[Record], layout: str, link: str) -> float | None:
+    """hepstream marginal events/s over RDataFrame (implicit MT) marginal events/s."""
+    hs = marginal_rate(*(_anchor(recs, "layouts-process", layout, link, s) for s in SCALES_ANCHOR))
+    rdf = marginal_rate(
+        *(_anchor(recs, "layouts-rdf", layout, link, s, implicit_mt=True) for s in SCALES_ANCHOR)
+    )
+    return _ratio(hs, rdf)
+
+
+def rdf_startup_ratio(recs: list[Record], layout: str, link: str) -> float | None:
+    """1-file job events per process second, hepstream over RDataFrame (implicit MT)."""
+    hs = _anchor(recs, "layouts-process", layout, link, "1 file")
+    rdf = _anchor(recs, "layouts-rdf", layout, link, "1 file", implicit_mt=True)
+    return _ratio(_process_rate(hs), _process_rate(rdf))
+
+
+SCALES_ANCHOR = ("1 file", "N files")
+
+
+def _worst(
+    candidates: list[tuple[float | None, str]], expected: int, lowest: bool = True
+) -> tuple[float, str] | None:
+    """The worst measured value with where it was measured; coverage when partial."""
+    got = [(v, w) for v, w in candidates if v is not None]
+    if not got:
+        return None
+    value, where = min(got) if lowest else max(got)
+    if len(got) < expected:
+        where += f"; {len(got)} of {expected} measured"
+    return value, where
+
+
+def _t_bytes(recs: list[Record]) -> tuple[float, str] | None:
+    cands = [(bytes_ratio(_job(recs, name, link)), f"{name}, {link}")
+             for name in _layouts(recs) for link in ("local", "loopback")]  # fmt: skip
+    return _worst(cands, len(cands), lowest=False)
+
+
+def _t_wan(recs: list[Record], long_jobs: bool) -> tuple[float, str] | None:
+    cands = []
+    for name in _layouts(recs):
+        zero = _job(recs, name, "wan0ms")
+        if zero is not None and (zero.median >= LONG_JOB_S) == long_jobs:
+            cands.append((wan_ratio(recs, name), f"{name} ({zero.median:.2f} s at 0 ms)"))
+    return _worst(cands, len(cands))
+
+
+def _t_reader(recs: list[Record], handler: str) -> tuple[float, str] | None:
+    names = _layouts(recs)
+    return _worst([(reader_ratio(recs, n, handler), n) for n in names], len(names))
+
+
+def _t_rdf(recs: list[Record], ratio: Callable[..., float | None]) -> tuple[float, str] | None:
+    cands = [(ratio(recs, n, link), f"{n}, {link}")
+             for n in _layouts(recs) for link in _anchor_links(recs)]  # fmt: skip
+    return _worst(cands, len(cands))
+
+
+def _t_rss(recs: list[Record]) -> tuple[float, str] | None:
+    cands = [(r.info["peak_rss_mb"], f"{r.info['layout']}, {r.info['link']}, {r.info['scale']}")
+             for r in recs if r.suite == "layouts-process"]  # fmt: skip
+    return _worst(cands, len(cands), lowest=False)
+
+
+LAYOUT_TARGETS: tuple[Target, ...] = (
+    Target(
+        "layouts: bytes read <= 1.05x bytes needed",
+        "report bytes_read / bytes_needed, worst of every layout, local and root:// loopback",
+        1.05, False, _t_bytes, strict=False,
+    ),
+    Target(
+        "layouts: 30 ms RTT >= 0.9x zero-delay rate (jobs >= 2 s)",
+        "job events/s at wan30ms / at wan0ms, worst layout whose 0 ms job takes >= 2 s",
+        0.9, True, lambda r: _t_wan(r, True), quick=False,
+    ),
+    Target(
+        "layouts: 30 ms RTT >= 0.9x zero-delay rate (short jobs, < 2 s)",
+        "the same ratio for layouts whose 0 ms job is shorter (reported, fixed latency)",
+        0.9, True, lambda r: _t_wan(r, False),
+    ),
+    Target(
+        "layouts: >= 1.2x uproot XRootDSource at 30 ms",
+        "job events/s / XRootDSource read events/s (same branches), worst layout",
+        1.2, True, lambda r: _t_reader(r, "uproot-xrootd"),
+    ),
+    Target(
+        "layouts: >= 1.2x uproot fsspec-xrootd at 30 ms",
+        "job events/s / fsspec read events/s (same branches), worst layout",
+        1.2, True, lambda r: _t_reader(r, "uproot-fsspec"),
+    ),
+    Target(
+        "layouts: >= 1.0x RDataFrame (implicit MT) steady state",
+        "marginal events/s between the 1-file and N-file process, hepstream / RDF, worst",
+        1.0, True, lambda r: _t_rdf(r, rdf_steady_ratio), quick=False,
+    ),
+    Target(
+        "layouts: >= 2x RDataFrame (implicit MT) on a 1-file job, start-up included",
+        "events / process seconds of one file (1M events; 3M big baskets; quick: small files)",
+        2.0, True, lambda r: _t_rdf(r, rdf_startup_ratio),
+    ),
+    Target(
+        "layouts: peak RSS < 1 GB",
+        "peak RSS of every hepstream run process of the layout suite (GNU time), worst",
+        1024.0, False, _t_rss, unit=" MB",
+    ),
+)  # fmt: skip
+
+TARGETS = TARGETS + LAYOUT_TARGETS
 
 
 def evaluate(recs: list[Record]) -> list[tuple[Target, float | None, str]]:
@@ -294,6 +499,108 @@ def _latency_table(recs: list[Record]) -> list[str]:
     return _table(["run", "first_chunk_s (median)", "job wall_s", "process wall s", "pairs"], rows)
 
 
+def _cell(value: float | None, target: Target | None = None, digits: int = 2) -> str:
+    """A ratio for the matrix, with its target's verdict when there is one."""
+    if value is None:
+        return "-"
+    text = f"{value:,.{digits}f}"
+    if target is None:
+        return text
+    ok = value >= target.threshold if target.at_least else value <= target.threshold
+    return f"{text} {'pass' if ok else 'miss'}"
+
+
+def _layout_target(prefix: str) -> Target:
+    return next(t for t in LAYOUT_TARGETS if t.name.startswith(prefix))
+
+
+def layout_matrix(recs: list[Record]) -> list[str]:
+    """One row per layout: every issue-10 ratio of that layout, with its verdict."""
+    t_bytes = _layout_target("layouts: bytes read")
+    t_wan = _layout_target("layouts: 30 ms RTT >= 0.9x zero-delay rate (jobs")
+    t_reader = _layout_target("layouts: >= 1.2x uproot XRootDSource")
+    t_steady = _layout_target("layouts: >= 1.0x RDataFrame")
+    t_start = _layout_target("layouts: >= 2x RDataFrame")
+    links = _anchor_links(recs)
+    rows = []
+    for name in _layouts(recs):
+        local, zero = _job(recs, name, "local"), _job(recs, name, "wan0ms")
+        info = (local or zero or next(r for r in recs if r.info.get("layout") == name)).info
+        rss = [r.info["peak_rss_mb"] for r in recs
+               if r.suite == "layouts-process" and r.info["layout"] == name]  # fmt: skip
+        row = [
+            name, f"{info['events']:,}",
+            _cell(bytes_ratio(local), t_bytes), _cell(bytes_ratio(_job(recs, name, "loopback")), t_bytes),
+            _cell(wan_ratio(recs, name), t_wan)
+            + (f" ({zero.median:.2f} s)" if zero is not None else ""),
+            _cell(reader_ratio(recs, name, "uproot-xrootd"), t_reader),
+            _cell(reader_ratio(recs, name, "uproot-fsspec"), t_reader),
+        ]  # fmt: skip
+        for link in links:
+            row += [_cell(rdf_steady_ratio(recs, name, link), t_steady),
+                    _cell(rdf_startup_ratio(recs, name, link), t_start)]  # fmt: skip
+        row.append(_num(max(rss), 0) if rss else "-")
+        rows.append(row)
+    headers = ["layout", "events/file", "read/needed local", "read/needed root://",
+               "30 ms / 0 ms (0 ms job s)", "x XRootDSource 30 ms", "x fsspec 30 ms"]  # fmt: skip
+    for link in links:
+        headers += [f"x RDF MT steady ({link})", f"x RDF MT 1 file ({link})"]
+    headers.append("peak RSS MB")
+    return [
+        *_table(headers, rows),
+        "",
+        "Ratios are hepstream over the other side (bytes: read over needed); `-` where a "
+        "side did not run or the report has no `bytes_needed` yet. The 30 ms target applies "
+        f"to jobs of >= {LONG_JOB_S:g} s at zero delay; shorter ones are reported.",
+    ]
+
+
+def _layout_jobs(recs: list[Record]) -> list[str]:
+    order = {n: i for i, n in enumerate(LAYOUT_ORDER)}
+    rows = []
+    for rec in sorted(recs, key=lambda r: (order.get(r.info["layout"], 99), _order(r.info))):
+        info = rec.info
+        needed = info.get("bytes_needed")
+        rows.append([
+            info["layout"], _link(info), f"{info['events']:,}", f"{info['selected']:,}",
+            _num(rec.median, 3), _num(rec.events_per_s), _num(info["bytes"] / MB, 1),
+            _num(needed / MB, 1) if needed else "-", _num(bytes_ratio(rec), 3),
+            f"{info['cache_hits']}/{info['cache_misses']}", info.get("answer", "-"),
+            str(rec.rounds),
+        ])  # fmt: skip
+    return [
+        *_table(["layout", "input", "events", "selected", "median s", "events/s", "MB read",
+                 "MB needed", "read/needed", "cache hits/misses", "awkward answer", "rounds"],
+                rows),
+    ]  # fmt: skip
+
+
+def _layout_readers(recs: list[Record]) -> list[str]:
+    rows = [
+        [r.info["layout"], r.info["handler"], _link(r.info), f"{r.info['events']:,}",
+         _num(r.median, 3), _num(r.events_per_s), str(r.rounds)]
+        for r in sorted(recs, key=lambda r: (r.info["layout"], r.info["handler"]))
+    ]  # fmt: skip
+    return _table(["layout", "handler", "link", "events", "median s", "events/s", "rounds"], rows)
+
+
+def _layout_anchor(recs: list[Record]) -> list[str]:
+    rows = []
+    key = lambda r: (r.info["layout"], not r.info.get("implicit_mt", True), _order(r.info),  # noqa: E731
+                     r.info["files"])  # fmt: skip
+    for rec in sorted(recs, key=key):
+        info = rec.info
+        who = "hepstream run" if rec.suite == "layouts-process" else (
+            f"RDataFrame, {'implicit MT, ' if info['implicit_mt'] else ''}{info['threads']} thread(s)")  # fmt: skip
+        rows.append([
+            info["layout"], who, _link(info), str(info["files"]), f"{info['events']:,}",
+            f"{info['selected']:,}", _num(info["process_s"], 2), _num(_process_rate(rec)),
+            _num(info.get("peak_rss_mb"), 0) if "peak_rss_mb" in info else "-", str(rec.rounds),
+        ])  # fmt: skip
+    return _table(["layout", "who", "input", "files", "events", "selected", "process s",
+                   "events/process s", "peak RSS MB", "rounds"], rows)  # fmt: skip
+
+
 _SECTIONS: dict[str, tuple[str, Callable[[list[Record]], list[str]]]] = {
     "kernels": ("Selection kernels (events in memory)", _kernels),
     "streaming": ("Streaming reads of one file (plugin branches, job chunking)", _streaming),
@@ -301,16 +608,35 @@ _SECTIONS: dict[str, tuple[str, Callable[[list[Record]], list[str]]]] = {
     "longjob": ("Long jobs (the 10 files read 10 times: 100 files, WAN proxy)", _endtoend),
     "memory": ("Peak memory (`hepstream run` subprocess over root:// loopback)", _memory),
     "latency": ("First-chunk latency (`hepstream run` subprocesses)", _latency_table),
+    "layouts": (
+        "Layout matrix (issue 10): `run_job` per layout, checked against awkward",
+        _layout_jobs,
+    ),
+    "layouts-read": (
+        "Layout matrix: uproot readers at 30 ms (plugin branches, job chunking)",
+        _layout_readers,
+    ),
+    "layouts-process": (
+        "Layout matrix: `hepstream run` processes (start-up included)",
+        _layout_anchor,
+    ),
+    "layouts-rdf": (
+        "Layout matrix: ROOT RDataFrame anchor (C++ strings, fresh process each)",
+        _layout_anchor,
+    ),
 }
 
 
 def targets_table(recs: list[Record]) -> list[str]:
     rows = []
-    for target, value, verdict in evaluate(recs):
-        need = f"{'>=' if target.at_least else '<'} {target.threshold:g}{target.unit}"
+    for target in TARGETS:
+        value, verdict, where = target.evaluate_where(recs)
         measured = "-" if value is None else f"{value:,.2f}{target.unit}"
-        rows.append([target.name, target.measure, measured, need, verdict])
-    return _table(["target", "measured as", "measured", "need", "result"], rows)
+        if verdict == "not run" and not target.quick:
+            where = where or "full run only"
+        rows.append([target.name, target.measure, measured, target.need, verdict,
+                     target.margin(value), where or "-"])  # fmt: skip
+    return _table(["target", "measured as", "measured", "need", "result", "by", "where"], rows)
 
 
 def render(doc: dict, mode: str = "full") -> str:
@@ -331,6 +657,8 @@ def render(doc: dict, mode: str = "full") -> str:
         "",
         *targets_table(recs),
     ]
+    if any(r.suite.startswith("layouts") for r in recs):
+        lines += ["", "## Layout matrix (issue 10), one row per layout", "", *layout_matrix(recs)]
     for suite in SUITES:
         mine = [r for r in recs if r.suite == suite]
         if not mine:

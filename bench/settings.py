@@ -50,6 +50,16 @@ class BenchSettings:
     bandwidth_mbps: float | None = 1000.0
     #: Seed of the first generated file (file i uses seed + i).
     seed: int = 4242
+    #: Layout matrix (issue 10): timed rounds per job, reader and RDataFrame measurement.
+    layout_rounds: int = 3
+    #: Times the N-file job of the steady-state comparison lists the layout's file (the
+    #: marginal rate is (events of N - events of 1) / (seconds of N - seconds of 1)).
+    layout_copies: int = 4
+    #: The layout matrix uses each layout's full-size file (1M events; 3M big baskets).
+    layout_quick: bool = False
+    #: RDataFrame and ``hepstream run`` process comparisons over the WAN proxy (30 ms) too,
+    #: and RDataFrame single-threaded beside implicit MT.
+    layout_full_anchor: bool = True
 
 
 #: The measured run behind docs/performance.md.
@@ -66,6 +76,10 @@ QUICK = replace(
     rounds_io=2,
     rounds_e2e=2,
     latency_pairs=1,
+    layout_rounds=1,
+    layout_copies=2,
+    layout_quick=True,
+    layout_full_anchor=False,
 )
 
 

@@ -11,40 +11,10 @@ from pathlib import Path
 import pytest
 
 from bench.conftest import PLUGIN, link_names, rtt_of
+from bench.readers import HANDLERS, handler_options, read_file
 from bench.settings import BenchSettings, current_settings
 
 pytestmark = pytest.mark.benchmark(group="streaming")
-
-HANDLERS = ("hepstream", "uproot-xrootd", "uproot-fsspec")
-
-
-def _handler(name: str) -> dict:
-    """``uproot.open`` keyword arguments selecting the handler ``name``."""
-    import uproot
-
-    from hepstream.io import StreamConfig, StreamingSource
-
-    if name == "hepstream":
-        return {"handler": StreamingSource, "hepstream_config": StreamConfig()}
-    if name == "uproot-xrootd":
-        return {"handler": uproot.source.xrootd.XRootDSource}
-    return {"handler": uproot.source.fsspec.FSSpecSource}
-
-
-def read_file(url: str, branches: list[str], chunk_bytes: int, **options) -> int:
-    """Open ``url``, read ``branches`` chunk by chunk as a job does; events read."""
-    import uproot
-
-    from hepstream.plan import entries_for_bytes, plan_chunks
-
-    events = 0
-    with uproot.open(url, **options) as file:
-        tree = file["events"]
-        per_entry = sum(tree[b].uncompressed_bytes for b in branches) / max(1, tree.num_entries)
-        entries = entries_for_bytes(chunk_bytes, per_entry, tree.num_entries)
-        for start, stop in plan_chunks(tree.common_entry_offsets(), entries):
-            events += len(tree.arrays(branches, entry_start=start, entry_stop=stop))
-    return events
 
 
 @pytest.fixture(scope="session")
@@ -69,7 +39,7 @@ def test_read(benchmark, settings: BenchSettings, link_urls, payload, handler, l
     from hepstream.runner import JobSpec
 
     url = f"{link_urls[link]}//data/{payload['name']}"
-    options = _handler(handler)
+    options = handler_options(handler)
     benchmark.extra_info.update({
         "suite": "streaming", "handler": handler, "link": link, "rtt_ms": rtt_of(link),
         "bandwidth_mbps": settings.bandwidth_mbps if rtt_of(link) is not None else None,

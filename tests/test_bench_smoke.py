@@ -11,7 +11,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.render import SUITES, TARGETS, evaluate, records, render
+from bench.render import (
+    LAYOUT_TARGETS,
+    SUITES,
+    TARGETS,
+    bytes_ratio,
+    evaluate,
+    marginal_rate,
+    records,
+    render,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -104,7 +113,7 @@ def _targets_rows(markdown: str) -> dict[str, list[str]]:
 def test_quick_bench_reports_every_suite_and_target(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "bench", "--quick", "--results-dir", str(tmp_path)],
-        cwd=REPO, capture_output=True, text=True, timeout=600, check=False,
+        cwd=REPO, capture_output=True, text=True, timeout=900, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     doc = json.loads((tmp_path / "latest.json").read_text())
@@ -112,5 +121,89 @@ def test_quick_bench_reports_every_suite_and_target(tmp_path: Path) -> None:
     rows = _targets_rows((tmp_path / "latest.md").read_text())
     assert set(rows) == {t.name for t in TARGETS}
     for name, cells in rows.items():
+        quick = next(t for t in TARGETS if t.name == name).quick
+        if not quick:  # measured by the full run only (e.g. jobs of >= 2 s): said so
+            assert cells[4] == "not run", (name, cells)
+            assert "full run only" in cells[6], (name, cells)
+            continue
         assert re.fullmatch(r"[\d,]+\.\d+( ?[a-zA-Z]+)?", cells[2]), (name, cells)
         assert cells[4] in ("pass", "miss"), (name, cells)
+        assert re.fullmatch(r"[+-]\d+ %", cells[5]), (name, cells)
+
+
+# -- the layout matrix (issue 10) -------------------------------------------------------------
+
+
+def _layout_document(bytes_needed: int | None = 1000) -> dict:
+    """Two layouts with every measurement the layout targets need, numbers chosen by hand."""
+    benches = []
+    for name, zero_s in (("root-nanoaod", 2.5), ("uproot-bigbasket", 1.0)):
+        for link, rtt, median, nbytes in (("local", None, 1.0, 1040), ("loopback", None, 1.1, 1100),
+                                          ("wan0ms", 0.0, zero_s, 1100),
+                                          ("wan30ms", 30.0, zero_s / 0.8, 1100)):  # fmt: skip
+            benches.append(_bench(f"{name}-{link}", median, suite="layouts", layout=name,
+                                  link=link, rtt_ms=rtt, events=1000, selected=10, bytes=nbytes,
+                                  bytes_needed=bytes_needed, cache_hits=1, cache_misses=1,
+                                  answer="agrees"))  # fmt: skip
+        for handler, median in (("uproot-xrootd", 2 * zero_s / 0.8), ("uproot-fsspec", zero_s)):
+            benches.append(_bench(f"{name}-{handler}", median, suite="layouts-read", layout=name,
+                                  handler=handler, link="wan30ms", rtt_ms=30.0, events=1000))  # fmt: skip
+        for suite, one_s, many_s, extra in (
+            ("layouts-process", 2.0, 4.0, {"peak_rss_mb": 300.0 if name == "tau1n" else 250.0}),
+            ("layouts-rdf", 5.0, 9.0, {"implicit_mt": True, "threads": 2}),
+        ):
+            for scale, files, process_s in (("1 file", 1, one_s), ("N files", 4, many_s)):
+                benches.append(_bench(f"{name}-{suite}-{scale}", process_s, suite=suite,
+                                      layout=name, link="local", rtt_ms=None, scale=scale,
+                                      files=files, events=1000 * files, selected=10 * files,
+                                      process_s=process_s, **extra))  # fmt: skip
+    return {"benchmarks": benches, "machine_info": {}}
+
+
+def test_layout_targets_are_worst_layout_ratios() -> None:
+    recs = records(_layout_document())
+    got = {t.name: t.evaluate_where(recs) for t in LAYOUT_TARGETS}
+    value, verdict, where = got["layouts: bytes read <= 1.05x bytes needed"]
+    assert (value, verdict) == (pytest.approx(1.1), "miss")
+    assert where.endswith("loopback")
+    # 30 ms / 0 ms is 0.8 on both; only the 2.5 s job counts as long, the 1 s one as short
+    value, verdict, where = got["layouts: 30 ms RTT >= 0.9x zero-delay rate (jobs >= 2 s)"]
+    assert (value, verdict, where) == (pytest.approx(0.8), "miss", "root-nanoaod (2.50 s at 0 ms)")
+    value, _, where = got["layouts: 30 ms RTT >= 0.9x zero-delay rate (short jobs, < 2 s)"]
+    assert value == pytest.approx(0.8)
+    assert where.startswith("uproot-bigbasket")
+    # the readers take 2x (XRootDSource) and 0.8x (fsspec) the job's 30 ms time
+    assert got["layouts: >= 1.2x uproot XRootDSource at 30 ms"][:2] == (pytest.approx(2.0), "pass")
+    assert got["layouts: >= 1.2x uproot fsspec-xrootd at 30 ms"][:2] == (pytest.approx(0.8), "miss")
+    # marginal: hepstream 3000 events / 2 s, RDF 3000 / 4 s; start-up: 1000/2 s vs 1000/5 s
+    steady = got["layouts: >= 1.0x RDataFrame (implicit MT) steady state"]
+    assert steady[:2] == (pytest.approx(2.0), "pass")
+    start = got["layouts: >= 2x RDataFrame (implicit MT) on a 1-file job, start-up included"]
+    assert start[:2] == (pytest.approx(2.5), "pass")
+    assert got["layouts: peak RSS < 1 GB"][:2] == (pytest.approx(250.0), "pass")
+
+
+def test_layout_bytes_target_waits_for_bytes_needed() -> None:
+    """Before the report carries bytes_needed the row says "not run", never a made-up pass."""
+    recs = records(_layout_document(bytes_needed=None))
+    target = next(t for t in LAYOUT_TARGETS if t.name.startswith("layouts: bytes read"))
+    assert target.evaluate_where(recs)[1] == "not run"
+    assert bytes_ratio(recs[0]) is None
+
+
+def test_marginal_rate_is_the_difference_quotient() -> None:
+    one, many = records(_layout_document())[-2:]  # the RDF 1-file and N-file records
+    assert marginal_rate(one, many) == pytest.approx(3000 / 4.0)
+    assert marginal_rate(many, one) is None  # no events or time gained: no rate
+
+
+def test_layout_matrix_renders_every_layout_and_target_row() -> None:
+    text = render(_layout_document())
+    rows = _targets_rows(text)
+    assert {t.name for t in LAYOUT_TARGETS} <= set(rows)
+    assert rows["layouts: >= 1.2x uproot fsspec-xrootd at 30 ms"][5] == "-33 %"
+    matrix = text.split("## Layout matrix (issue 10), one row per layout", 1)[1]
+    lines = [line for line in matrix.split("\n## ", 1)[0].splitlines() if line.startswith("| ")]
+    names = [line.split(" | ")[0].strip("| ") for line in lines[1:]]
+    assert names == ["uproot-bigbasket", "root-nanoaod"]  # matrix order, not input order
+    assert "| 1.04 pass | 1.10 miss |" in lines[2]  # root-nanoaod read/needed local, loopback
