@@ -100,6 +100,8 @@ class FileReads:
                     return False, to_fetch, give_back
                 cost = span.size - self._prefill_bytes[i]
                 if not self._budget.try_reserve(cost):
+                    # Later spans' pre-filled bytes must not keep an earlier span waiting.
+                    give_back += self._drop_prefills(after=i)
                     if any(j >= i for j in self._wanted):
                         give_back += self._give_up(i)
                     return False, to_fetch, give_back
@@ -133,13 +135,17 @@ class FileReads:
     def drop_prefills(self) -> int:
         """Forget the pre-filled bytes of spans not admitted yet (they will be fetched);
         the bytes to give back. Room for an earlier file that waits for it."""
-        give_back = 0
         with self.lock:
-            for i in range(self.cursor, len(self._state)):
+            return self._drop_prefills(after=self.cursor - 1)
+
+    def _drop_prefills(self, after: int) -> int:
+        give_back = 0
+        for i in range(max(after + 1, self.cursor), len(self._state)):
+            if self._prefill_bytes[i]:
                 give_back += self._prefill_bytes[i]
                 self._prefill_bytes[i] = 0
                 self._hole_bytes[i] = self.plan.spans[i].size
-            self._prefilled = {i: p for i, p in self._prefilled.items() if i < self.cursor}
+                self._prefilled.pop(i, None)
         return give_back
 
     def fetch(self, indices: Sequence[int]) -> None:

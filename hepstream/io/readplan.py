@@ -59,8 +59,9 @@ class FilePlan:
 def plan_reads(chunks: Sequence[Iterable[Wanted]]) -> FilePlan:
     """The spans of a file from the ranges each chunk wants, in the order it asks for them.
 
-    Ranges wanted by several chunks (a basket straddling a chunk edge) become one span read
-    by each; overlapping ranges merge into one span; touching ranges stay apart (each is a
+    A range asked for several times (a basket straddling a chunk edge; an RNTuple page that
+    ROOT wrote once for several columns with identical content) becomes one span, read each
+    time; overlapping ranges merge into one span; touching ranges stay apart (each is a
     read of its own); empty ranges need no bytes and are left out. Spans are ordered by the
     first chunk that reads them, eager before lazy, then in the order that chunk asks.
     """
@@ -68,12 +69,10 @@ def plan_reads(chunks: Sequence[Iterable[Wanted]]) -> FilePlan:
     info: dict[tuple[int, int], list] = {}  # range -> [first_chunk, last_chunk, lazy, reads, pos]
     position = 0
     for number, wanted in enumerate(chunks):
-        seen: set[tuple[int, int]] = set()
         for start, stop, lazy in wanted:
             key = (int(start), int(stop))
-            if key[1] <= key[0] or key in seen:
+            if key[1] <= key[0]:
                 continue
-            seen.add(key)
             entry = info.get(key)
             if entry is None:
                 info[key] = [number, number, lazy, 1, position]

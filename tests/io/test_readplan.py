@@ -78,6 +78,21 @@ def test_basket_shared_by_two_chunks_is_one_span_read_twice():
     assert plan.needed_bytes == 300
 
 
+def test_a_page_shared_by_several_columns_is_one_span_read_by_each():
+    """ROOT writes identical pages once (e.g. the offsets of Muon_pt and Muon_eta): the
+    locators of several columns point at one range, which uproot then reads per column."""
+    plan = plan_reads([[(0, 50, False), (50, 80, False), (0, 50, False), (80, 90, False)]])
+    assert [(s.start, s.reads) for s in plan.spans] == [(0, 2), (50, 1), (80, 1)]
+    store = Store()
+    budget = Budget(1000)
+    reads = _reads(plan, store, budget)
+    Prefetcher(budget).add(reads)
+    for start, stop in [(0, 50), (50, 80), (0, 50), (80, 90)]:
+        assert _serve(reads, start, stop) == BLOB[start:stop]
+    assert store.fetched == 90
+    assert budget.held == 0
+
+
 def test_adjacent_ranges_stay_apart_and_overlapping_ones_merge():
     plan = plan_reads([[(0, 10, False), (10, 20, False), (15, 30, False), (40, 50, False)]])
     assert [(s.start, s.stop) for s in plan.spans] == [(0, 10), (10, 30), (40, 50)]
@@ -207,6 +222,23 @@ def test_bytes_already_in_memory_are_never_fetched_again():
     assert _serve(reads, 0, 100) == BLOB[0:100]
     assert _serve(reads, 100, 300) == BLOB[100:300]
     assert store.segments == [(150, 300)]
+    assert budget.held == 0
+
+
+def test_bytes_pre_filled_for_a_later_span_make_room_for_an_earlier_one():
+    """The metadata read-ahead may have brought part of a basket read last: holding those
+    bytes must not keep the first chunk's span from ever fitting."""
+    store = Store()
+    plan = plan_reads([[(0, 200, False)], [(1000, 1100, False)]])
+    budget = Budget(250)
+    assert budget.try_reserve(100)
+    reads = _reads(plan, store, budget, prefilled={1: [(1000, BLOB[1000:1100])]})
+    prefetcher = Prefetcher(budget, ahead=0)
+    prefetcher.add(reads)
+    assert _serve(reads, 0, 200) == BLOB[0:200]
+    reads.advance(1)
+    prefetcher.pump()
+    assert _serve(reads, 1000, 1100) == BLOB[1000:1100]  # fetched again, correct
     assert budget.held == 0
 
 
