@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from hepstream.errors import ConfigError
+from hepstream.jobspec import JobSpec
 
 
 def _quote(value: str) -> str:
@@ -20,6 +21,15 @@ def _word(value: str) -> str:
     if not value or any(c in value for c in " \t\n\"'"):
         raise ConfigError(f"{value!r} must be one word without quotes or spaces")
     return value
+
+
+#: The site of a job on a VM: the cloud name its startd advertises, substituted by Condor.
+_SITE = "$$(HepstreamCloud:local)"
+
+
+def condor_arguments(job: JobSpec) -> str:
+    """The submit file's ``arguments`` value running ``job`` through ``/usr/bin/env``."""
+    return '"' + " ".join(["hepstream", *map(_word, job.to_argv())]) + '"'
 
 
 def submit_text(
@@ -38,14 +48,18 @@ def submit_text(
         raise ConfigError("give at least one input file; one Condor job runs per input")
     if cpus < 1 or memory_mb < 256:
         raise ConfigError("--cpus must be >= 1 and --memory >= 256 MB")
+    job = JobSpec(
+        _word(plugin),
+        ("$(input)",),
+        f"{_word(output_dir)}/$(Cluster).$(Process).parquet",
+        report=f"{output_dir}/$(Cluster).$(Process).report.json",
+        site=_SITE,  # the cloud the VM runs on, from the machine ad at match time
+    )
     lines = [
         "# written by hepstream submit; one job per input, run on a VM the shim boots",
         "universe = vanilla",
         "executable = /usr/bin/env",
-        f'arguments = "hepstream run {_word(plugin)} $(input) '
-        f"-o {_word(output_dir)}/$(Cluster).$(Process).parquet "
-        f'--report {_word(output_dir)}/$(Cluster).$(Process).report.json --no-progress"',
-        'environment = "HEPSTREAM_SITE=$$(HepstreamCloud:local)"',
+        f"arguments = {condor_arguments(job)}",
         f"output = {log_dir}/$(Cluster).$(Process).out",
         f"error = {log_dir}/$(Cluster).$(Process).err",
         f"log = {log_dir}/$(Cluster).log",
