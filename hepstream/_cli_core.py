@@ -72,12 +72,14 @@ def run(
       hepstream run examples/tau1n.py 'root://127.0.0.1:1094//data/tau1n_mc_*.root' \\
           -o out/tau1n.root --report out/report.json
     """
+    from hepstream.jobspec import require_entry_ranges_supported
     from hepstream.report import print_summary
     from hepstream.runner import run_job
 
     spec = spec_from_options(
         plugin, inputs, output, report, site, readahead, cache, chunk, prefetch, settings
     )
+    require_entry_ranges_supported(spec)
     job_report = None
     try:
         if progress and sys.stderr.isatty():

@@ -271,6 +271,23 @@ def validate_spec(spec: JobSpec) -> None:
                 raise ConfigError(f"entry range {start}:{stop} must have 0 <= start <= stop")
 
 
+def require_entry_ranges_supported(spec: JobSpec) -> None:
+    """Refuse a ranged job on a reader that would read its files whole (double counting).
+
+    The reader applies ``entry_ranges`` once ``hepstream.runner`` sets
+    ``APPLIES_ENTRY_RANGES = True`` next to its use of :func:`hepstream.plan.clip_chunks`.
+    """
+    if not spec.entry_ranges:
+        return
+    from hepstream import runner
+
+    if not getattr(runner, "APPLIES_ENTRY_RANGES", False):
+        raise ConfigError(
+            "this hepstream's reader does not apply entry_ranges yet; split the dataset "
+            "with --files-per-job, or use a hepstream whose runner applies them"
+        )
+
+
 def parse_set(pairs: list[str]) -> dict[str, str]:
     """``--set NAME=VALUE`` options as a mapping for :meth:`JobSpec.from_mapping`."""
     out = {}

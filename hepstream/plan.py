@@ -73,3 +73,23 @@ def cache_for_layout(chunk_bytes: Sequence[int], base, ahead: int = 1) -> int:
     biggest = max(chunk_bytes, default=0)
     wanted = (1 + ahead) * biggest + 2 * base.readahead
     return int(min(AUTO_CACHE_MAX, max(base.cache, wanted)))
+
+
+def clip_chunks(
+    chunks: Sequence[tuple[int, int]], entry_range: tuple[int, int | None] | None
+) -> list[tuple[int, int]]:
+    """The chunks of a file restricted to ``entry_range`` ``[start, stop)`` (None: all).
+
+    The reader's hook for ``JobSpec.entry_ranges``: a dataset job that reads part of a big
+    file plans the whole file's chunks as usual, then keeps the part inside its range.
+    Ranges from the splitter fall on cluster edges, so no basket is read twice by two jobs.
+    """
+    if entry_range is None:
+        return list(chunks)
+    start, stop = entry_range
+    out = []
+    for lo, hi in chunks:
+        lo, hi = max(lo, start), hi if stop is None else min(hi, stop)
+        if lo < hi:
+            out.append((lo, hi))
+    return out
