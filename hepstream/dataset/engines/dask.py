@@ -79,7 +79,7 @@ class DaskEngine:
                 ): job
                 for job in jobs
             }
-            for future in as_completed(futures):
+            for future in as_completed(futures, loop=client.loop):
                 job = futures[future]
                 try:
                     report = future.result()
