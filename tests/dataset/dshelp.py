@@ -20,3 +20,36 @@ def same_events(a: Path, b: Path) -> bool:
 
     left, right = ak.from_parquet(a), ak.from_parquet(b)
     return len(left) == len(right) and ak.to_list(left) == ak.to_list(right)
+
+
+def job_pids(marker: str) -> list[int]:
+    """Pids of ``hepstream run`` processes whose command line contains ``marker``."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        words = [a.decode(errors="replace") for a in argv]
+        if "hepstream" in words and "run" in words and any(marker in w for w in words):
+            pids.append(int(entry.name))
+    return pids
+
+
+def kill_when_running(marker: str, timeout: float = 120.0, settle: float = 0.3) -> int:
+    """SIGKILL the job process matching ``marker`` once it has run ``settle`` seconds."""
+    import signal
+    import time
+
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        pids = job_pids(marker)
+        if pids:
+            time.sleep(settle)
+            for pid in pids:
+                os.kill(pid, signal.SIGKILL)
+            return len(pids)
+        time.sleep(0.02)
+    raise AssertionError(f"no job process for {marker} within {timeout} s")
