@@ -36,7 +36,7 @@ class DaskEngine:
 
     name: ClassVar[str] = "dask"
 
-    def __init__(self, address: str, *, retries: int = 2, connect_timeout_s: float = 30.0) -> None:
+    def __init__(self, address: str, *, retries: int = 2, connect_timeout_s: float = 10.0) -> None:
         if not address:
             raise ConfigError("--address is required for --engine dask (tcp://host:8786)")
         if retries < 0:
