@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 from hepstream.dataset.split import FileLayout
 from hepstream.errors import HepstreamError, InputError
@@ -15,7 +16,7 @@ def resolve_inputs(inputs: Sequence[str]) -> list[str]:
     for item in inputs:
         if item.startswith("@"):
             try:
-                lines = open(item[1:]).read().splitlines()  # noqa: SIM115 (short read)
+                lines = Path(item[1:]).read_text().splitlines()
             except OSError as err:
                 raise InputError(f"cannot read file list {item[1:]}: {err.strerror}") from None
             patterns += [ln.strip() for ln in lines if ln.strip() and not ln.startswith("#")]

@@ -53,3 +53,19 @@ def kill_when_running(marker: str, timeout: float = 120.0, settle: float = 0.3) 
             return len(pids)
         time.sleep(0.02)
     raise AssertionError(f"no job process for {marker} within {timeout} s")
+
+
+def parse_run_argv(argv: list[str]):
+    """The JobSpec ``hepstream run ARGV`` builds, through the real command's parser."""
+    import typer
+
+    from hepstream._cli_core import run, spec_from_options
+
+    command = typer.main.get_command_from_info(
+        typer.models.CommandInfo(callback=run), pretty_exceptions_short=True, rich_markup_mode=None
+    )
+    assert argv[0] == "run"
+    params = command.make_context("run", argv[1:]).params
+    params.pop("as_json")
+    params.pop("progress")
+    return spec_from_options(**params)

@@ -101,3 +101,28 @@ def test_clip_chunks_is_the_reader_hook_for_entry_ranges():
     assert clip_chunks(chunks, (2000, 4000)) == [(2000, 4000)]
     assert clip_chunks(chunks, (1000, None)) == [(1000, 2000), (2000, 4000), (4000, 6000)]
     assert clip_chunks(chunks, (6000, 7000)) == []
+
+
+def test_inputs_from_a_file_list_and_globs(dataset_files, tmp_path):
+    from hepstream.dataset.layout import read_layouts, resolve_inputs
+    from hepstream.errors import InputError
+
+    listing = tmp_path / "files.txt"
+    listing.write_text(f"# two files\n{dataset_files[1]}\n\n{dataset_files[0]}\n")
+    glob = str(dataset_files[0].parent / "tau1n_[23].root")
+    paths = resolve_inputs([f"@{listing}", glob])
+    assert paths == [
+        str(dataset_files[1]),
+        str(dataset_files[0]),
+        str(dataset_files[2]),
+        str(dataset_files[3]),
+    ]
+    (layout,) = read_layouts(paths[:1], "events")
+    assert layout.entries == 6000
+    assert layout.clusters[0] == 0
+    assert layout.clusters[-1] == 6000
+    assert len(layout.clusters) > 2  # several clusters: events splitting has edges to use
+    with pytest.raises(InputError, match="cannot read file list"):
+        resolve_inputs([f"@{tmp_path / 'none.txt'}"])
+    with pytest.raises(InputError, match="no TTree 'nope'"):
+        read_layouts(paths[:1], "nope")
