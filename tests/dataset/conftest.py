@@ -77,18 +77,6 @@ def split_dataset(dataset_files, tmp_path):
     return make
 
 
-@pytest.fixture(scope="session")
-def slurm_cluster():
-    from hepstream.testing.slurm import SlurmCluster, slurm_missing
-
-    if slurm_missing():
-        pytest.fail(
-            f"{slurm_missing()} missing: apt-get install slurm-wlm munge (Makefile DEB_TEST)"
-        )
-    with SlurmCluster(cpus=2, lifetime_s=900) as cluster:
-        yield cluster
-
-
 @pytest.fixture
 def dask_cluster():
     from hepstream.testing.daskcluster import DaskCluster

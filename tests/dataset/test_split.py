@@ -126,3 +126,16 @@ def test_inputs_from_a_file_list_and_globs(dataset_files, tmp_path):
         resolve_inputs([f"@{tmp_path / 'none.txt'}"])
     with pytest.raises(InputError, match="no TTree 'nope'"):
         read_layouts(paths[:1], "nope")
+
+
+@pytest.mark.xrootd
+def test_root_globs_are_listed_and_split_over_xrootd(xrootd_server):
+    from hepstream.dataset.layout import read_layouts, resolve_inputs
+
+    paths = resolve_inputs([xrootd_server.data_url("tau1n_*_000.root")])
+    assert [p.rsplit("/", 1)[1] for p in paths] == ["tau1n_data_000.root", "tau1n_mc_000.root"]
+    layouts = read_layouts(paths, "events")
+    assert [f.entries for f in layouts] == [20_000, 20_000]
+    groups = by_events(layouts, 15_000)
+    assert sum(b - a for job in groups for _, a, b in job) == 40_000
+    assert len(groups) == 3  # 20k-event files in 5k clusters: 15k, 5k+10k, 10k
