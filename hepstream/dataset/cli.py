@@ -40,7 +40,8 @@ def split(
         str, typer.Option("--format", help="Job output format: parquet or root.")
     ] = "parquet",
     site: Annotated[
-        str | None, typer.Option(help="Site name in the reports [default: $HEPSTREAM_SITE].")
+        str | None,
+        typer.Option(help="Site name in the reports (default: $HEPSTREAM_SITE or local)."),
     ] = None,
     settings: Annotated[
         list[str] | None,
@@ -197,7 +198,7 @@ def submit(
         str | None, typer.Option(help="Only these jobs, comma separated (collect prints them).")
     ] = None,
     concurrency: Annotated[
-        int | None, typer.Option(help="local: jobs at once [default: CPU count].")
+        int | None, typer.Option(help="local: jobs at once (default: the CPU count).")
     ] = None,
     retries: Annotated[int, typer.Option(help="Retries of a transiently failed job.")] = 2,
     address: Annotated[
