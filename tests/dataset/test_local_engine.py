@@ -155,3 +155,38 @@ def test_split_refuses_bad_requests(dataset_files, capsys, tmp_path):
     assert "not found" in capsys.readouterr().err
     assert main(["collect", str(tmp_path)]) == 3
     assert "no dataset.json" in capsys.readouterr().err
+
+
+def test_killed_local_job_is_run_again_with_identical_result(split_dataset, reference, tmp_path):
+    import threading
+
+    from dshelp import kill_when_running
+
+    from hepstream.dataset.engines.base import QuietProgress
+    from hepstream.dataset.engines.local import LocalEngine
+    from hepstream.dataset.record import Dataset
+
+    dataset = Dataset.load(split_dataset("killed"))
+    retried: list[str] = []
+
+    class Watch(QuietProgress):
+        def job_retry(self, name, reason):
+            retried.append(name)
+
+    results: list = []
+    runner = threading.Thread(
+        target=lambda: results.extend(
+            LocalEngine(2, retries=1).submit(dataset, dataset.jobs, Watch())
+        )
+    )
+    runner.start()
+    try:
+        assert kill_when_running("job-00002.parquet") >= 1
+    finally:
+        runner.join(timeout=300)
+    assert [o.status for o in results] == ["ok"] * 4
+    assert retried == ["job-00002"]
+    assert {o.name: o.attempts for o in results}["job-00002"] == 2
+    merged = tmp_path / "merged.parquet"
+    assert main(["collect", str(dataset.path), "--merge", str(merged)]) == 0
+    assert same_events(merged, reference)
