@@ -89,8 +89,17 @@ def slurm_env(slurm_cluster, monkeypatch):
     for key, value in {**child_env(), "SLURM_CONF": str(slurm_cluster.conf)}.items():
         monkeypatch.setenv(key, value)
     yield slurm_cluster
-    left = subprocess.run(["squeue", "-h"], capture_output=True, text=True, env=slurm_cluster.env)
-    assert left.stdout.strip() == "", left.stdout  # the test's jobs are all finished
+    import time
+
+    end = time.monotonic() + 60  # a job's report is written a moment before it exits
+    while True:
+        left = subprocess.run(
+            ["squeue", "-h"], capture_output=True, text=True, env=slurm_cluster.env, timeout=30
+        ).stdout.strip()
+        if not left or time.monotonic() > end:
+            break
+        time.sleep(0.5)
+    assert left == "", left  # the test's jobs are all finished
 
 
 @pytest.mark.slurm
@@ -148,3 +157,40 @@ def test_killed_slurm_job_is_requeued_with_identical_result(
     merged = tmp_path / "merged.parquet"
     assert main(["collect", str(ds), "--merge", str(merged)]) == 0
     assert same_events(merged, reference)
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_no_wait_submit_then_status_reads_slurm_until_done(slurm_env, split_dataset, capsys):
+    import time
+
+    ds = split_dataset("nowait")
+    assert (
+        main(
+            [
+                "dataset",
+                "submit",
+                str(ds),
+                "--engine",
+                "slurm",
+                "--no-wait",
+                "--jobs",
+                "job-00000,job-00001",
+            ]
+        )
+        == 0
+    )
+    seen: list[dict] = []
+    end = time.monotonic() + 180
+    while time.monotonic() < end:
+        capsys.readouterr()
+        assert main(["dataset", "status", str(ds), "--json"]) == 0
+        seen.append(json.loads(capsys.readouterr().out))
+        if seen[-1]["job-00000"] == seen[-1]["job-00001"] == "ok":
+            break
+        time.sleep(0.5)
+    first = seen[0]
+    assert {first["job-00000"], first["job-00001"]} <= {"slurm:pending", "slurm:running", "ok"}
+    assert "slurm:" in first["job-00000"] + first["job-00001"]  # Slurm's state, before reports
+    assert (first["job-00002"], first["job-00003"]) == ("missing", "missing")  # never submitted
+    assert seen[-1]["job-00000"] == seen[-1]["job-00001"] == "ok"

@@ -27,7 +27,6 @@ class CondorEngine:
     def __init__(self, vm: VMRequest, retries: int = 2) -> None:
         self.vm = vm
         self.retries = retries
-        self.written = None
 
     def submit(
         self, dataset: Dataset, jobs: Sequence[DatasetJob], progress: Progress
@@ -39,6 +38,5 @@ class CondorEngine:
             [(j.name, j.spec) for j in jobs], self.vm, str(dataset.path / "logs"), self.retries
         )
         write_json_atomic(target, text)  # temp + rename, whatever the content
-        self.written = target
         dataset.record_submission(self.name, [j.name for j in jobs], submit_file=str(target))
         return [Outcome(j.name, "written", engine_id=str(target)) for j in jobs]
