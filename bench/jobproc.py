@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.conftest import PLUGIN, REPO
+from hepstream.jobspec import JobSpec
 
 #: GNU time measures the child's own peak RSS; the job report's ``ru_maxrss`` cannot be
 #: trusted here because Linux carries the forking parent's high-water mark across exec.
@@ -39,8 +40,10 @@ def run_subprocess(
     The output (``<workdir>/<tag>.root``) is deleted unless ``keep_output``.
     """
     output, report, rss = (workdir / f"{tag}{ext}" for ext in (".root", ".json", ".rss"))
-    cmd = [sys.executable, "-m", "hepstream", "run", str(plugin), *inputs]
-    cmd += ["-o", str(output), "--report", str(report), "--no-progress"]
+    # the site is left to the child's environment, as a batch job's would be
+    site = {**os.environ, **(env or {})}.get("HEPSTREAM_SITE", "local")
+    spec = JobSpec(str(plugin), tuple(inputs), str(output), report=str(report), site=site)
+    cmd = [sys.executable, "-m", "hepstream", *spec.to_argv()]
     timed = os.path.exists(GNU_TIME)
     if timed:
         cmd = [GNU_TIME, "-f", "%M", "-o", str(rss), *cmd]

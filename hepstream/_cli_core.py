@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from hepstream.errors import HepstreamError
+
+if TYPE_CHECKING:
+    from hepstream.jobspec import JobSpec
 
 
 def run(
@@ -46,6 +49,15 @@ def run(
     prefetch: Annotated[
         int, typer.Option("--prefetch", min=1, help="Chunks read ahead of the selection.")
     ] = 1,
+    settings: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            metavar="NAME=VALUE",
+            help="Any other job setting (repeat), e.g. fetch_ahead=3, stream.timeout=30, "
+            "entry_ranges=0:5000 (see hepstream.jobspec.JobSpec).",
+        ),
+    ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the report JSON on stdout.")
     ] = False,
@@ -60,27 +72,12 @@ def run(
       hepstream run examples/tau1n.py 'root://127.0.0.1:1094//data/tau1n_mc_*.root' \\
           -o out/tau1n.root --report out/report.json
     """
-    import os
-
-    from hepstream.io import StreamConfig, parse_size
     from hepstream.report import print_summary
-    from hepstream.runner import JobSpec, run_job, validate_spec
+    from hepstream.runner import run_job
 
-    stream = StreamConfig(readahead=parse_size(readahead))
-    if cache is not None:
-        stream = StreamConfig(readahead=stream.readahead, cache=parse_size(cache))
-    spec = JobSpec(
-        plugin=plugin,
-        inputs=tuple(inputs),
-        output=output,
-        report=report,
-        site=site or os.environ.get("HEPSTREAM_SITE", "local"),
-        stream=stream,
-        chunk_bytes=parse_size(chunk),
-        prefetch=prefetch,
-        auto_cache=cache is None,
+    spec = spec_from_options(
+        plugin, inputs, output, report, site, readahead, cache, chunk, prefetch, settings
     )
-    validate_spec(spec)
     job_report = None
     try:
         if progress and sys.stderr.isatty():
@@ -94,6 +91,39 @@ def run(
     if as_json:
         print(job_report.to_json(), end="")
     print_summary(job_report)
+
+
+def spec_from_options(
+    plugin: str,
+    inputs: list[str],
+    output: str,
+    report: str | None = None,
+    site: str | None = None,
+    readahead: str = "1M",
+    cache: str | None = None,
+    chunk: str = "8M",
+    prefetch: int = 1,
+    settings: list[str] | None = None,
+) -> JobSpec:
+    """The :class:`JobSpec` of ``hepstream run``'s parsed options (``JobSpec.to_argv``'s
+    inverse): the options become a mapping, read by ``JobSpec.from_mapping``."""
+    import os
+
+    from hepstream.jobspec import JobSpec, parse_set
+
+    mapping = {
+        "plugin": plugin,
+        "inputs": inputs,
+        "output": output,
+        "report": report,
+        "site": site or os.environ.get("HEPSTREAM_SITE", "local"),
+        "readahead": readahead,
+        "cache": cache,
+        "chunk": chunk,
+        "prefetch": prefetch,
+        **parse_set(settings or []),
+    }
+    return JobSpec.from_mapping(mapping, where="hepstream run")
 
 
 def _run_with_progress(spec, run_job):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -32,8 +34,9 @@ def demo(
     """
     from hepstream.generate import generate_sample, sample_filenames
     from hepstream.io import StreamConfig
+    from hepstream.jobspec import JobSpec
     from hepstream.report import print_summary
-    from hepstream.runner import JobSpec, run_job
+    from hepstream.runner import run_job
     from hepstream.serve import XRootDServer
 
     base = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="hepstream-demo-"))
@@ -58,9 +61,8 @@ def demo(
                 site="demo-local",
                 stream=StreamConfig(),
             )
-            typer.echo(
-                f"demo: hepstream run examples/tau1n.py {spec.inputs[0]} -o {spec.output}", err=True
-            )
+            shown = replace(spec, plugin="examples/tau1n.py")
+            typer.echo(f"demo: {shlex.join(['hepstream', *shown.to_argv()])}", err=True)
             report = run_job(spec)
         if as_json:
             print(report.to_json(), end="")

@@ -66,8 +66,8 @@ AUTO_CACHE_MAX = 256 << 20
 
 
 def cache_for_layout(chunk_bytes: Sequence[int], base, ahead: int = 1) -> int:
-    """Cache bound that holds the chunk being read plus the ``ahead`` ones prefetched, and
-    the file's first read (its head and tail read-ahead windows, the ROOT metadata).
+    """The automatically sized budget: the chunk being read plus the ``ahead`` ones in
+    flight, and the next file's first read (its head and tail read-ahead windows).
 
     ``chunk_bytes`` are the compressed basket bytes of each planned chunk; the bound
     never drops below ``base.cache`` nor exceeds :data:`AUTO_CACHE_MAX`.
@@ -75,3 +75,23 @@ def cache_for_layout(chunk_bytes: Sequence[int], base, ahead: int = 1) -> int:
     biggest = max(chunk_bytes, default=0)
     wanted = (1 + ahead) * biggest + 2 * base.readahead
     return int(min(AUTO_CACHE_MAX, max(base.cache, wanted)))
+
+
+def clip_chunks(
+    chunks: Sequence[tuple[int, int]], entry_range: tuple[int, int | None] | None
+) -> list[tuple[int, int]]:
+    """The chunks of a file restricted to ``entry_range`` ``[start, stop)`` (None: all).
+
+    How the reader applies ``JobSpec.entry_ranges``: a dataset job that reads part of a big
+    file plans the whole file's chunks as usual, then keeps the part inside its range.
+    Ranges from the splitter fall on cluster edges, so no basket is read twice by two jobs.
+    """
+    if entry_range is None:
+        return list(chunks)
+    start, stop = entry_range
+    out = []
+    for lo, hi in chunks:
+        lo, hi = max(lo, start), hi if stop is None else min(hi, stop)
+        if lo < hi:
+            out.append((lo, hi))
+    return out

@@ -24,7 +24,13 @@ from hepstream.io import StreamConfig, StreamingSource, is_remote
 from hepstream.io.budget import Budget
 from hepstream.io.prefetch import FileReads, Prefetcher
 from hepstream.io.readplan import FilePlan, plan_reads
-from hepstream.plan import AUTO_CACHE_MAX, entries_for_bytes, passing_spans, plan_chunks
+from hepstream.plan import (
+    cache_for_layout,
+    clip_chunks,
+    entries_for_bytes,
+    passing_spans,
+    plan_chunks,
+)
 from hepstream.report import FileReport
 from hepstream.selection import Selection, call_plugin, check_mask
 
@@ -119,14 +125,6 @@ def chunk_wants(
     return out
 
 
-def budget_for(plan: FilePlan, stream: StreamConfig, ahead: int) -> int:
-    """The budget an automatically sized bound needs for this file: the chunk being read
-    plus ``ahead`` chunks in flight, and the next file's metadata windows (head and tail)."""
-    biggest = max(plan.chunk_bytes, default=0)
-    wanted = (1 + ahead) * biggest + 2 * stream.readahead
-    return int(min(AUTO_CACHE_MAX, max(stream.cache, wanted)))
-
-
 class Reader:
     """Streams a job's inputs as decoded chunks (iterate it once)."""
 
@@ -167,7 +165,10 @@ class Reader:
                 spec.chunk_bytes, store.bytes_per_entry(self.branches), store.num_entries
             )
             offsets = store.cluster_offsets()
-            chunks = plan_chunks(offsets, entries, cut=store.cut_clusters)
+            chunks = clip_chunks(  # a dataset job may read only part of a big file
+                plan_chunks(offsets, entries, cut=store.cut_clusters),
+                spec.entry_ranges[index] if spec.entry_ranges else None,
+            )
             # The job's first chunk over the network is fetched whole even when
             # preselecting: the probe would otherwise wait one more round trip for the
             # other branches. On local disk that wait is free.
@@ -193,7 +194,7 @@ class Reader:
     def _size_budget(self, path: str, plan: FilePlan) -> None:
         spec = self.spec
         if spec.auto_cache:
-            self.budget.grow(budget_for(plan, spec.stream, spec.fetch_ahead))
+            self.budget.grow(cache_for_layout(plan.chunk_bytes, spec.stream, spec.fetch_ahead))
         if plan.largest_span > self.budget.limit:
             raise ConfigError(
                 f"--cache {self.budget.limit} bytes is too small for {path}: its largest "
@@ -204,7 +205,7 @@ class Reader:
     # -- reading (the reader thread) ------------------------------------------------------
     def _read_file(self, index: int, opened: OpenInput, put) -> bool:
         entry = self.files[index]
-        entry.entries = opened.store.num_entries
+        entry.entries = sum(stop - start for start, stop in opened.chunks)  # its entry range
         entry.cache = self.budget.limit
         for number, (start, stop) in enumerate(opened.chunks):
             began = time.perf_counter()

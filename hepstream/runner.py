@@ -10,48 +10,16 @@ import os
 import resource
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from hepstream.errors import ConfigError, HepstreamError, OutputError, PluginError
-from hepstream.io import IOStats, StreamConfig, expand_inputs, is_remote
-from hepstream.io.config import MIB
+from hepstream.errors import HepstreamError, OutputError, PluginError
+from hepstream.io import IOStats, expand_inputs, is_remote
+from hepstream.jobspec import JobSpec, validate_spec  # noqa: F401 (re-exported)
 from hepstream.report import FileReport, JobReport, write_json_atomic
 from hepstream.selection import Selection, call_plugin, check_mask, load_plugin
-
-
-@dataclass(frozen=True)
-class JobSpec:
-    """Everything a job needs; the CLI and the VM agent build one of these."""
-
-    plugin: str
-    inputs: tuple[str, ...]
-    output: str
-    report: str | None = None
-    site: str = field(default_factory=lambda: os.environ.get("HEPSTREAM_SITE", "local"))
-    stream: StreamConfig = field(default_factory=StreamConfig)
-    #: Size the job's byte budget from each file's read plan (the chunk being read plus
-    #: ``fetch_ahead`` chunks in flight, and the open files' metadata windows); False keeps
-    #: ``stream.cache`` exactly, as given on the command line.
-    auto_cache: bool = True
-    #: Uncompressed bytes per chunk: large enough to amortize Python overhead per call,
-    #: small enough that a few chunks in flight keep a job far below 1 GB of memory.
-    chunk_bytes: int = 8 * MIB
-    #: Decompressed chunks waiting ahead of the selection; 1 hides I/O behind compute.
-    prefetch: int = 1
-    #: Input files opened, planned and first-chunk prefetched ahead of the one being read.
-    open_ahead: int = 2
-    #: Chunks whose baskets or pages the automatically sized budget holds in flight ahead
-    #: of the one being decoded. With one, the link idles one round trip per chunk once
-    #: decoding outpaces it (30 ms RTT: 0.82x of the zero-delay rate on a 10-file bench
-    #: job); two keep it busy.
-    fetch_ahead: int = 2
-    #: Threads that decompress baskets (zlib, lz4 and zstd release the GIL). The selection
-    #: takes a small part of a core, so the job's cores are best spent decompressing.
-    decompress_threads: int = field(default_factory=lambda: min(4, os.cpu_count() or 1))
 
 
 def _output_columns(selection: Selection, selected: Any, where: str) -> dict[str, Any]:
@@ -226,16 +194,3 @@ def _write_report(report: JobReport, target: str) -> None:
         upload(str(local), target)
     finally:
         local.unlink(missing_ok=True)
-
-
-def validate_spec(spec: JobSpec) -> None:
-    """Cheap checks before any I/O: a bad option fails in milliseconds."""
-    if not spec.inputs:
-        raise ConfigError("no input files given; pass one or more paths or root:// URLs")
-    if spec.chunk_bytes < 1:
-        raise ConfigError("chunk size must be at least 1 byte")
-    if spec.fetch_ahead < 0 or spec.open_ahead < 1 or spec.decompress_threads < 1:
-        raise ConfigError(
-            "fetch_ahead must be >= 0, open_ahead and decompress_threads >= 1; "
-            f"got {spec.fetch_ahead}, {spec.open_ahead}, {spec.decompress_threads}"
-        )

@@ -59,3 +59,16 @@ def out_dir(tmp_path: Path) -> Path:
     path = tmp_path / "out"
     path.mkdir()
     return path
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    """A real one-node Slurm (munged, slurmctld, slurmd) for the session; stopped after."""
+    from hepstream.testing.slurm import SlurmCluster, slurm_missing
+
+    if slurm_missing():
+        pytest.fail(
+            f"{slurm_missing()} missing: apt-get install slurm-wlm munge (Makefile DEB_TEST)"
+        )
+    with SlurmCluster(cpus=2, lifetime_s=900) as cluster:
+        yield cluster

@@ -17,14 +17,13 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from hepstream.errors import ConfigError, OutputError
+from hepstream.jobspec import ShippedJob
 from vmimage.config import AGENT_PREFIX, SEED_LABEL
-
-_MODES = ("once", "pool")
 
 
 @dataclass(frozen=True)
@@ -36,24 +35,6 @@ class AgentConfig:
     max_jobs: int = 1000  # a pool ends even if a broken server never answers 204
     workdir: Path = Path("/var/lib/hepstream")
     log_tail_lines: int = 20  # lines of a failed runner's output echoed to the console
-
-
-@dataclass(frozen=True)
-class JobSpec:
-    """One job of the ``hepstream:`` mapping in user-data."""
-
-    inputs: tuple[str, ...]
-    output: str
-    report: str
-    plugin: str | None = None
-    plugin_source: str | None = None
-    site: str = "vm"
-    readahead: int | None = None
-    cache: int | None = None
-    owner: str = ""
-    mode: str = "once"
-    next_job_url: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def parse_user_data(text: str) -> dict[str, Any]:
@@ -72,54 +53,35 @@ def parse_user_data(text: str) -> dict[str, Any]:
     return data
 
 
-def job_from_mapping(data: dict[str, Any]) -> JobSpec:
+def job_from_mapping(data: dict[str, Any]) -> ShippedJob:
     """Validate a ``hepstream:`` mapping (or a whole user-data mapping holding one)."""
     job = data.get("hepstream", data)
     if not isinstance(job, dict):
         raise ConfigError("user-data 'hepstream:' must be a mapping")
-    known = {f for f in JobSpec.__dataclass_fields__ if f != "extra"}
     missing = [k for k in ("inputs", "output", "report") if not job.get(k)]
     if missing:
         raise ConfigError(f"job spec lacks {', '.join(missing)}: add them under 'hepstream:'")
-    if not job.get("plugin") and not job.get("plugin_source"):
-        raise ConfigError("job spec needs 'plugin' (path in the image) or 'plugin_source'")
-    inputs = job["inputs"]
-    if isinstance(inputs, str):
-        inputs = [inputs]
-    mode = job.get("mode", "once")
-    if mode not in _MODES:
-        raise ConfigError(f"job mode {mode!r} is not one of {', '.join(_MODES)}")
-    kw = {k: v for k, v in job.items() if k in known}
-    kw["inputs"] = tuple(str(i) for i in inputs)
-    for k in ("readahead", "cache"):
-        if kw.get(k) is not None:
-            kw[k] = int(kw[k])
-    return JobSpec(**kw, extra={k: v for k, v in job.items() if k not in known})
+    return ShippedJob.from_mapping(job, where="user-data 'hepstream:'", site="vm")
 
 
-def runner_command(job: JobSpec, plugin: Path, output: Path, report: Path) -> list[str]:
+def runner_command(job: ShippedJob, plugin: Path, output: Path, report: Path) -> list[str]:
     """``hepstream run`` of one job, writing output and report to local paths."""
-    cmd = [sys.executable, "-m", "hepstream", "run", str(plugin), *job.inputs]
-    cmd += ["-o", str(output), "--report", str(report), "--site", job.site, "--no-progress"]
-    if job.readahead is not None:
-        cmd += ["--readahead", str(job.readahead)]
-    if job.cache is not None:
-        cmd += ["--cache", str(job.cache)]
-    return cmd
+    local = replace(job.spec, plugin=str(plugin), output=str(output), report=str(report))
+    return [sys.executable, "-m", "hepstream", *local.to_argv()]
 
 
 def _url_name(url: str) -> str:
     return url.rstrip("/").rsplit("/", 1)[-1] or "output"
 
 
-def failure_report(job: JobSpec, error: str) -> dict[str, Any]:
+def failure_report(job: ShippedJob, error: str) -> dict[str, Any]:
     """The report the agent writes when the runner could not write its own."""
     return {
         "status": "failed",
         "error": error,
-        "plugin": job.plugin or "<inline>",
-        "output": job.output,
-        "site": job.site,
+        "plugin": "<inline>" if job.plugin_source else job.spec.plugin,
+        "output": job.spec.output,
+        "site": job.spec.site,
         "owner": job.owner,
         "written_by": "hepstream-agent",
     }
@@ -149,7 +111,7 @@ class Agent:
     def say(self, msg: str) -> None:
         print(f"{AGENT_PREFIX} {msg}", file=self.out, flush=True)
 
-    def run_job(self, job: JobSpec, index: int) -> dict[str, Any]:
+    def run_job(self, job: ShippedJob, index: int) -> dict[str, Any]:
         """Run one job; returns the summary the console's ``result`` line carries."""
         work = self.config.workdir / f"job-{index}"
         work.mkdir(parents=True, exist_ok=True)
@@ -209,7 +171,7 @@ class Agent:
         self.say("result " + json.dumps(summary, sort_keys=True))
         return summary
 
-    def _report_crash(self, job: JobSpec, index: int, error: str) -> None:
+    def _report_crash(self, job: ShippedJob, index: int, error: str) -> None:
         """Best effort: put a failure report where the user expects the job's report."""
         path = self.config.workdir / f"job-{index}" / "agent-failure.json"
         try:
@@ -219,7 +181,7 @@ class Agent:
         except Exception as err:
             self.say(f"job {index} failure report not delivered: {err}")
 
-    def next_job(self, url: str) -> JobSpec | None:
+    def next_job(self, url: str) -> ShippedJob | None:
         """Ask the pool server for another job: 200 with a spec, or 204 when none is left."""
         try:
             with urllib.request.urlopen(url, timeout=self.config.next_job_timeout_s) as resp:
@@ -230,10 +192,10 @@ class Agent:
             self.say(f"next job from {url} failed: {err}")
             return None
 
-    def run(self, first: JobSpec) -> str:
+    def run(self, first: ShippedJob) -> str:
         """Run the first job and, in pool mode, the ones the pool hands out; overall status."""
         statuses = []
-        job: JobSpec | None = first
+        job: ShippedJob | None = first
         index = 0
         while job is not None and index < self.config.max_jobs:
             try:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from hepstream.errors import OutputError
+from hepstream.jobspec import INLINE_PLUGIN, JobSpec, ShippedJob
 from vmimage.qemu import GUEST_FWD_ADDR, KernelBoot, VMProcess, start_vm
 from vmimage.testing import PROJECT_DIR, build_test_image
 
@@ -43,8 +44,8 @@ def guest_url(server_url: str, guest_port: int = GUEST_XROOTD_PORT) -> str:
 
 def native_run(plugin: Path, inputs: list[str], output: Path, report: Path) -> dict[str, Any]:
     """``hepstream run`` on the host; its report as a dict."""
-    cmd = [sys.executable, "-m", "hepstream", "run", str(plugin), *inputs, "-o", str(output)]
-    cmd += ["--report", str(report), "--site", "native", "--no-progress"]
+    spec = JobSpec(str(plugin), tuple(inputs), str(output), report=str(report), site="native")
+    cmd = [sys.executable, "-m", "hepstream", *spec.to_argv()]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise OutputError(f"native run failed: {(proc.stderr or proc.stdout).strip()[-400:]}")
@@ -92,14 +93,16 @@ def compare(
             native = native_run(
                 cfg.plugin, [server.data_url(sample.name)], work / "native.root", work / "n.json"
             )
-            job = {
-                "plugin_source": cfg.plugin.read_text(),
-                "inputs": [guest_url(server.data_url(sample.name))],
-                "output": guest_url(server.out_url("vm.root")),
-                "report": guest_url(server.out_url("vm-report.json")),
-                "site": "vm",
-                "owner": "bench",
-            }
+            vm_spec = JobSpec(
+                INLINE_PLUGIN,
+                (guest_url(server.data_url(sample.name)),),
+                guest_url(server.out_url("vm.root")),
+                report=guest_url(server.out_url("vm-report.json")),
+                site="vm",
+            )
+            job = ShippedJob(
+                vm_spec, plugin_source=cfg.plugin.read_text(), owner="bench"
+            ).to_mapping()
             kernel = KernelBoot.for_image(image) if direct_kernel else None
             vm = start_vm(
                 image,

@@ -213,17 +213,20 @@ def queue_add(
     """
     from hepstream.cloud.localqueue import LocalQueue
     from hepstream.cloud.model import VMSpec
+    from hepstream.jobspec import ShippedJob
 
     cfg = _config(config)
     owner = owner or os.environ.get("USER", "nobody")
     queue = LocalQueue(cfg.state_path)
-    job = {"plugin": plugin, "inputs": list(inputs or []), "output": output, "report": report}
+    mapping = {"inputs": list(inputs or []), "output": output, "report": report or None}
     if plugin_source is not None:
         try:
-            job["plugin_source"] = plugin_source.read_text()
+            mapping["plugin_source"] = plugin_source.read_text()
         except OSError as err:
             raise ConfigError(f"cannot read plugin {plugin_source}: {err.strerror}") from None
-        del job["plugin"]
+    else:
+        mapping["plugin"] = plugin
+    job = ShippedJob.from_mapping(mapping, where="cloud queue add")
     ids = [
         queue.add(VMSpec(image, cpus, memory, owner), job, tuple(target_cloud or ()))
         for _ in range(count)

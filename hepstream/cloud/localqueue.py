@@ -18,6 +18,7 @@ from typing import Any
 
 from hepstream.cloud.model import Job, VMSpec
 from hepstream.errors import InputError
+from hepstream.jobspec import ShippedJob
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -80,6 +81,10 @@ class QueuedJob:
     report: dict[str, Any] | None = None
     error: str | None = None
 
+    def shipped(self) -> ShippedJob:
+        """The row's job as the one job record (a ConfigError if it is not a valid one)."""
+        return ShippedJob.from_mapping(self.spec, where=f"queued job {self.job.id}")
+
 
 class LocalQueue:
     """Jobs and workers in one SQLite file (shared with the shim's state)."""
@@ -97,12 +102,19 @@ class LocalQueue:
     def add(
         self,
         spec: VMSpec,
-        job: dict[str, Any] | None = None,
+        job: ShippedJob | dict[str, Any] | None = None,
         target_clouds: Sequence[str] = (),
         job_id: str | None = None,
     ) -> str:
-        """Queue one job needing a VM like ``spec``; returns its id."""
+        """Queue one job needing a VM like ``spec``; returns its id.
+
+        The row holds ``job``'s mapping (:meth:`ShippedJob.to_mapping`); a plain mapping
+        is stored as given (placeholder jobs of the shim's tests) and validated by
+        :meth:`QueuedJob.shipped` or the VM agent when it is read back.
+        """
         job_id = job_id or f"job-{uuid.uuid4().hex[:10]}"
+        if isinstance(job, ShippedJob):
+            job = job.to_mapping()
         try:
             self._conn.execute(
                 "INSERT INTO jobs (id, owner, image, cpus, memory_mb, target_clouds, spec,"

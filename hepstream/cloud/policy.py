@@ -58,7 +58,7 @@ class ShimConfig:
     shim_id: str = "hepstream"  # tags every VM so a restarted shim finds its own
     state_path: Path = Path("hepstream-cloud.sqlite")  # shim state and the local queue
     workdir: Path = Path("hepstream-cloud")  # per-VM files of the local driver
-    queue: str = "local"  # local (embedded SQLite) or condor
+    queue: str = "local"  # local (embedded SQLite), condor or slurm
 
 
 _SECRET_KEYS = ("key", "secret", "password", "token")

@@ -82,8 +82,14 @@ class Shim:
             if any(d.binds_job for d in drivers.values()):
                 raise ConfigError('the local QEMU driver needs queue = "local", not condor')
             queue = CondorQueue()  # type: ignore[assignment]
+        elif config.queue == "slurm":
+            from hepstream.cloud.slurmqueue import SlurmQueue
+
+            if any(d.binds_job for d in drivers.values()):
+                raise ConfigError('the local QEMU driver needs queue = "local", not slurm')
+            queue = SlurmQueue()  # type: ignore[assignment]
         else:
-            raise ConfigError(f'[shim] queue = {config.queue!r}: use "local" or "condor"')
+            raise ConfigError(f'[shim] queue = {config.queue!r}: use "local", "condor" or "slurm"')
         return cls(config, drivers, queue, state)
 
     # -- observe -----------------------------------------------------------------

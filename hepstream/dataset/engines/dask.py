@@ -1,0 +1,98 @@
+"""``dask``: each job a task on a ``distributed`` cluster at a user-given address.
+
+The task runs the job in the worker process (:func:`run_task`), as coffea's executors do,
+and returns its report. Retries are Dask's own: a task whose worker dies is rescheduled
+by the scheduler on another worker (up to its ``allowed-failures``), and a task that
+raises a transient error is re-run ``retries`` times (``Client.submit(retries=...)``).
+Config and plugin errors are returned as failed reports instead, so they are not retried.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from hepstream.dataset.engines.base import Outcome, Progress
+from hepstream.dataset.record import Dataset
+from hepstream.dataset.split import DatasetJob
+from hepstream.errors import ConfigError, PluginError
+
+
+def run_task(mapping: dict[str, Any]) -> dict[str, Any]:
+    """One job in a Dask worker; its report as a dict (also written to the spec's report)."""
+    from hepstream.jobspec import JobSpec
+    from hepstream.runner import run_job
+
+    spec = JobSpec.from_mapping(mapping)
+    try:
+        return run_job(spec).asdict()
+    except (ConfigError, PluginError) as err:  # the same on any worker: do not retry
+        return {"status": "failed", "error": str(err), "site": spec.site}
+
+
+class DaskEngine:
+    """Jobs as tasks of a ``distributed`` scheduler at ``address`` (``tcp://host:port``)."""
+
+    name: ClassVar[str] = "dask"
+
+    def __init__(self, address: str, *, retries: int = 2, connect_timeout_s: float = 10.0) -> None:
+        if not address:
+            raise ConfigError("--address is required for --engine dask (tcp://host:8786)")
+        if retries < 0:
+            raise ConfigError("--retries must be >= 0")
+        self.address = address
+        self.retries = retries
+        self.connect_timeout_s = connect_timeout_s
+
+    def client(self):
+        try:
+            from distributed import Client
+        except ImportError:
+            raise ConfigError(
+                "--engine dask needs the distributed package: pip install distributed"
+            ) from None
+        try:
+            return Client(self.address, timeout=self.connect_timeout_s, set_as_default=False)
+        except OSError as err:
+            raise ConfigError(f"cannot reach the Dask scheduler at {self.address}: {err}") from None
+
+    def submit(
+        self, dataset: Dataset, jobs: Sequence[DatasetJob], progress: Progress
+    ) -> list[Outcome]:
+        from distributed import as_completed
+
+        token = uuid.uuid4().hex[:8]
+        keys = {j.name: f"hepstream-{dataset.name}-{j.name}-{token}" for j in jobs}
+        dataset.record_submission(
+            self.name, [j.name for j in jobs], address=self.address, keys=keys
+        )
+        outcomes: dict[str, Outcome] = {}
+        with self.client() as client:
+            futures = {
+                client.submit(
+                    run_task,
+                    job.spec.to_mapping(),
+                    key=keys[job.name],
+                    retries=self.retries,
+                    pure=False,
+                ): job
+                for job in jobs
+            }
+            for future in as_completed(futures, loop=client.loop):
+                job = futures[future]
+                try:
+                    report = future.result()
+                    ok = report.get("status") == "ok"
+                    error = report.get("error")
+                except Exception as err:  # KilledWorker, or a transient error out of retries
+                    report, ok, error = (
+                        dataset.report_of(job),
+                        False,
+                        f"{type(err).__name__}: {err}",
+                    )
+                outcomes[job.name] = Outcome(
+                    job.name, "ok" if ok else "failed", 0, error, keys[job.name], report
+                )
+                progress.job_done(job.name, report, ok)
+        return [outcomes[j.name] for j in jobs]
