@@ -35,10 +35,11 @@ from hepstream.errors import (
 )
 from hepstream.io import IOStats, StreamConfig, StreamingSource, expand_inputs, is_remote
 from hepstream.io.config import MIB
+from hepstream.io.rootfile import open_checked
 from hepstream.plan import cache_for_layout, entries_for_bytes, passing_spans, plan_chunks
 from hepstream.partfiles import create_part
 from hepstream.report import FileReport, JobReport, keep_detail, write_json_atomic
-from hepstream.selection import Selection, check_mask, load_plugin
+from hepstream.selection import Selection, check_mask, load_plugin, plugin_failure
 
 
 @dataclass(frozen=True)
@@ -96,9 +97,10 @@ def _open_tree(
     try:
         # array_cache=None: a streaming job reads each basket once; uproot's default
         # 100 MB array cache would only hold memory.
-        file = uproot.open(
-            path, handler=StreamingSource, hepstream_config=stream, array_cache=None, **options
-        )
+        file = open_checked(path, partial(  # empty / not ROOT / truncated: one clear line
+            uproot.open, path, handler=StreamingSource, hepstream_config=stream,
+            array_cache=None, **options,
+        ))  # fmt: skip
     except HepstreamError:
         raise
     except ValueError as err:
@@ -360,7 +362,7 @@ def _call_plugin(selection: Selection, where: str, method: str, *args):
     except HepstreamError:
         raise
     except Exception as err:
-        raise PluginError(f"{where}: {method}() raised {type(err).__name__}: {err}") from err
+        raise plugin_failure(f"{where}: {method}()", err) from err
 
 
 def _output_columns(selection: Selection, selected: Any, where: str) -> dict[str, Any]:

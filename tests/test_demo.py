@@ -28,6 +28,8 @@ def test_demo_streams_end_to_end_and_prints_the_report(capsys, traversable_dir):
     assert report["events_read"] == 10_000
     assert 0 < report["events_selected"] < report["events_read"]
     assert report["output"].startswith("root://127.0.0.1:")
-    assert (workdir / "out" / "tau1n_selected.root").stat().st_size == report["output_bytes"]
+    user = report["output"].split("//out/")[1].split("/")[0]
+    assert user == "hepstream-test"  # the session's key (tests/conftest.py) writes /out/<user>/
+    assert (workdir / "out" / user / "tau1n_selected.root").stat().st_size == report["output_bytes"]
     assert json.loads((workdir / "out" / "report.json").read_text())["status"] == "ok"
     assert "events/s" in captured.err
