@@ -36,8 +36,8 @@ from hepstream.errors import (
 from hepstream.io import IOStats, StreamConfig, StreamingSource, expand_inputs, is_remote
 from hepstream.io.config import MIB
 from hepstream.io.rootfile import open_checked
-from hepstream.plan import cache_for_layout, entries_for_bytes, passing_spans, plan_chunks
 from hepstream.partfiles import create_part
+from hepstream.plan import cache_for_layout, entries_for_bytes, passing_spans, plan_chunks
 from hepstream.report import FileReport, JobReport, keep_detail, write_json_atomic
 from hepstream.selection import Selection, check_mask, load_plugin, plugin_failure
 

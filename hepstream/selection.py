@@ -213,7 +213,8 @@ def load_plugin(path: str | Path) -> Selection:
     except Exception as err:
         del sys.modules[name]
         if _numba_kernel(err) is not None:  # eager compile (explicit signature) at import
-            raise plugin_failure(f"plugin {plugin} import{_last_frame_in(resolved, err)}", err)
+            where = f"plugin {plugin} import{_last_frame_in(resolved, err)}"
+            raise plugin_failure(where, err) from err
         raise PluginError(
             f"plugin {plugin} failed to import: {type(err).__name__}: {err}"
             f"{_last_frame_in(resolved, err)}"

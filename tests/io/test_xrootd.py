@@ -1,5 +1,4 @@
 import zlib
-from pathlib import Path
 
 import pytest
 
