@@ -54,7 +54,7 @@ def _start(tmp_path: Path, inputs: list[str], output: str, report: str, **env: s
     while not marker.exists():
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
-            out, err = proc.communicate()
+            _, err = proc.communicate()
             pytest.fail(f"job never reached its first chunk: {err}")
         time.sleep(0.05)
     return proc, scratch
