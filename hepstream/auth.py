@@ -70,6 +70,13 @@ def _xrdsssadmin() -> str:
     return binary
 
 
+def _key_name(user: str) -> str:
+    """A key's name; the trailing ``+`` lets it work through a NAT or proxy: sss checks the
+    address the client saw by default, which a WAN proxy or a VM's user-mode network
+    changes. The credential still expires in seconds and the server takes loopback only."""
+    return f"{user}+"
+
+
 def create_keytab(path: Path, users: list[str], group: str = KEY_GROUP) -> Path:
     """A new keytab at ``path`` (mode 0600) with one fresh random key per user."""
     if not users:
@@ -80,7 +87,7 @@ def create_keytab(path: Path, users: list[str], group: str = KEY_GROUP) -> Path:
         for user in users:
             _check_name(user)
             proc = subprocess.run(
-                [_xrdsssadmin(), "-k", user, "-u", user, "-g", group, "add", str(path)],
+                [_xrdsssadmin(), "-k", _key_name(user), "-u", user, "-g", group, "add", str(path)],
                 input="y\n",
                 capture_output=True,
                 text=True,
@@ -106,7 +113,7 @@ def user_keytab(keytab: Path, user: str, dest: Path) -> Path:
     for other in names:
         if other != user:
             subprocess.run(
-                [_xrdsssadmin(), "-k", other, "del", str(dest)],
+                [_xrdsssadmin(), "-k", _key_name(other), "del", str(dest)],
                 capture_output=True,
                 check=True,
             )
