@@ -145,6 +145,28 @@ def authdb_text(users: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def with_credential(job: dict) -> dict:
+    """A job mapping for a VM's seed with this process's own key (``sss_keytab``) added,
+    unless the job has one. The seed is per VM; the key is never part of an image."""
+    keytab = env_keytab()
+    if keytab is None or job.get("sss_keytab"):
+        return job
+    check_keytab(keytab)
+    return {**job, "sss_keytab": keytab.read_text()}
+
+
+def install_credential(text: str, path: Path) -> Path:
+    """Write a key received in a job (a VM's seed) to ``path`` (0600) and point this process
+    and its children at it; the XRootD client reads the variable at its first sss login."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+    os.environ[KEYTAB_ENV] = str(path)
+    return path
+
+
 def client_env(keytab: Path) -> dict[str, str]:
     """Environment a client process needs to authenticate with ``keytab``."""
     return {KEYTAB_ENV: str(keytab)}

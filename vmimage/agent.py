@@ -53,6 +53,9 @@ class JobSpec:
     owner: str = ""
     mode: str = "once"
     next_job_url: str | None = None
+    #: The user's sss key (keytab text) from this VM's seed: written 0600 for the runner and
+    #: the uploads, never printed; repr=False keeps it out of any log of the spec.
+    sss_keytab: str | None = field(default=None, repr=False)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -158,6 +161,10 @@ class Agent:
             plugin.write_text(job.plugin_source)
         else:
             plugin = Path(str(job.plugin))
+        if job.sss_keytab:  # before any XRootD client in this process logs in
+            from hepstream.auth import install_credential
+
+            install_credential(job.sss_keytab, self.config.workdir / "sss.keytab")
         out_local = work / _url_name(job.output)
         report_local = work / "report.json"
         report_local.unlink(missing_ok=True)
