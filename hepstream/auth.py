@@ -41,13 +41,31 @@ def default_keytab() -> Path:
     if found is not None:
         check_keytab(found)
         return found
-    base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "hepstream"
-    path = base / "xrootd-sss.keytab"
+    path = _home_keytab()
     if not path.exists():
-        base.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         create_keytab(path, [getpass.getuser()])
-    check_keytab(path)
-    return path
+    return use_default_credential() or path
+
+
+def _home_keytab() -> Path:
+    base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "hepstream"
+    return base / "xrootd-sss.keytab"
+
+
+def use_default_credential() -> Path | None:
+    """Put this user's default keytab in ``$XrdSecsssKT`` if the variable is unset and the
+    file exists: what ``hepstream serve`` trusts is then what this process presents. Call it
+    before the first XRootD login (the client reads the variable once)."""
+    found = env_keytab()
+    if found is not None:
+        return found
+    home = _home_keytab()
+    if not home.is_file():
+        return None
+    check_keytab(home)
+    os.environ[KEYTAB_ENV] = str(home)
+    return home
 
 
 def check_keytab(path: Path) -> None:

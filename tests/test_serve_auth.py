@@ -175,3 +175,45 @@ def test_the_credential_stays_out_of_reports_and_output(
         assert str(sss_credential) not in text
         assert key not in text
     assert json.loads(report.read_text())["status"] == "ok"
+
+
+def test_serve_and_run_in_two_shells_share_the_users_own_key(sample_dir, tmp_path):
+    """No ``$XrdSecsssKT`` anywhere: ``hepstream serve`` makes ~/.config/hepstream's key and
+    trusts it; ``hepstream run`` of the same user finds it and writes to /out/<user>/."""
+    import getpass
+    import signal
+    import sys
+
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in (KEYTAB_ENV, "XrdSecSSSKT")}
+    env |= {"HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config")}
+    out = Path(tempfile.mkdtemp(prefix="hepstream-shells-"))
+    out.chmod(0o777)
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "hepstream", "serve", str(sample_dir), "--out", str(out), "--json"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert serve.stdout is not None
+        info = json.loads(serve.stdout.readline())
+        keytab = home / ".config" / "hepstream" / "xrootd-sss.keytab"
+        assert info["keytab"] == str(keytab)
+        assert info["users"] == [getpass.getuser()]
+        assert stat.S_IMODE(keytab.stat().st_mode) == 0o600
+        plugin = Path(__file__).resolve().parent.parent / "examples" / "tau1n.py"
+        run = subprocess.run(
+            [sys.executable, "-m", "hepstream", "run", str(plugin),
+             f"{info['data']}tau11_mc_000.root", "-o", f"{info['out']}two-shells.root",
+             "--no-progress"],
+            env=env, capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert run.returncode == 0, run.stderr
+        assert (out / getpass.getuser() / "two-shells.root").stat().st_size > 0
+        serve.send_signal(signal.SIGTERM)
+        assert serve.wait(timeout=30) == 0
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+        serve.communicate()
+        shutil.rmtree(out, ignore_errors=True)

@@ -28,10 +28,21 @@ def split_url(url: str) -> tuple[str, str]:
     return f"{parts.scheme}://{parts.netloc}", path
 
 
+def _what_to_do(status, default: str) -> str:
+    """What the user should do about a failed request: a refused login needs a key."""
+    if "auth" in str(status.message).lower():
+        return "the server wants your sss key: export XrdSecsssKT=<your keytab file>"
+    return default
+
+
 def configure_client(retry: int, window: int) -> None:
-    """Set the XRootD client's connection policy unless the user's XRD_* variables did."""
+    """Set the XRootD client's connection policy unless the user's XRD_* variables did;
+    present the user's default sss key (``hepstream serve`` makes one) if none is set."""
     from XRootD import client
 
+    from hepstream.auth import use_default_credential
+
+    use_default_credential()
     if "XRD_CONNECTIONRETRY" not in os.environ:
         client.EnvPutInt("ConnectionRetry", retry)
     if "XRD_CONNECTIONWINDOW" not in os.environ:
@@ -64,9 +75,8 @@ class XRootDBackend:
         self._file = client.File()
         status, _ = self._file.open(url, OpenFlags.READ, timeout=timeout)
         if not status.ok:
-            raise InputError(
-                f"cannot open {url}: {_why(status)}; check the file exists and the server runs"
-            )
+            todo = _what_to_do(status, "check the file exists and the server runs")
+            raise InputError(f"cannot open {url}: {_why(status)}; {todo}")
         status, info = self._file.stat(timeout=timeout)
         if not status.ok:
             raise InputError(f"cannot stat {url}: {_why(status)}")
@@ -186,9 +196,8 @@ def upload(local_path: str, url: str, timeout: int = 120) -> int:
     try:
         status = _copy_status(local_path, f"{server}/{part}", posc=True)
         if not status.ok:
-            raise OutputError(
-                f"cannot upload output to {url}: {_why(status)}; check the destination"
-            )
+            todo = _what_to_do(status, "check the destination")
+            raise OutputError(f"cannot upload output to {url}: {_why(status)}; {todo}")
         want_size = os.path.getsize(local_path)
         want_sum = _adler32_of_file(local_path)
         status, info = fs.stat(part, timeout=timeout)
