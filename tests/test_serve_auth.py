@@ -217,3 +217,13 @@ def test_serve_and_run_in_two_shells_share_the_users_own_key(sample_dir, tmp_pat
             serve.kill()
         serve.communicate()
         shutil.rmtree(out, ignore_errors=True)
+
+
+def test_no_auth_serves_anyone_as_xrootd_does_by_default(sample_dir, payload, tmp_path):
+    with XRootDServer(sample_dir, auth=False) as server:
+        assert server.users == []
+        assert server.out_url("x.bin") == f"{server.url}//out/x.bin"
+        got = _xrdcp(str(payload), server.out_url("x.bin"), None, tmp_path)
+        assert got.returncode == 0, got.stderr
+        assert server.out_path("x.bin").read_bytes() == payload.read_bytes()
+        assert "sec.protocol" not in (server.admin_dir / "xrootd.cfg").read_text()
