@@ -63,6 +63,7 @@ def make_seed(job: dict[str, Any], workdir: Path) -> Path:
     )
     if proc.returncode != 0:
         raise OutputError(f"cloud-localds failed: {proc.stderr.strip()}")
+    seed.chmod(0o600)  # holds the user-data, so possibly the user's sss key
     return seed
 
 
