@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None, prog_name: str | None = None) -> int:
 
     with stop_on_signals() as stopped:
         code = _main(argv, prog_name)
-    if stopped:
+    if stopped and code != 0:  # a command that handles Ctrl-C itself (serve) ends with 0
         print(f"hepstream: error: {stopped[0]}", file=sys.stderr)
         return stopped[0].exit_code
     return code
