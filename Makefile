@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages the runtime and the test suite need (xrootd daemon; VM image build and boot).
 DEB_RUNTIME := xrootd-server
-DEB_TEST := $(DEB_RUNTIME) time slurm-wlm munge debootstrap qemu-system-x86 qemu-utils cloud-image-utils grub-pc-bin e2fsprogs fdisk dosfstools
+DEB_TEST := $(DEB_RUNTIME) xrootd-client time slurm-wlm munge debootstrap qemu-system-x86 qemu-utils cloud-image-utils grub-pc-bin e2fsprogs fdisk dosfstools
 
 .PHONY: install system-runtime system-test demo test lint bench clean
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from hepstream.errors import HepstreamError
+from hepstream.errors import HepstreamError, Interrupted
 
 if TYPE_CHECKING:
     from hepstream.jobspec import JobSpec
@@ -84,7 +84,7 @@ def run(
             job_report = _run_with_progress(spec, run_job)
         else:
             job_report = run_job(spec)
-    except HepstreamError as err:
+    except (HepstreamError, Interrupted) as err:
         if as_json:
             print(json.dumps({"status": "failed", "error": str(err)}))
         raise

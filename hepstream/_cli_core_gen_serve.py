@@ -79,28 +79,58 @@ def serve(
     ] = None,
     port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port; 0 = any free.")] = 0,
     host: Annotated[str, typer.Option(help="Address clients use in the URL.")] = "127.0.0.1",
+    keytab: Annotated[
+        Path | None,
+        typer.Option(
+            help="sss keytab of the users let in (xrdsssadmin). Default: $XrdSecsssKT, else "
+            "~/.config/hepstream/xrootd-sss.keytab, made on first use for you alone."
+        ),
+    ] = None,
+    auth: Annotated[
+        bool,
+        typer.Option(
+            "--auth/--no-auth",
+            help="Require sss authentication (default). --no-auth lets anyone read and write.",
+        ),
+    ] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print URLs as one JSON line.")] = False,
 ) -> None:
     """Serve DIRECTORY over root:// with Debian's xrootd daemon until Ctrl-C.
+
+    Clients authenticate with the sss shared secret: /data is readable by every key holder,
+    /out/USER/ writable by USER alone; clients without a key are refused.
 
     \b
     Example:
         hepstream serve samples/ --out results/
         # root://127.0.0.1:40123//data/   (read-only)
+        export XrdSecsssKT=~/.config/hepstream/xrootd-sss.keytab   # in each client's shell
     """
     from hepstream.serve import XRootDServer
 
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        with XRootDServer(directory, out, port=port, host=host, cleanup=out is not None) as srv:
+        with XRootDServer(
+            directory, out, port=port, host=host, cleanup=out is not None, auth=auth,
+            keytab=keytab,
+        ) as srv:  # fmt: skip
             if as_json:
                 info = {"url": srv.url, "data": srv.data_url(), "out": srv.out_url()}
                 info |= {"out_dir": str(srv.out_dir), "pid": srv.pid, "log": str(srv.log_path)}
+                info |= {"users": srv.users, "keytab": str(srv.keytab) if auth else None}
                 typer.echo(json.dumps(info), nl=True)
             else:
                 typer.echo(srv.data_url())
                 typer.echo(f"# writable: {srv.out_url()} -> {srv.out_dir}", err=True)
+                if auth:  # the file's path, never its contents
+                    typer.echo(
+                        f"# users {', '.join(srv.users)}: export XrdSecsssKT=<their key file> "
+                        f"(server keytab {srv.keytab})",
+                        err=True,
+                    )
+                else:
+                    typer.echo("# no authentication: anyone may read, write and delete", err=True)
                 typer.echo(f"# log: {srv.log_path}   (Ctrl-C to stop)", err=True)
             try:
                 while not stop.is_set() and srv.running:

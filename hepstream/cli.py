@@ -39,9 +39,25 @@ _register()
 
 
 def main(argv: list[str] | None = None, prog_name: str | None = None) -> int:
-    """Run the CLI; a :class:`HepstreamError` becomes one line on stderr and its exit code."""
+    """Run the CLI; a :class:`HepstreamError` becomes one line on stderr and its exit code.
+
+    SIGINT and SIGTERM stop a command cleanly (its ``finally`` blocks run: temp files go, a
+    job writes its ``failed`` report) and exit 130 / 143, as a shell reports a signal.
+    """
+    from hepstream.signals import stop_on_signals
+
+    with stop_on_signals() as stopped:
+        code = _main(argv, prog_name)
+    if stopped and code != 0:  # a command that handles Ctrl-C itself (serve) ends with 0
+        print(f"hepstream: error: {stopped[0]}", file=sys.stderr)
+        return stopped[0].exit_code
+    return code
+
+
+def _main(argv: list[str] | None, prog_name: str | None) -> int:
     try:
-        app(args=argv, prog_name=prog_name, standalone_mode=False)
+        # typer returns a command's exit code (130 for a KeyboardInterrupt) in this mode
+        code = app(args=argv, prog_name=prog_name, standalone_mode=False)
     except HepstreamError as err:
         print(f"hepstream: error: {err}", file=sys.stderr)
         return err.exit_code
@@ -60,7 +76,7 @@ def main(argv: list[str] | None = None, prog_name: str | None = None) -> int:
             print("hepstream: aborted", file=sys.stderr)
             return 130
         raise
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

@@ -51,8 +51,10 @@ def demo(
             if not (data / name).exists():
                 typer.echo(f"demo: generating {name} ({events:,} events)", err=True)
                 generate_sample(data / name, "tau1n-data", events, seed=index + 1)
-        with XRootDServer(data, out) as server:
+        keytab = _demo_credential(base)
+        with XRootDServer(data, out, keytab=keytab) as server:
             typer.echo(f"demo: serving {data} at {server.url}//data/", err=True)
+            typer.echo(f"demo: writes need the sss key {keytab} (user {server.user})", err=True)
             spec = JobSpec(
                 plugin=str(EXAMPLE_PLUGIN),
                 inputs=(server.data_url("tau1n_data_*.root"),),
@@ -72,3 +74,20 @@ def demo(
     finally:
         if workdir is None:
             shutil.rmtree(base, ignore_errors=True)
+
+
+def _demo_credential(base: Path) -> Path:
+    """The caller's ``$XrdSecsssKT`` if set, else a fresh key for user ``demo`` in ``base``,
+    put in this process's environment before its XRootD client first connects."""
+    import os
+
+    from hepstream.auth import KEYTAB_ENV, create_keytab, env_keytab
+
+    found = env_keytab()
+    if found is not None:
+        return found
+    keytab = base / "demo-sss.keytab"
+    if not keytab.exists():
+        create_keytab(keytab, ["demo"])
+    os.environ[KEYTAB_ENV] = str(keytab)
+    return keytab

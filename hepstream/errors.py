@@ -7,6 +7,8 @@ class HepstreamError(Exception):
     """A user-facing failure: the message names the thing and what to do."""
 
     exit_code = 1
+    #: Long text (e.g. a compiler's output) for the report's ``detail`` field, not the line.
+    detail: str | None = None
 
 
 class ConfigError(HepstreamError):
@@ -31,3 +33,21 @@ class OutputError(HepstreamError):
     """The output cannot be written or uploaded."""
 
     exit_code = 5
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM stopped the job; exits ``128 + signal`` (130 / 143) as a shell would.
+
+    A :class:`KeyboardInterrupt` subclass, so no ``except Exception`` in plugin or library
+    code swallows it on the way out.
+    """
+
+    def __init__(self, signum: int) -> None:
+        import signal
+
+        self.signum = signum
+        self.exit_code = 128 + signum
+        super().__init__(f"interrupted ({signal.Signals(signum).name})")
+
+    def __str__(self) -> str:
+        return str(self.args[0])

@@ -185,6 +185,10 @@ SHIP_MODES = ("once", "pool")
 INLINE_PLUGIN = "<plugin_source>"
 
 
+#: What a shipped job carries beside its spec.
+_SHIPPING = ("plugin_source", "owner", "mode", "next_job_url", "sss_keytab")
+
+
 @dataclass(frozen=True)
 class ShippedJob:
     """A :class:`JobSpec` on its way to another machine: VM user-data, queue rows.
@@ -198,6 +202,9 @@ class ShippedJob:
     owner: str = ""
     mode: str = "once"
     next_job_url: str | None = None
+    #: The user's sss key (keytab text) for a VM's seed only: written 0600 by the agent for
+    #: the runner and the uploads, never printed; repr=False keeps it out of any log.
+    sss_keytab: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_mapping(
@@ -207,8 +214,7 @@ class ShippedJob:
         if not isinstance(data, Mapping):
             raise ConfigError(f"{where} must be a mapping, not {type(data).__name__}")
         rest = dict(data)
-        own = {k: rest.pop(k) for k in ("plugin_source", "owner", "mode", "next_job_url")
-               if k in rest}  # fmt: skip
+        own = {k: rest.pop(k) for k in _SHIPPING if k in rest}
         if not rest.get("plugin") and not own.get("plugin_source"):
             raise ConfigError(f"{where} needs 'plugin' (path on the machine) or 'plugin_source'")
         if own.get("plugin_source") and not rest.get("plugin"):
@@ -224,6 +230,7 @@ class ShippedJob:
             owner=str(own.get("owner") or ""),
             mode=mode,
             next_job_url=own.get("next_job_url") or None,
+            sss_keytab=own.get("sss_keytab") or None,
         )
 
     # the spec's own fields, read through (the agent's code and tests read them so)
@@ -246,6 +253,8 @@ class ShippedJob:
             out["mode"] = self.mode
         if self.next_job_url:
             out["next_job_url"] = self.next_job_url
+        if self.sss_keytab:
+            out["sss_keytab"] = self.sss_keytab
         return out
 
 

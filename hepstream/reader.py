@@ -16,6 +16,7 @@ from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from hepstream.errors import ConfigError, HepstreamError, InputError
@@ -24,6 +25,7 @@ from hepstream.io import StreamConfig, StreamingSource, is_remote
 from hepstream.io.budget import Budget
 from hepstream.io.prefetch import FileReads, Prefetcher
 from hepstream.io.readplan import FilePlan, plan_reads
+from hepstream.io.rootfile import open_checked
 from hepstream.plan import (
     cache_for_layout,
     clip_chunks,
@@ -79,10 +81,10 @@ def open_store(path: str, tree: str, branches: list[str], stream: StreamConfig, 
     try:
         # array_cache=None: a streaming job reads each basket once; uproot's default
         # 100 MB array cache would only hold memory.
-        file = uproot.open(
-            path, handler=StreamingSource, hepstream_config=stream,
+        file = open_checked(path, partial(  # empty / not ROOT / truncated: one clear line
+            uproot.open, path, handler=StreamingSource, hepstream_config=stream,
             hepstream_prefetcher=prefetcher, array_cache=None, **options,
-        )  # fmt: skip
+        ))  # fmt: skip
     except HepstreamError:
         raise
     except ValueError as err:

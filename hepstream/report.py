@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -44,6 +43,8 @@ class JobReport:
 
     status: str = "running"
     error: str | None = None
+    #: Full text behind ``error`` when it is long (e.g. numba's compiler output).
+    detail: str | None = None
     plugin: str = ""
     output: str = ""
     site: str = "local"
@@ -112,16 +113,36 @@ class JobReport:
 
 def write_json_atomic(path: str | Path, text: str) -> None:
     """Write ``text`` to a temp file beside ``path`` and rename it into place."""
+    from hepstream.partfiles import create_part
+
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    tmp = create_part(target)
     try:
-        with os.fdopen(fd, "w") as handle:
+        with open(tmp, "w") as handle:
             handle.write(text)
         os.replace(tmp, target)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+
+
+def keep_detail(err: BaseException, report_target: str | None, scratch: str) -> str | None:
+    """The error's long ``detail`` (for the report), and its line told where to find it:
+    the report's ``detail`` field, or a log file in ``scratch`` when the job has no report."""
+    detail = getattr(err, "detail", None)
+    if not detail:
+        return None
+    where = f"the report's detail field ({report_target})"
+    if not report_target:
+        log = Path(scratch) / f"hepstream-{os.getpid()}-error.log"
+        try:
+            log.write_text(detail)
+            where = str(log)
+        except OSError:
+            return detail
+    err.args = (f"{err}; full text in {where}",)
+    return detail
 
 
 def print_summary(report: JobReport, stream: TextIO | None = None) -> None:

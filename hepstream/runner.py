@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import resource
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -15,10 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from hepstream.errors import HepstreamError, OutputError, PluginError
+from hepstream.errors import HepstreamError, Interrupted, OutputError, PluginError
 from hepstream.io import IOStats, expand_inputs, is_remote
 from hepstream.jobspec import JobSpec, validate_spec  # noqa: F401 (re-exported)
-from hepstream.report import FileReport, JobReport, write_json_atomic
+from hepstream.partfiles import create_part
+from hepstream.report import FileReport, JobReport, keep_detail, write_json_atomic
 from hepstream.selection import Selection, call_plugin, check_mask, load_plugin
 
 
@@ -64,9 +66,8 @@ def run_job(spec: JobSpec, progress: Callable[[int, int], None] | None = None) -
         selection = load_plugin(spec.plugin)
         remote_output = is_remote(spec.output)
         local_output = spec.output
-        if remote_output:
-            suffix = Path(spec.output.split("?")[0]).suffix
-            local_output = str(Path(_scratch_dir()) / f"hepstream-output-{os.getpid()}{suffix}")
+        if remote_output:  # staged in scratch as .NAME.hepstream-<pid>.part, then uploaded
+            local_output = str(Path(_scratch_dir()) / Path(spec.output.split("?")[0]).name)
         writer = OutputWriter(local_output, tree=selection.tree)
         paths = expand_inputs(list(spec.inputs))
         report.files = [FileReport(path=p) for p in paths]
@@ -105,23 +106,24 @@ def run_job(spec: JobSpec, progress: Callable[[int, int], None] | None = None) -
         for entry in report.files:
             if entry.entries == 0:
                 entry.status = "ok"
-        report.output_bytes = writer.commit()
         if remote_output:
-            try:
-                from hepstream.io.xrootd import upload
+            from hepstream.io.xrootd import upload
 
-                upload(local_output, spec.output)
-            finally:
-                Path(local_output).unlink(missing_ok=True)
+            report.output_bytes = writer.finish()
+            upload(str(writer.tmp), spec.output)  # the writer's abort() deletes its part
+            writer.abort()
+        else:
+            report.output_bytes = writer.commit()
         report.status = "ok"
     except BaseException as err:
         if writer is not None:
             writer.abort()
         report.status = "failed"
-        if isinstance(err, HepstreamError):
+        if isinstance(err, HepstreamError | Interrupted):
+            report.detail = keep_detail(err, spec.report, _scratch_dir())
             report.error = str(err)
         elif isinstance(err, KeyboardInterrupt):
-            report.error = "interrupted"
+            report.error = "interrupted (SIGINT)"
         else:
             report.error = f"internal error: {type(err).__name__}: {err}"
         for entry in report.files:
@@ -135,7 +137,13 @@ def run_job(spec: JobSpec, progress: Callable[[int, int], None] | None = None) -
         report.peak_rss_mb = _peak_rss_mb()
         report.finish(time.perf_counter() - wall0, time.process_time() - cpu0)
         if spec.report:
-            _write_report(report, spec.report)
+            try:
+                _write_report(report, spec.report)
+            except OutputError as err:
+                if report.status == "ok":
+                    raise
+                # the job's own error is the one line; the lost report only a warning
+                print(f"hepstream: warning: {err}", file=sys.stderr)
     return report
 
 
@@ -180,17 +188,22 @@ def _scratch_dir() -> str:
 def _write_report(report: JobReport, target: str) -> None:
     """Write the report locally (atomic) or upload it to a ``root://`` location."""
     text = report.to_json()
-    if not is_remote(target):
-        try:
-            write_json_atomic(target, text)
-        except OSError as err:
-            raise OutputError(f"cannot write report {target}: {err.strerror}") from None
-        return
-    from hepstream.io.xrootd import upload
-
-    local = Path(_scratch_dir()) / f"hepstream-report-{os.getpid()}.json"
-    write_json_atomic(local, text)
+    local = Path(target)
+    if is_remote(target):  # staged as .NAME.hepstream-<pid>.part in scratch, then uploaded
+        local = Path(_scratch_dir()) / Path(target.split("?")[0]).name
     try:
-        upload(str(local), target)
+        if not is_remote(target):
+            write_json_atomic(local, text)
+            return
+        part = create_part(local)
+        part.write_text(text)
+    except OSError as err:
+        raise OutputError(
+            f"cannot write report {local}: {err.strerror or err}; free space or choose another path"
+        ) from None
+    try:
+        from hepstream.io.xrootd import upload
+
+        upload(str(part), target)
     finally:
-        local.unlink(missing_ok=True)
+        part.unlink(missing_ok=True)

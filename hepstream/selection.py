@@ -163,6 +163,38 @@ def _last_frame_in(path: Path, err: BaseException) -> str:
     return where
 
 
+def _numba_kernel(err: BaseException) -> str | None:
+    """Name of the numba kernel whose compilation raised ``err``, if numba raised it."""
+    if not any(cls.__module__.startswith("numba") for cls in type(err).__mro__[:-2]):
+        return None
+    name = "?"
+    tb = err.__traceback__
+    while tb is not None:  # the dispatcher that was compiling: its frame's ``self``
+        owner = tb.tb_frame.f_locals.get("self")
+        func = getattr(owner, "py_func", None)
+        if func is not None and type(owner).__module__.startswith("numba"):
+            name = func.__qualname__
+        tb = tb.tb_next
+    return name
+
+
+def plugin_failure(where: str, err: BaseException) -> PluginError:
+    """One line for an exception raised by plugin code at ``where``; a numba compile error
+    names the kernel, and its many-line text goes to the error's ``detail``."""
+    kernel = _numba_kernel(err)
+    text = str(err).strip()
+    if kernel is None:
+        return PluginError(f"{where} raised {type(err).__name__}: {err}")
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    # numba's first line names the pipeline stage; the next one says what failed
+    first = lines[1] if len(lines) > 1 and lines[0].startswith("Failed in") else (lines or [""])[0]
+    failure = PluginError(
+        f"{where}: numba could not compile kernel {kernel} ({type(err).__name__}: {first})"
+    )
+    failure.detail = "".join(traceback.format_exception(err))
+    return failure
+
+
 def load_plugin(path: str | Path) -> Selection:
     """Import a plugin file and return an instance of its one ``Selection`` subclass."""
     plugin = Path(path)
@@ -180,6 +212,9 @@ def load_plugin(path: str | Path) -> Selection:
             spec.loader.exec_module(module)
     except Exception as err:
         del sys.modules[name]
+        if _numba_kernel(err) is not None:  # eager compile (explicit signature) at import
+            where = f"plugin {plugin} import{_last_frame_in(resolved, err)}"
+            raise plugin_failure(where, err) from err
         raise PluginError(
             f"plugin {plugin} failed to import: {type(err).__name__}: {err}"
             f"{_last_frame_in(resolved, err)}"
@@ -240,4 +275,4 @@ def call_plugin(selection: Selection, where: str, method: str, *args: Any) -> An
     except HepstreamError:
         raise
     except Exception as err:
-        raise PluginError(f"{where}: {method}() raised {type(err).__name__}: {err}") from err
+        raise plugin_failure(f"{where}: {method}()", err) from err

@@ -2,6 +2,12 @@
 
 ``/data`` is exported read-only from ``data_dir`` and ``/out`` read-write from ``out_dir``, the
 layout of the paper's central storage, so jobs read inputs and write outputs over ``root://``.
+
+By default every client authenticates with XRootD's ``sss`` shared secret (see
+:mod:`hepstream.auth`): ``/data`` is readable by every key holder, ``/out/<user>/`` writable
+only by that user; a client without a key is refused (xrootd 5.5 cannot offer anonymous
+access beside ``sss``: binding the ``host`` protocol negates every other one). Only
+loopback clients may connect when the server's address is loopback.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import stat
 import subprocess
 import tempfile
@@ -50,14 +57,25 @@ class XRootDServer:
     port
         TCP port; 0 lets the daemon pick a free one (read back from its log).
     host
-        Address clients use; the daemon itself listens on all IPv4 interfaces (xrootd 5.5 has
-        no bind-address directive) but nothing here ever connects elsewhere.
+        Address clients use. xrootd 5.5 has no bind-address directive and listens on every
+        IPv4 interface; for a loopback ``host`` it refuses any other client at accept
+        (``xrd.allow host 127.0.0.1``), and every client must authenticate anyway.
     admin_dir
         Parent of the server's private admin directory (config, log, pid); default: system temp.
     cleanup
         Remove the private admin directory when the server stops.
     config
         Timeouts and the unprivileged user; defaults to :class:`ServerConfig`.
+    auth
+        Require ``sss`` authentication (default). False serves anonymously, reads and
+        writes, as xrootd does out of the box: only for a private, throwaway server.
+    keytab
+        The server's keytab (one key per user allowed in). Default: the caller's own,
+        :func:`hepstream.auth.default_keytab` (``$XrdSecsssKT`` or one made on first use).
+    posc_dir
+        Where xrootd keeps its persist-on-successful-close log; a restarted server deletes
+        the files of uploads its crash interrupted. Default: ``admin_dir/posc`` when
+        ``admin_dir`` is given (it survives restarts), else inside the private admin dir.
     """
 
     def __init__(
@@ -70,6 +88,9 @@ class XRootDServer:
         admin_dir: str | Path | None = None,
         cleanup: bool = True,
         config: ServerConfig | None = None,
+        auth: bool = True,
+        keytab: str | Path | None = None,
+        posc_dir: str | Path | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.out_dir = Path(out_dir) if out_dir is not None else None
@@ -80,6 +101,11 @@ class XRootDServer:
         self._admin_parent = Path(admin_dir) if admin_dir is not None else None
         self.admin_dir: Path | None = None
         self._proc: subprocess.Popen[bytes] | None = None
+        self.auth = auth
+        self.keytab = Path(keytab) if keytab is not None else None
+        #: Users the server lets in (from the keytab); the first is :attr:`user`.
+        self.users: list[str] = []
+        self._posc_dir = Path(posc_dir) if posc_dir is not None else None
 
     # -- public -----------------------------------------------------------------------------
 
@@ -92,9 +118,24 @@ class XRootDServer:
         """URL of ``name`` under the read-only ``/data`` export."""
         return f"{self.url}//data/{name}"
 
-    def out_url(self, name: str = "") -> str:
-        """URL of ``name`` under the writable ``/out`` export."""
-        return f"{self.url}//out/{name}"
+    @property
+    def user(self) -> str | None:
+        """The keytab's first user: whose ``/out/<user>/`` :meth:`out_url` names."""
+        return self.users[0] if self.users else None
+
+    def out_url(self, name: str = "", user: str | None = None) -> str:
+        """URL of ``name`` in ``user``'s writable area: ``/out/<user>/name`` (``/out/name``
+        without authentication)."""
+        return f"{self.url}//out/{self._out_rel(name, user)}"
+
+    def out_path(self, name: str = "", user: str | None = None) -> Path:
+        """Where :meth:`out_url` of ``name`` lands on this machine's disk."""
+        assert self.out_dir is not None, "the server is not started"
+        return self.out_dir / self._out_rel(name, user)
+
+    def _out_rel(self, name: str, user: str | None) -> str:
+        who = user or self.user
+        return f"{who}/{name}" if self.auth and who else name
 
     @property
     def pid(self) -> int | None:
@@ -129,8 +170,16 @@ class XRootDServer:
         (root / "data").symlink_to(data_dir, target_is_directory=True)
         (root / "out").symlink_to(out_dir, target_is_directory=True)
         root.chmod(0o755)
+        posc = self._posc_dir or (
+            self._admin_parent / "posc" if self._admin_parent else self.admin_dir / "posc"
+        )
+        posc.mkdir(parents=True, exist_ok=True)
+        _give(posc, ident)
+        security = self._security(ident, out_dir) if self.auth else None
         cfg_path = self.admin_dir / "xrootd.cfg"
-        cfg_path.write_text(_config_text(self.port, root, self.admin_dir))
+        cfg_path.write_text(
+            _config_text(self.port, root, self.admin_dir, posc, security, _is_loopback(self.host))
+        )
         cfg_path.chmod(0o644)
         cmd = [binary, "-c", str(cfg_path), "-l", str(self.log_path), "-I", "v4"]
         if ident is not None:
@@ -183,6 +232,34 @@ class XRootDServer:
         return f"XRootDServer({str(self.data_dir)!r}, url={self.url!r}, pid={self.pid})"
 
     # -- private ----------------------------------------------------------------------------
+
+    def _security(self, ident: tuple[int, set[int]] | None, out_dir: Path) -> tuple[Path, Path]:
+        """The daemon's private copy of the keytab and its authorization file; creates each
+        user's ``/out/<user>/`` (a rule for ``/out/<user>/`` does not cover making it)."""
+        from hepstream.auth import authdb_text, check_keytab, default_keytab, keytab_users
+
+        assert self.admin_dir is not None
+        if self.keytab is None:
+            self.keytab = default_keytab()
+        check_keytab(self.keytab)
+        self.users = keytab_users(self.keytab)
+        if not self.users:
+            raise ConfigError(f"keytab {self.keytab} holds no keys; create one with xrdsssadmin")
+        secret = self.admin_dir / "sss.keytab"
+        fd = os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(self.keytab.read_text())
+        if ident is not None:
+            os.chown(secret, ident[0], -1)
+        authdb = self.admin_dir / "authdb"
+        authdb.write_text(authdb_text(self.users))
+        authdb.chmod(0o644)
+        for user in self.users:
+            area = out_dir / user
+            if not area.exists():
+                area.mkdir(mode=0o755)
+                _give(area, ident)
+        return secret, authdb
 
     def _checked_data_dir(self, ident: tuple[int, set[int]] | None) -> Path:
         data = self.data_dir.resolve()
@@ -245,10 +322,19 @@ class XRootDServer:
                 time.sleep(0.05)
                 continue
             self.port = int(match.group(1))
-            status, _ = client.FileSystem(self.url).ping(timeout=self.config.ping_timeout)
-            if status.ok:
-                return
-            last = status.message
+            if self.auth:  # our own key need not be in the server's keytab: probe TCP only
+                try:
+                    socket.create_connection(
+                        (self.host, self.port), timeout=self.config.ping_timeout
+                    ).close()
+                    return
+                except OSError as err:
+                    last = str(err)
+            else:
+                status, _ = client.FileSystem(self.url).ping(timeout=self.config.ping_timeout)
+                if status.ok:
+                    return
+                last = status.message
             time.sleep(0.1)
         raise InputError(
             f"xrootd at {self.url} did not answer within {self.config.startup_timeout:.0f} s "
@@ -269,21 +355,52 @@ class XRootDServer:
         return " | ".join(lines[-self.config.log_tail_lines :]) or "(empty)"
 
 
-def _config_text(port: int, root: Path, admin: Path) -> str:
+def _config_text(
+    port: int,
+    root: Path,
+    admin: Path,
+    posc: Path,
+    security: tuple[Path, Path] | None = None,
+    loopback_only: bool = True,
+) -> str:
     """The daemon's configuration: two exports under one local root, no DNS lookups."""
-    return "\n".join(
-        [
-            f"xrd.port {port or 'any'}",
-            "xrd.network nodnr",  # never resolve client names: loopback tests need no DNS
-            "all.export /data r/o",
-            "all.export /out",
-            f"oss.localroot {root}",
-            f"all.adminpath {admin}",
-            f"all.pidpath {admin}",
-            "xrootd.chksum adler32",  # server-side checksums: uploads verify without a read-back
-            "",
+    lines = [
+        f"xrd.port {port or 'any'}",
+        "xrd.network nodnr",  # never resolve client names: loopback tests need no DNS
+        "all.export /data r/o",
+        "all.export /out",
+        f"oss.localroot {root}",
+        f"all.adminpath {admin}",
+        f"all.pidpath {admin}",
+        "xrootd.chksum adler32",  # server-side checksums: uploads verify without a read-back
+        # persist-on-successful-close when the client asks (uploads do): a file whose writer
+        # vanished is deleted at once (hold 0), or at restart from this log if xrootd died
+        f"ofs.persist manual hold 0 logdir {posc}",
+    ]
+    if loopback_only:  # no bind-address directive in 5.5: refuse other peers at accept
+        lines += ["xrd.allow host 127.0.0.1", "xrd.allow host localhost"]
+    if security is not None:
+        keytab, authdb = security
+        lines += [
+            "xrootd.seclib libXrdSec.so",
+            f"sec.protocol sss -s {keytab}",
+            "sec.protbind * only sss",  # no anonymous or unix (self-declared) identities
+            "ofs.authorize 1",
+            f"acc.authdb {authdb}",
+            "acc.audit deny",  # refused requests are logged with the user and the path
         ]
-    )
+    return "\n".join([*lines, ""])
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _daemon_identity(user: str) -> tuple[int, set[int]] | None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +10,7 @@ import awkward as ak
 import numpy as np
 
 from hepstream.errors import ConfigError, OutputError
+from hepstream.partfiles import create_part
 
 FORMATS = (".root", ".parquet")
 
@@ -68,26 +68,32 @@ class OutputWriter:
             )
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(
-                prefix=f".{self.path.name}.", suffix=".part", dir=self.path.parent
-            )
-            os.close(fd)
+            self.tmp = create_part(self.path)
         except OSError as err:
             raise OutputError(
                 f"cannot write output in {self.path.parent}: {err.strerror}; choose a writable path"
             ) from None
-        self.tmp = Path(tmp)
         self._file: Any = None
         self._parquet: Any = None
         self._schema: Any = None
         self.entries = 0
 
+    def _failed(self, err: OSError) -> OutputError:
+        """ENOSPC, EDQUOT, EROFS, EACCES, ... while writing: one line naming path and cause."""
+        cause = err.strerror or str(err)
+        return OutputError(
+            f"cannot write output {self.path}: {cause}; free space or choose another path"
+        )
+
     def write(self, columns: dict[str, Any]) -> None:
         """Append one chunk of selected events (every column the same length)."""
-        if self.suffix == ".root":
-            self._write_root(group_columns(columns))
-        else:
-            self._write_parquet(columns)
+        try:
+            if self.suffix == ".root":
+                self._write_root(group_columns(columns))
+            else:
+                self._write_parquet(columns)
+        except OSError as err:
+            raise self._failed(err) from None
 
     def _write_root(self, columns: dict[str, Any]) -> None:
         import uproot
@@ -117,17 +123,32 @@ class OutputWriter:
 
     def commit(self, empty_columns: dict[str, Any] | None = None) -> int:
         """Close and rename into place; returns the output size in bytes."""
+        size = self.finish(empty_columns)
+        try:
+            os.replace(self.tmp, self.path)
+        except OSError as err:
+            raise self._failed(err) from None
+        return size
+
+    def finish(self, empty_columns: dict[str, Any] | None = None) -> int:
+        """Close the temp file, complete, without renaming it (a staged upload sends
+        :attr:`tmp` and then deletes it); returns its size in bytes."""
         if self._file is None and self._parquet is None and empty_columns is not None:
             self.write(empty_columns)
-        self._close()
-        os.replace(self.tmp, self.path)
-        return self.path.stat().st_size
+        try:
+            self._close()
+            return self.tmp.stat().st_size
+        except OSError as err:
+            raise self._failed(err) from None
 
     def abort(self) -> None:
         """Close and delete the temp file; nothing reaches the final path."""
         try:
             self._close()
+        except OSError:
+            pass  # e.g. a full disk refusing the last flush: the file goes anyway
         finally:
+            self._file = self._parquet = None
             self.tmp.unlink(missing_ok=True)
 
     def _close(self) -> None:

@@ -21,6 +21,31 @@ SAMPLE_FILES = {
 }
 
 
+@pytest.fixture(scope="session", autouse=True)
+def sss_credential() -> Iterator[Path]:
+    """This session's own ``sss`` key, in ``$XrdSecsssKT`` before any XRootD client loads.
+
+    The client reads that variable once per process, so every server the tests start trusts
+    this one key (their default) and every job, in process or spawned, presents it.
+    """
+    import os
+
+    from hepstream.auth import KEYTAB_ENV, create_keytab
+
+    base = Path(tempfile.mkdtemp(prefix="hepstream-sss-"))
+    keytab = create_keytab(base / "test.keytab", ["hepstream-test"])
+    before = os.environ.get(KEYTAB_ENV)
+    os.environ[KEYTAB_ENV] = str(keytab)
+    try:
+        yield keytab
+    finally:
+        if before is None:
+            os.environ.pop(KEYTAB_ENV, None)
+        else:
+            os.environ[KEYTAB_ENV] = before
+        shutil.rmtree(base, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def sample_dir() -> Iterator[Path]:
     """World-traversable directory with the three synthetic samples (the daemon's user reads it)."""

@@ -28,6 +28,35 @@ def test_demo_streams_end_to_end_and_prints_the_report(capsys, traversable_dir):
     assert report["events_read"] == 10_000
     assert 0 < report["events_selected"] < report["events_read"]
     assert report["output"].startswith("root://127.0.0.1:")
-    assert (workdir / "out" / "tau1n_selected.root").stat().st_size == report["output_bytes"]
+    user = report["output"].split("//out/")[1].split("/")[0]
+    assert user == "hepstream-test"  # the session's key (tests/conftest.py) writes /out/<user>/
+    assert (workdir / "out" / user / "tau1n_selected.root").stat().st_size == report["output_bytes"]
     assert json.loads((workdir / "out" / "report.json").read_text())["status"] == "ok"
     assert "events/s" in captured.err
+
+
+@pytest.mark.xrootd
+@pytest.mark.slow
+def test_demo_in_a_fresh_process_makes_its_own_key(traversable_dir):
+    """``make demo`` on a machine with no sss key: the demo makes one and writes with it."""
+    import os
+    import stat
+    import subprocess
+    import sys
+
+    from hepstream.auth import KEYTAB_ENV
+
+    env = {k: v for k, v in os.environ.items() if k not in (KEYTAB_ENV, "XrdSecSSSKT")}
+    env["HOME"] = str(traversable_dir)
+    workdir = traversable_dir / "demo"
+    proc = subprocess.run(
+        [sys.executable, "-m", "hepstream", "demo", "--events", "3000", "--files", "1",
+         "--workdir", str(workdir), "--json"],
+        env=env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout[: proc.stdout.rindex("}") + 1])
+    assert report["status"] == "ok"
+    assert "//out/demo/" in report["output"]
+    assert (workdir / "out" / "demo" / "tau1n_selected.root").stat().st_size > 0
+    assert stat.S_IMODE((workdir / "demo-sss.keytab").stat().st_mode) == 0o600

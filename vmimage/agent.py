@@ -120,6 +120,10 @@ class Agent:
             plugin.write_text(job.plugin_source)
         else:
             plugin = Path(str(job.plugin))
+        if job.sss_keytab:  # before any XRootD client in this process logs in
+            from hepstream.auth import install_credential
+
+            install_credential(job.sss_keytab, self.config.workdir / "sss.keytab")
         out_local = work / _url_name(job.output)
         report_local = work / "report.json"
         report_local.unlink(missing_ok=True)

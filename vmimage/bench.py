@@ -93,6 +93,8 @@ def compare(
             native = native_run(
                 cfg.plugin, [server.data_url(sample.name)], work / "native.root", work / "n.json"
             )
+            from hepstream.auth import with_credential
+
             vm_spec = JobSpec(
                 INLINE_PLUGIN,
                 (guest_url(server.data_url(sample.name)),),
@@ -100,9 +102,11 @@ def compare(
                 report=guest_url(server.out_url("vm-report.json")),
                 site="vm",
             )
-            job = ShippedJob(
-                vm_spec, plugin_source=cfg.plugin.read_text(), owner="bench"
-            ).to_mapping()
+            job = with_credential(  # the caller's sss key, in this VM's seed only
+                ShippedJob(
+                    vm_spec, plugin_source=cfg.plugin.read_text(), owner="bench"
+                ).to_mapping()
+            )
             kernel = KernelBoot.for_image(image) if direct_kernel else None
             vm = start_vm(
                 image,
@@ -114,13 +118,14 @@ def compare(
             )
             boot_s, total_s = wait_agent(vm, cfg.vm_timeout_s)
             status = vm.agent_status()
+            served = server.out_path()  # /out/<user>/ on disk
             vm_report = (
-                json.loads((out / "vm-report.json").read_text())
-                if (out / "vm-report.json").exists()
+                json.loads((served / "vm-report.json").read_text())
+                if (served / "vm-report.json").exists()
                 else {}
             )
-            equal = (out / "vm.root").exists() and _same_selection(
-                work / "native.root", out / "vm.root"
+            equal = (served / "vm.root").exists() and _same_selection(
+                work / "native.root", served / "vm.root"
             )
             serial_tail = vm.serial_log.read_text(errors="replace").splitlines()[-30:]
     vm_eps = float(vm_report.get("events_per_s") or 0.0)

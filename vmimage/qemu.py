@@ -8,6 +8,7 @@ forwards from ``10.0.2.100:<guest port>`` to ``127.0.0.1:<host port>``.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -51,7 +52,9 @@ def make_seed(job: dict[str, Any], workdir: Path) -> Path:
     if shutil.which("cloud-localds") is None:
         raise ConfigError("cloud-localds is missing: apt-get install cloud-image-utils")
     ud = workdir / "user-data"
-    ud.write_text(user_data(job))
+    ud.unlink(missing_ok=True)  # may carry the user's sss key: private from the first byte
+    with os.fdopen(os.open(ud, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
+        out.write(user_data(job))
     md = workdir / "meta-data"
     md.write_text(f"instance-id: hepstream-{int(time.time())}\nlocal-hostname: hepstream\n")
     seed = workdir / "seed.img"
@@ -60,6 +63,7 @@ def make_seed(job: dict[str, Any], workdir: Path) -> Path:
     )
     if proc.returncode != 0:
         raise OutputError(f"cloud-localds failed: {proc.stderr.strip()}")
+    seed.chmod(0o600)  # holds the user-data, so possibly the user's sss key
     return seed
 
 

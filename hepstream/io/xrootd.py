@@ -28,10 +28,21 @@ def split_url(url: str) -> tuple[str, str]:
     return f"{parts.scheme}://{parts.netloc}", path
 
 
+def _what_to_do(status, default: str) -> str:
+    """What the user should do about a failed request: a refused login needs a key."""
+    if "auth" in str(status.message).lower():
+        return "the server wants your sss key: export XrdSecsssKT=<your keytab file>"
+    return default
+
+
 def configure_client(retry: int, window: int) -> None:
-    """Set the XRootD client's connection policy unless the user's XRD_* variables did."""
+    """Set the XRootD client's connection policy unless the user's XRD_* variables did;
+    present the user's default sss key (``hepstream serve`` makes one) if none is set."""
     from XRootD import client
 
+    from hepstream.auth import use_default_credential
+
+    use_default_credential()
     if "XRD_CONNECTIONRETRY" not in os.environ:
         client.EnvPutInt("ConnectionRetry", retry)
     if "XRD_CONNECTIONWINDOW" not in os.environ:
@@ -64,9 +75,8 @@ class XRootDBackend:
         self._file = client.File()
         status, _ = self._file.open(url, OpenFlags.READ, timeout=timeout)
         if not status.ok:
-            raise InputError(
-                f"cannot open {url}: {_why(status)}; check the file exists and the server runs"
-            )
+            todo = _what_to_do(status, "check the file exists and the server runs")
+            raise InputError(f"cannot open {url}: {_why(status)}; {todo}")
         status, info = self._file.stat(timeout=timeout)
         if not status.ok:
             raise InputError(f"cannot stat {url}: {_why(status)}")
@@ -105,7 +115,12 @@ def expand_remote(pattern: str, timeout: int = 30) -> list[str]:
     status, listing = client.FileSystem(server).dirlist(directory, timeout=timeout)
     if not status.ok:
         raise InputError(f"cannot list {server}/{directory}: {_why(status)}")
-    names = sorted(entry.name for entry in listing if fnmatch.fnmatchcase(entry.name, name))
+    names = sorted(
+        entry.name
+        for entry in listing
+        if fnmatch.fnmatchcase(entry.name, name)
+        and (name.startswith(".") or not entry.name.startswith("."))  # as a shell glob does
+    )
     return [f"{server}/{posixpath.join(directory, n)}" for n in names]
 
 
@@ -133,12 +148,16 @@ def _remote_adler32(fs, path: str, timeout: int) -> int | None:
     return int(value.split()[0], 16)
 
 
-def _copy_status(src: str, dst: str):
-    """Run one XRootD client copy (either side may be root://); the status of the job."""
+def _copy_status(src: str, dst: str, posc: bool = False):
+    """Run one XRootD client copy (either side may be root://); the status of the job.
+
+    ``posc``: persist on successful close. The server deletes the target if the client
+    goes away (killed, cut off) before closing it cleanly.
+    """
     from XRootD import client
 
     process = client.CopyProcess()
-    process.add_job(src, dst, force=True, mkdir=True)
+    process.add_job(src, dst, force=True, mkdir=True, posc=posc)
     status = process.prepare()
     if status.ok:
         status, results = process.run()
@@ -159,35 +178,41 @@ def copy(src: str, dst: str) -> None:
 def upload(local_path: str, url: str, timeout: int = 120) -> int:
     """Copy a local file to ``url`` via a temp name, verify size and adler32, then rename.
 
-    Returns the verified size. Nothing appears at ``url`` unless the copy verified.
+    Returns the verified size. Nothing appears at ``url`` unless the copy verified. The
+    temp name is ``.NAME.hepstream-<pid>.part``, written with persist-on-successful-close:
+    if this process dies mid-copy the server drops it (at once, or when it restarts if the
+    server itself died), and any failure here removes it.
     """
     from XRootD import client
     from XRootD.client.flags import MkDirFlags
 
     from hepstream.errors import OutputError
+    from hepstream.partfiles import part_name
 
     server, path = split_url(url)
     fs = client.FileSystem(server)
-    part = f"{path}.part"
+    part = posixpath.join(posixpath.dirname(path), part_name(posixpath.basename(path)))
     fs.mkdir(posixpath.dirname(path), MkDirFlags.MAKEPATH, timeout=timeout)
-    status = _copy_status(local_path, f"{server}/{part}")
-    if not status.ok:
+    try:
+        status = _copy_status(local_path, f"{server}/{part}", posc=True)
+        if not status.ok:
+            todo = _what_to_do(status, "check the destination")
+            raise OutputError(f"cannot upload output to {url}: {_why(status)}; {todo}")
+        want_size = os.path.getsize(local_path)
+        want_sum = _adler32_of_file(local_path)
+        status, info = fs.stat(part, timeout=timeout)
+        got_sum = _remote_adler32(fs, part, timeout)
+        if got_sum is None:  # no checksum plug-in on the server: read the copy back
+            got_sum = _adler32_of_remote(f"{server}/{part}", timeout)
+        if not status.ok or info.size != want_size or got_sum != want_sum:
+            raise OutputError(f"upload to {url} did not verify (size or adler32 differ); retry")
+        fs.rm(path, timeout=timeout)  # mv does not replace an existing file
+        status, _ = fs.mv(part, path, timeout=timeout)
+        if not status.ok:
+            raise OutputError(f"cannot move upload into place at {url}: {_why(status)}")
+    except BaseException:
         fs.rm(part, timeout=timeout)
-        raise OutputError(f"cannot upload output to {url}: {_why(status)}; check the destination")
-    want_size = os.path.getsize(local_path)
-    want_sum = _adler32_of_file(local_path)
-    status, info = fs.stat(part, timeout=timeout)
-    got_sum = _remote_adler32(fs, part, timeout)
-    if got_sum is None:  # no checksum plug-in on the server: read the copy back
-        got_sum = _adler32_of_remote(f"{server}/{part}", timeout)
-    if not status.ok or info.size != want_size or got_sum != want_sum:
-        fs.rm(part, timeout=timeout)
-        raise OutputError(f"upload to {url} did not verify (size or adler32 differ); retry")
-    fs.rm(path, timeout=timeout)  # mv does not replace an existing file
-    status, _ = fs.mv(part, path, timeout=timeout)
-    if not status.ok:
-        fs.rm(part, timeout=timeout)
-        raise OutputError(f"cannot move upload into place at {url}: {_why(status)}")
+        raise
     return want_size
 
 

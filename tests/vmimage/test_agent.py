@@ -169,3 +169,45 @@ def test_pool_mode_fetches_jobs_until_204(tmp_path, monkeypatch):
     assert len(results) == 3
     assert _Pool.served == 3  # two jobs, then 204
     assert all((tmp_path / f"r{i}.json").exists() for i in range(3))
+
+
+@pytest.mark.xrootd
+def test_agent_takes_the_users_key_from_the_seed_and_never_prints_it(
+    sample_dir, tmp_path, xrootd_server, sss_credential
+):
+    """A fresh agent process without ``$XrdSecsssKT`` uploads with the key its seed carries."""
+    import os
+    import stat
+    import subprocess
+    import sys
+
+    from hepstream.auth import KEYTAB_ENV, with_credential
+
+    job = with_credential({  # what the local cloud driver puts in a VM's seed
+        "plugin_source": TAU1N.read_text(),
+        "inputs": [xrootd_server.data_url("tau11_mc_000.root")],
+        "output": xrootd_server.out_url("agent/out.root"),
+        "report": xrootd_server.out_url("agent/report.json"),
+        "site": "host",
+    })  # fmt: skip
+    key = sss_credential.read_text()
+    assert job["sss_keytab"] == key
+    ud = tmp_path / "user-data"
+    ud.write_text(user_data(job))
+    env = {k: v for k, v in os.environ.items() if k not in (KEYTAB_ENV, "XrdSecSSSKT")}
+    env["HOME"] = str(tmp_path)
+    work = tmp_path / "w"
+    proc = subprocess.run(
+        [sys.executable, "-m", "vmimage.agent", "--user-data", str(ud), "--workdir", str(work),
+         "--no-poweroff"],
+        env=env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.splitlines()[-1] == "hepstream-agent: done status=ok"
+    secret = key.split("k:")[1].split()[0]
+    served = xrootd_server.out_path("agent")
+    for text in (proc.stdout, proc.stderr, (served / "report.json").read_text()):
+        assert secret not in text
+    assert json.loads((served / "report.json").read_text())["status"] == "ok"
+    assert stat.S_IMODE((work / "sss.keytab").stat().st_mode) == 0o600
+    assert "sss_keytab" not in repr(job_from_mapping(job))

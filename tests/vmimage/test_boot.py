@@ -63,14 +63,16 @@ def _run_in_vm(disk, job, workdir, xrootd_server, kernel=None):
 
 
 def _job(xrootd_server, name, **kw):
-    return {
+    from hepstream.auth import with_credential  # the session's key goes in the VM's seed
+
+    return with_credential({
         "inputs": [guest_url(xrootd_server.data_url(SAMPLE))],
         "output": guest_url(xrootd_server.out_url(f"{name}.root")),
         "report": guest_url(xrootd_server.out_url(f"{name}.json")),
         "site": f"vm-{name}",
         "owner": "tests",
         **kw,
-    }
+    })  # fmt: skip
 
 
 def test_build_test_image_is_idempotent(image):
@@ -80,7 +82,7 @@ def test_build_test_image_is_idempotent(image):
 def test_grub_boot_runs_tau1n_like_native(image, native, xrootd_server, tmp_path):
     job = _job(xrootd_server, "grub", plugin_source=TAU1N.read_text())
     vm, boot_s, total_s = _run_in_vm(image, job, tmp_path / "vm", xrootd_server)
-    out_dir = Path(xrootd_server.out_dir)
+    out_dir = xrootd_server.out_path()
     report = json.loads((out_dir / "grub.json").read_text())
     assert report["status"] == "ok"
     assert report["site"] == "vm-grub"
@@ -102,7 +104,7 @@ def test_derived_overlay_direct_kernel_boot(image, native, xrootd_server, tmp_pa
     _vm, boot_s, total_s = _run_in_vm(
         derived.image, job, tmp_path / "vm", xrootd_server, kernel=KernelBoot.for_image(image)
     )
-    out_dir = Path(xrootd_server.out_dir)
+    out_dir = xrootd_server.out_path()
     assert json.loads((out_dir / "direct.json").read_text())["status"] == "ok"
     assert read_output(out_dir / "direct.root") == native["output"]
     print(

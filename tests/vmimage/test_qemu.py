@@ -66,6 +66,15 @@ def test_seed_disk_is_labelled_cidata(tmp_path):
     assert label.lower() == "cidata"
 
 
+def test_a_seed_that_may_hold_a_key_is_private(tmp_path):
+    import stat
+
+    job = {"plugin": "/p.py", "inputs": ["a"], "output": "o", "report": "r", "sss_keytab": "k"}
+    seed = make_seed(job, tmp_path)
+    for path in (seed, tmp_path / "user-data"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
 def _echo_server():
     srv = socket.create_server(("127.0.0.1", 0))
 

@@ -100,7 +100,9 @@ class LocalQemuDriver:
         job = {k: v for k, v in request.job.items() if k != "job_id"}
         job.setdefault("site", self.cloud.name)
         job.setdefault("owner", request.spec.owner)
-        guest_job, forwards = guest_urls(job)
+        from hepstream.auth import with_credential
+
+        guest_job, forwards = guest_urls(with_credential(job))  # the key: seed only, not vm.json
         vmdir = self.workdir / request.name
         vmdir.mkdir(parents=True, exist_ok=True)
         kernel = None
