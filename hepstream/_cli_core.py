@@ -52,6 +52,22 @@ def run(
     progress: Annotated[
         bool, typer.Option("--progress/--no-progress", help="Progress bar on stderr.")
     ] = True,
+    conditions: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--conditions",
+            envvar="HEPSTREAM_CONDITIONS",
+            help="Conditions source: http(s):// service or snapshot directory; repeat for "
+            "fallbacks, tried in order.",
+        ),
+    ] = None,
+    global_tag: Annotated[
+        str | None,
+        typer.Option("--global-tag", envvar="HEPSTREAM_GLOBAL_TAG", help="Conditions global tag."),
+    ] = None,
+    allow_open_tag: Annotated[
+        bool, typer.Option("--allow-open-tag", help="Accept an OPEN global tag (test jobs).")
+    ] = False,
 ) -> None:
     """Stream INPUTS through a selection PLUGIN and write the selected events.
 
@@ -79,6 +95,9 @@ def run(
         chunk_bytes=parse_size(chunk),
         prefetch=prefetch,
         auto_cache=cache is None,
+        conditions=tuple(conditions or ()),
+        global_tag=global_tag,
+        allow_open_tag=allow_open_tag,
     )
     validate_spec(spec)
     job_report = None

@@ -59,6 +59,15 @@ class JobSpec:
     #: Threads that decompress baskets (zlib, lz4 and zstd release the GIL). The selection
     #: takes a small part of a core, so the job's cores are best spent decompressing.
     decompress_threads: int = field(default_factory=lambda: min(4, os.cpu_count() or 1))
+    # --- conditions (hepstream.conditions.job) -------------------------------------------
+    #: Conditions sources tried in order: http(s):// service URLs or snapshot directories.
+    conditions: tuple[str, ...] = ()
+    #: Global tag the plugin's conditions records are resolved in.
+    global_tag: str | None = None
+    #: Accept an OPEN (still changing) global tag; for test jobs only.
+    allow_open_tag: bool = False
+    #: On-disk payload cache shared by jobs on this machine (default: see client.py).
+    conditions_cache: str | None = None
 
 
 @dataclass
@@ -414,6 +423,7 @@ def run_job(spec: JobSpec, progress: Callable[[int, int], None] | None = None) -
     wall0, cpu0 = time.perf_counter(), time.process_time()
     writer: OutputWriter | None = None
     io_stats: dict[int, IOStats] = {}
+    conditions = None  # conditions hook: hepstream.conditions.job.JobConditions or None
     try:
         if is_remote(spec.output) or any(is_remote(p) for p in spec.inputs):
             from hepstream.io.xrootd import configure_client, warm_up
@@ -423,6 +433,14 @@ def run_job(spec: JobSpec, progress: Callable[[int, int], None] | None = None) -
             # load: on the WAN that handshake is several round trips
             warm_up(next((p for p in spec.inputs if is_remote(p)), spec.output))
         selection = load_plugin(spec.plugin)
+        # --- conditions hook 1/4: resolve the plugin's global tag before any output exists
+        from hepstream.conditions.job import open_for_job
+
+        conditions = open_for_job(
+            selection, spec.conditions, spec.global_tag, spec.allow_open_tag,
+            spec.conditions_cache, spec.plugin,
+        )  # fmt: skip
+        # --- end conditions hook 1/4
         remote_output = is_remote(spec.output)
         local_output = spec.output
         if remote_output:
@@ -438,21 +456,32 @@ def run_job(spec: JobSpec, progress: Callable[[int, int], None] | None = None) -
                 f"{chunk.start}-{chunk.stop}"
             )
             t0 = time.perf_counter()
-            mask = check_mask(
-                _call_plugin(selection, where, "select", chunk.events),
-                len(chunk.events),
-                f"{where}: select()",
-            )
-            if report.first_chunk_s == 0.0:  # the first selection result: compile included
-                report.first_chunk_s = round(time.perf_counter() - wall0, 4)
-            selected = chunk.events[mask]
-            columns = _output_columns(selection, selected, where)
+            # --- conditions hook 2/4: one select() per piece of the chunk with one IOV per
+            # record; plugins without conditions get the whole chunk as one piece
+            pieces = [(0, len(chunk.events), None)]
+            if conditions is not None:
+                pieces = conditions.pieces(chunk.events)
+            n_sel = 0
+            for lo, hi, payloads in pieces:
+                events = chunk.events if hi - lo == len(chunk.events) else chunk.events[lo:hi]
+                selection._hepstream_payloads = payloads
+                mask = check_mask(
+                    _call_plugin(selection, where, "select", events),
+                    len(events),
+                    f"{where}: select()",
+                )
+                if report.first_chunk_s == 0.0:  # the first selection result: compile included
+                    report.first_chunk_s = round(time.perf_counter() - wall0, 4)
+                selected = events[mask]
+                columns = _output_columns(selection, selected, where)
+                writer.write(columns)
+                n_sel += int(np.count_nonzero(mask))
+            selection._hepstream_payloads = None
+            # --- end conditions hook 2/4
             report.select_s += time.perf_counter() - t0
             report.io_wait_s += chunk.io_wait
-            writer.write(columns)
             if first_columns is None:
                 first_columns = columns
-            n_sel = int(np.count_nonzero(mask))
             entry = report.files[chunk.file_index]
             entry.events_read += chunk.stop - chunk.start
             entry.events_selected += n_sel
@@ -467,6 +496,10 @@ def run_job(spec: JobSpec, progress: Callable[[int, int], None] | None = None) -
         for entry in report.files:
             if entry.entries == 0:
                 entry.status = "ok"
+        # --- conditions hook 3/4: provenance in the output file's metadata
+        if conditions is not None:
+            writer.metadata.update(conditions.metadata())
+        # --- end conditions hook 3/4
         report.output_bytes = writer.commit()
         if remote_output:
             try:
@@ -491,6 +524,11 @@ def run_job(spec: JobSpec, progress: Callable[[int, int], None] | None = None) -
                 entry.status = "failed"
         raise
     finally:
+        # --- conditions hook 4/4: global tag, IOV hash and lookup cost in the report
+        if conditions is not None:
+            report.conditions = conditions.report()
+            conditions.close()
+        # --- end conditions hook 4/4
         _collect_io(report, io_stats)
         report.select_s = round(report.select_s, 4)
         report.io_wait_s = round(report.io_wait_s, 4)

@@ -81,6 +81,9 @@ class OutputWriter:
         self._parquet: Any = None
         self._schema: Any = None
         self.entries = 0
+        #: Key -> text written into the file at commit (a TObjString per key in ROOT,
+        #: key-value metadata in Parquet), e.g. the conditions provenance.
+        self.metadata: dict[str, str] = {}
 
     def write(self, columns: dict[str, Any]) -> None:
         """Append one chunk of selected events (every column the same length)."""
@@ -119,9 +122,18 @@ class OutputWriter:
         """Close and rename into place; returns the output size in bytes."""
         if self._file is None and self._parquet is None and empty_columns is not None:
             self.write(empty_columns)
+        if self.metadata:
+            self._write_metadata()
         self._close()
         os.replace(self.tmp, self.path)
         return self.path.stat().st_size
+
+    def _write_metadata(self) -> None:
+        if self._file is not None:
+            for key, text in self.metadata.items():
+                self._file[key] = text  # uproot writes a str as a TObjString
+        elif self._parquet is not None:
+            self._parquet.add_key_value_metadata(dict(self.metadata))
 
     def abort(self) -> None:
         """Close and delete the temp file; nothing reaches the final path."""

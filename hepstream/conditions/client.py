@@ -1,0 +1,222 @@
+"""Where a job gets conditions from: the HTTP service (through the site's proxy) or a
+local directory (a snapshot, or an authoring database), with an on-disk payload cache.
+
+The HTTP client is httpx with ``trust_env``: ``HTTP_PROXY``/``http_proxy`` and
+``NO_PROXY`` pick the site's squid as for any HTTP tool. Payloads are streamed into the
+cache (``CACHE/payloads/ab/abcd...``) under a temp name, checked, and renamed; jobs on
+one machine share the cache: a lock on the payload's directory makes the second job wait
+for the first one's download instead of repeating it. LOCKED global tag documents are
+kept too (``CACHE/gt/``), so a job whose server has gone finishes from the cache.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from hepstream.conditions import payload as payload_files
+from hepstream.conditions.model import GlobalTag, Payload
+from hepstream.errors import ConfigError, HepstreamError, InputError
+from hepstream.report import write_json_atomic
+
+if TYPE_CHECKING:
+    from hepstream.conditions.store import Store
+
+
+def default_cache_dir() -> Path:
+    """``$HEPSTREAM_CONDITIONS_CACHE``, else ``$XDG_CACHE_HOME/hepstream/conditions``."""
+    given = os.environ.get("HEPSTREAM_CONDITIONS_CACHE")
+    if given:
+        return Path(given)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+    return Path(base) / "hepstream" / "conditions"
+
+
+class Unreachable(InputError):
+    """The source cannot be reached now (connection refused, timeout, 5xx): try another."""
+
+
+class Source(Protocol):
+    location: str
+
+    def global_tag(self, name: str) -> GlobalTag: ...
+
+    def fetch(self, payload: Payload) -> Path:
+        """A local file holding the payload (the caller verifies its digest)."""
+        ...
+
+
+class LocalSource:
+    """A conditions directory: a snapshot, or a SQLite authoring database."""
+
+    def __init__(self, store: Store) -> None:
+        self.location = store.db
+        self.store = store
+
+    def global_tag(self, name: str) -> GlobalTag:
+        return self.store.global_tag(name)
+
+    def fetch(self, payload: Payload) -> Path:
+        return self.store.payload_file(payload)
+
+
+@contextlib.contextmanager
+def _locked(directory: Path) -> Iterator[None]:
+    """An exclusive flock on a directory: jobs on this machine download one at a time."""
+    directory.mkdir(parents=True, exist_ok=True)
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+class HTTPSource:
+    """The conditions service over HTTP, with the on-disk cache in ``cache_dir``."""
+
+    def __init__(self, url: str, cache_dir: str | Path | None = None, timeout: float = 10.0):
+        import httpx
+
+        self.location = url.rstrip("/")
+        self.cache = Path(cache_dir) if cache_dir else default_cache_dir()
+        self.payloads = self.cache / "payloads"
+        key = hashlib.sha256(self.location.encode()).hexdigest()[:16]
+        self.documents = self.cache / "gt" / key
+        self._client = httpx.Client(
+            base_url=self.location, timeout=httpx.Timeout(timeout, connect=5.0), trust_env=True
+        )
+        self.downloads = 0
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _get_error(self, what: str, err: Exception) -> Unreachable:
+        return Unreachable(f"conditions server {self.location} unreachable for {what}: {err}")
+
+    def global_tag(self, name: str) -> GlobalTag:
+        import httpx
+
+        cached = self.documents / f"{name}.json"
+        try:
+            response = self._client.get(f"/gt/{name}")
+        except httpx.TransportError as err:
+            if cached.is_file():  # LOCKED documents never change: the copy is as good
+                return GlobalTag.from_dict(json.loads(cached.read_text()))
+            raise self._get_error(f"global tag {name}", err) from None
+        if response.status_code == 404:
+            raise ConfigError(f"global tag {name} not found at {self.location}; check the name")
+        if response.status_code != 200:
+            if cached.is_file():
+                return GlobalTag.from_dict(json.loads(cached.read_text()))
+            raise Unreachable(
+                f"conditions server {self.location}: HTTP {response.status_code} for {name}"
+            )
+        try:
+            gt = GlobalTag.from_dict(response.json())
+        except ValueError as err:
+            raise InputError(f"conditions server {self.location}: bad document: {err}") from None
+        if gt.locked:
+            write_json_atomic(cached, gt.to_json())
+        return gt
+
+    def fetch(self, payload: Payload) -> Path:
+        """The cached file, downloading (streamed, checked, renamed) if it is not there."""
+        path = payload_files.path_in(self.payloads, payload.sha256)
+        if path.is_file():
+            return path
+        with _locked(path.parent):
+            if path.is_file():  # another job fetched it while this one waited
+                return path
+            return self._download(payload)
+
+    def _download(self, payload: Payload) -> Path:
+        import httpx
+
+        try:
+            with self._client.stream("GET", f"/payload/{payload.sha256}") as response:
+                if response.status_code != 200:
+                    if response.status_code == 404:
+                        raise InputError(f"payload {payload.sha256} not found at {self.location}")
+                    raise Unreachable(
+                        f"conditions server {self.location}: HTTP {response.status_code} "
+                        f"for payload {payload.sha256}"
+                    )
+                path = payload_files.write_stream(
+                    self.payloads, payload.sha256, response.iter_bytes(payload_files.BLOCK)
+                )
+        except httpx.TransportError as err:
+            raise self._get_error(f"payload {payload.sha256}", err) from None
+        self.downloads += 1
+        return path
+
+    def forget(self, payload: Payload) -> None:
+        """Drop a damaged cached copy so the next fetch downloads it again."""
+        payload_files.path_in(self.payloads, payload.sha256).unlink(missing_ok=True)
+
+
+def open_source(location: str, cache_dir: str | Path | None = None) -> Source:
+    """An HTTP(S) URL or a local conditions directory."""
+    if location.startswith(("http://", "https://")):
+        return HTTPSource(location, cache_dir)
+    if "://" in location:
+        raise ConfigError(
+            f"conditions source {location}: use an http(s):// URL or a snapshot directory"
+        )
+    from hepstream.conditions.store import Store
+
+    return LocalSource(Store(location))
+
+
+class Chain:
+    """Sources tried in order: a global tag or payload comes from the first that answers."""
+
+    def __init__(self, sources: list[Source]) -> None:
+        if not sources:
+            raise ConfigError("no conditions source given; pass --conditions URL or DIR")
+        self.sources = sources
+        self.used: dict[str, str] = {}  # what came from where, for the report
+
+    def global_tag(self, name: str) -> GlobalTag:
+        last: HepstreamError | None = None
+        for source in self.sources:
+            try:
+                gt = source.global_tag(name)
+                self.used[f"gt/{name}"] = source.location
+                return gt
+            except Unreachable as err:
+                last = err
+        raise last or InputError("no conditions source")
+
+    def load(self, payload: Payload) -> bytes:
+        """A payload's verified bytes from the first source that has them intact."""
+        last: HepstreamError | None = None
+        for source in self.sources:
+            try:
+                path = source.fetch(payload)
+            except Unreachable as err:
+                last = err
+                continue
+            try:
+                data = payload_files.read_verified(path, payload)
+            except InputError:
+                if not isinstance(source, HTTPSource):
+                    raise
+                source.forget(payload)  # a damaged cache entry: fetch it once more
+                data = payload_files.read_verified(source.fetch(payload), payload)
+            self.used[payload.sha256] = source.location
+            return data
+        raise last or InputError(f"payload {payload.sha256}: no source")
+
+    def close(self) -> None:
+        for source in self.sources:
+            if isinstance(source, HTTPSource):
+                source.close()
+            elif isinstance(source, LocalSource):
+                source.store.close()
