@@ -104,6 +104,7 @@ def show_cmd(
             names = store.names()
             if as_json:
                 print(json.dumps([{"name": n, "status": s} for n, s in names]))
+                return
             for name, status in names:
                 typer.echo(f"{name}\t{status}")
             return
