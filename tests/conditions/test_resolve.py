@@ -22,7 +22,9 @@ A, B, C, D = ("a" * 64, "b" * 64, "c" * 64, "d" * 64)
 
 
 def _tag(*sinces: tuple[int, int], payloads=(A, B, C, D), record="calib") -> Tag:
-    return Tag(f"{record}-t", record, tuple(IOV(s, p) for s, p in zip(sinces, payloads)))
+    return Tag(
+        f"{record}-t", record, tuple(IOV(s, p) for s, p in zip(sinces, payloads, strict=False))
+    )
 
 
 def test_run_on_a_boundary_belongs_to_the_iov_starting_there() -> None:

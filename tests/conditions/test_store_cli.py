@@ -80,7 +80,9 @@ def test_missing_db_and_unknown_tag(tmp_path: Path, capsys) -> None:
 
 def test_snapshot_is_a_complete_locked_copy(beam_db: Path, tmp_path: Path, capsys) -> None:
     target = tmp_path / "snap"
-    code, _, err = _cli(capsys, "conditions", "snapshot", "beam-v1", str(target), "--db", str(beam_db))
+    code, _, err = _cli(
+        capsys, "conditions", "snapshot", "beam-v1", str(target), "--db", str(beam_db)
+    )
     assert code == 0, err
     with Store(beam_db) as a, Store(target) as b:
         gt = a.global_tag("beam-v1")
@@ -89,7 +91,9 @@ def test_snapshot_is_a_complete_locked_copy(beam_db: Path, tmp_path: Path, capsy
         for payload in gt.payloads.values():
             assert sha256_file(b.payload_file(payload))[0] == payload.sha256
     assert sorted(p.name for p in tmp_path.iterdir()) == ["db", "snap"]  # no temp dirs left
-    code, _, err = _cli(capsys, "conditions", "snapshot", "beam-v1", str(target), "--db", str(beam_db))
+    code, _, err = _cli(
+        capsys, "conditions", "snapshot", "beam-v1", str(target), "--db", str(beam_db)
+    )
     assert code == 5
     assert "exists" in err
 
