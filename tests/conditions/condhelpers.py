@@ -22,3 +22,75 @@ def server_gets(log: Path) -> list[str]:
         if method == "GET" and status == "200" and path != "/":
             out.append(path)
     return out
+
+
+#: Keeps every event, writes the payload value each event was handed; with ``gate`` set,
+#: its first select() creates ``gate.started`` and waits (at most 60 s) for ``gate.go``.
+PROBE = """
+import os
+import time
+
+import numpy as np
+
+import hepstream
+
+GATE = {gate!r}
+
+
+class Probe(hepstream.Selection):
+    branches = ["run", "subrun", "event"]
+    conditions = ["beam"]
+    run_branch = "run"
+    subrun_branch = {subrun!r}
+    calls = 0
+
+    def select(self, events):
+        self.calls += 1
+        if GATE and self.calls == 1:
+            open(GATE + ".started", "w").close()
+            deadline = time.monotonic() + 60
+            while not os.path.exists(GATE + ".go") and time.monotonic() < deadline:
+                time.sleep(0.02)
+        return np.ones(len(events), dtype=bool)
+
+    def output(self, events):
+        scale = float(self.payload("beam")["ebeam_scale"])
+        return {{"event": events.event, "run": events.run,
+                 "scale": np.full(len(events), scale)}}
+"""
+
+
+def write_probe(directory: Path, subrun: str | None = None, gate: str | None = None) -> Path:
+    path = directory / f"probe_{subrun}_{'gated' if gate else 'free'}.py"
+    path.write_text(PROBE.format(subrun=subrun, gate=gate))
+    return path
+
+
+#: Job-side client code as a process: wait for GO (at most 60 s), then load the global tag
+#: and every payload it lists through the HTTP source; print ``{sha: size}`` as JSON.
+FETCHER = """
+import json, os, sys, time
+from hepstream.conditions.client import Chain, HTTPSource
+url, name, cache, go = sys.argv[1:5]
+deadline = time.monotonic() + 60
+while not os.path.exists(go) and time.monotonic() < deadline:
+    time.sleep(0.01)
+chain = Chain([HTTPSource(url, cache)])
+gt = chain.global_tag(name)
+print(json.dumps({sha: len(chain.load(p)) for sha, p in gt.payloads.items()}))
+chain.close()
+"""
+
+
+def read_output(path: Path) -> dict:
+    """Columns and the conditions metadata of a job's ROOT output."""
+    import uproot
+
+    from hepstream.conditions.job import METADATA_KEY
+
+    with uproot.open(path) as f:
+        columns = f["events"].arrays(library="np")
+        return {
+            "columns": {k: columns[k].tolist() for k in columns},
+            "meta": str(f[METADATA_KEY]),
+        }

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
 import uproot
-from condhelpers import CALIB_PLUGIN, PER_BASKET, PER_RUN, RUNS
+from condhelpers import CALIB_PLUGIN, PER_BASKET, PER_RUN, PROBE, RUNS, write_probe
 
 from hepstream.cli import main
 from hepstream.conditions.job import METADATA_KEY
@@ -18,31 +17,9 @@ from hepstream.conditions.store import Store
 from hepstream.errors import ConfigError, InputError, PluginError
 from hepstream.runner import JobSpec, run_job
 
-PROBE = '''
-import numpy as np
-import hepstream
-
-class Probe(hepstream.Selection):
-    """Keeps every event and writes the payload value each event was handed."""
-    branches = ["run", "subrun", "event"]
-    conditions = ["beam"]
-    run_branch = "run"
-    subrun_branch = {subrun!r}
-
-    def select(self, events):
-        return np.ones(len(events), dtype=bool)
-
-    def output(self, events):
-        scale = float(self.payload("beam")["ebeam_scale"])
-        return {{"event": events.event, "run": events.run,
-                 "scale": np.full(len(events), scale)}}
-'''
-
 
 def _probe(tmp_path: Path, subrun: str | None = None) -> Path:
-    path = tmp_path / f"probe_{subrun}.py"
-    path.write_text(textwrap.dedent(PROBE.format(subrun=subrun)))
-    return path
+    return write_probe(tmp_path, subrun)
 
 
 def _job(plugin, sample, out, conditions, gt="beam-v1", **kw) -> JobSpec:
@@ -172,14 +149,14 @@ def test_damaged_snapshot_payload_is_named(multirun_sample, beam_db, tmp_path, c
 
 def test_declaration_errors(multirun_sample, beam_db, tmp_path) -> None:
     bad = tmp_path / "bad.py"
-    bad.write_text(PROBE.format(subrun="lumi"))
+    bad.write_text(PROBE.format(subrun="lumi", gate=None))
     with pytest.raises(PluginError, match="subrun_branch 'lumi' is not in branches"):
         run_job(_job(bad, multirun_sample, tmp_path / "o.root", [str(beam_db)]))
     with pytest.raises(ConfigError, match=r"needs conditions \['beam'\]: pass --conditions"):
         run_job(_job(_probe(tmp_path), multirun_sample, tmp_path / "o.root", []))
     build_beam_db(tmp_path / "db2", RUNS, "other").close()
     plugin = tmp_path / "other.py"
-    plugin.write_text(PROBE.format(subrun=None).replace('["beam"]', '["align"]'))
+    plugin.write_text(PROBE.format(subrun=None, gate=None).replace('["beam"]', '["align"]'))
     spec = _job(plugin, multirun_sample, tmp_path / "o.root", [str(tmp_path / "db2")], "other")
     with pytest.raises(ConfigError, match="has no tag for record"):
         run_job(spec)
