@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -94,3 +99,36 @@ def read_output(path: Path) -> dict:
             "columns": {k: columns[k].tolist() for k in columns},
             "meta": str(f[METADATA_KEY]),
         }
+
+
+def run_fetchers(
+    n: int, url: str, caches: list[Path], tmp_path: Path, **env_extra: str
+) -> list[dict]:
+    """``n`` FETCHER processes released together; job ``i`` uses ``caches[i % len]``."""
+    script, go = tmp_path / "fetch.py", tmp_path / "go"
+    script.write_text(FETCHER)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path), **env_extra)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), url, "beam-v1", str(caches[i % len(caches)]), str(go)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for i in range(n)
+    ]
+    time.sleep(0.5)
+    go.touch()  # all released together: the downloads overlap
+    results = []
+    try:
+        for proc in procs:
+            out, err = proc.communicate(timeout=120)
+            assert proc.returncode == 0, err
+            results.append(json.loads(out))
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+    return results

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-from condhelpers import FETCHER, read_output, server_gets, write_probe
+from condhelpers import read_output, run_fetchers, server_gets, write_probe
 
 from hepstream.conditions.server import IMMUTABLE, REVALIDATE, ConditionsServer
 from hepstream.conditions.store import Store
@@ -129,39 +129,9 @@ def test_damaged_transfer_names_the_payload(
     assert not [n for n in cached if n.endswith(".part")]
 
 
-def _run_fetchers(n: int, url: str, caches: list[Path], tmp_path: Path) -> list[dict]:
-    script, go = tmp_path / "fetch.py", tmp_path / "go"
-    script.write_text(FETCHER)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-    procs = [
-        subprocess.Popen(
-            [sys.executable, str(script), url, "beam-v1", str(caches[i % len(caches)]), str(go)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        for i in range(n)
-    ]
-    time.sleep(0.5)
-    go.touch()  # all released together: the downloads overlap
-    results = []
-    try:
-        for proc in procs:
-            out, err = proc.communicate(timeout=120)
-            assert proc.returncode == 0, err
-            results.append(json.loads(out))
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(10)
-    return results
-
-
 def test_concurrent_jobs_share_one_disk_cache(server, tmp_path) -> None:
     cache = tmp_path / "shared-cache"
-    results = _run_fetchers(8, server.url, [cache], tmp_path)
+    results = run_fetchers(8, server.url, [cache], tmp_path)
     assert all(r == results[0] for r in results)
     assert len(results[0]) == 4
     payload_gets = [g for g in server_gets(Path(str(server.access_log))) if "/payload/" in g]
