@@ -338,3 +338,41 @@ def render(doc: dict, mode: str = "full") -> str:
         heading, table = _SECTIONS[suite]
         lines += ["", f"## {heading}", "", *table(mine)]
     return "\n".join(lines) + "\n"
+
+
+# -- conditions suite (bench/test_conditions.py): kept in one block ----------------------
+
+
+def _conditions_fraction(recs: list[Record]) -> float | None:
+    rec = _find(recs, "conditions", kind="lookup")
+    return 100.0 * rec.info["lookup_fraction"] if rec is not None else None
+
+
+def _conditions_table(recs: list[Record]) -> list[str]:
+    rows = []
+    lat, look = _find(recs, "conditions", kind="latency"), _find(recs, "conditions", kind="lookup")
+    if lat is not None:
+        for kind in ("cold", "warm"):
+            rows.append([f"first chunk, {kind} conditions cache ({lat.info['pairs']} runs)",
+                         f"{lat.info[f'{kind}_first_chunk_s']:.3f} s",
+                         f"lookups {lat.info[f'{kind}_lookup_s']:.4f} s"])  # fmt: skip
+    if look is not None:
+        rows.append([f"tau1n_calib job, {look.info['files']} files", f"{look.events_per_s:,.0f} events/s",
+                     f"lookups {look.info['lookup_s']:.4f} s = {100 * look.info['lookup_fraction']:.2f} % "
+                     f"({look.info['pieces']} pieces, {look.info['payloads']} payloads)"])  # fmt: skip
+    return _table(["measure", "value", "conditions cost"], rows)
+
+
+SUITES = (*SUITES, "conditions")
+_SECTIONS["conditions"] = (
+    "Conditions lookups (`examples/tau1n_calib.py` over HTTP)",
+    _conditions_table,
+)
+TARGETS = (
+    *TARGETS,
+    Target(
+        "conditions lookups < 2 % of job time",
+        "100 x (conditions.open_s + lookup_s) / wall_s (%), tau1n_calib job, warm cache",
+        2.0, False, _conditions_fraction, unit="",
+    ),
+)  # fmt: skip

@@ -42,6 +42,7 @@ class JobConditions:
         self.values: dict[str, Any] = {}  # payload sha -> decoded value, loaded once per job
         self.used: set[tuple[str, tuple[int, int], str]] = set()
         self.lookup_s = 0.0
+        self.open_s = 0.0  # fetching and checking the global tag at job start
         self.pieces_count = 0
         self._last: dict[str, Any] | None = None
 
@@ -95,6 +96,7 @@ class JobConditions:
             "sources": sorted(set(self.chain.used.values())),
             "payloads_loaded": len(self.values),
             "pieces": self.pieces_count,
+            "open_s": round(self.open_s, 4),
             "lookup_s": round(self.lookup_s, 4),
         }
 
@@ -129,6 +131,7 @@ def open_for_job(
             f"plugin {plugin} needs conditions {records}: pass --conditions URL-or-DIR "
             f"and --global-tag NAME"
         )
+    t0 = time.perf_counter()
     chain = Chain([open_source(s, cache_dir) for s in sources])
     try:
         gt = chain.global_tag(global_tag)
@@ -138,7 +141,9 @@ def open_for_job(
                 f"(hepstream conditions lock {global_tag}) or pass --allow-open-tag "
                 f"for a test job"
             )
-        return JobConditions(selection, chain, gt, records)
+        conditions = JobConditions(selection, chain, gt, records)
+        conditions.open_s = time.perf_counter() - t0
+        return conditions
     except BaseException:
         chain.close()
         raise
