@@ -199,17 +199,16 @@ class Chain:
         last: HepstreamError | None = None
         for source in self.sources:
             try:
-                path = source.fetch(payload)
+                try:
+                    data = payload_files.read_verified(source.fetch(payload), payload)
+                except InputError as err:
+                    if isinstance(err, Unreachable) or not isinstance(source, HTTPSource):
+                        raise
+                    source.forget(payload)  # a damaged cache entry: fetch it once more
+                    data = payload_files.read_verified(source.fetch(payload), payload)
             except Unreachable as err:
                 last = err
                 continue
-            try:
-                data = payload_files.read_verified(path, payload)
-            except InputError:
-                if not isinstance(source, HTTPSource):
-                    raise
-                source.forget(payload)  # a damaged cache entry: fetch it once more
-                data = payload_files.read_verified(source.fetch(payload), payload)
             self.used[payload.sha256] = source.location
             return data
         raise last or InputError(f"payload {payload.sha256}: no source")

@@ -200,3 +200,19 @@ def test_server_killed_mid_run_jobs_finish_from_cache_or_snapshot(
     assert str(snapshot) in snap_report["conditions"]["sources"]  # later payloads came from it
     cache_report = json.loads(results["cache"][0])
     assert cache_report["conditions"]["sources"] == [srv.url]  # served by its disk cache
+
+
+def test_damaged_cache_entry_is_fetched_again(server, multirun_sample, tmp_path) -> None:
+    probe, cache = write_probe(tmp_path), tmp_path / "cache"
+    run_job(_spec(probe, multirun_sample, tmp_path / "first.root", [server.url], cache))
+    cached = sorted(p for p in (cache / "payloads").rglob("*") if p.is_file())
+    assert len(cached) == 4
+    data = bytearray(cached[0].read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    cached[0].write_bytes(bytes(data))
+    before = server_gets(Path(str(server.access_log)))
+    run_job(_spec(probe, multirun_sample, tmp_path / "second.root", [server.url], cache))
+    again = server_gets(Path(str(server.access_log)))[len(before) :]
+    assert [g for g in again if g.startswith("/payload/")] == [f"/payload/{cached[0].name}"]
+    assert hashlib.sha256(cached[0].read_bytes()).hexdigest() == cached[0].name
+    assert read_output(tmp_path / "second.root") == read_output(tmp_path / "first.root")
