@@ -343,9 +343,10 @@ def render(doc: dict, mode: str = "full") -> str:
 # -- conditions suite (bench/test_conditions.py): kept in one block ----------------------
 
 
-def _conditions_fraction(recs: list[Record]) -> float | None:
+def _conditions_cost(recs: list[Record]) -> float | None:
+    """Events/s lost to conditions in %, floored at 0 (a faster run is noise, not a gain)."""
     rec = _find(recs, "conditions", kind="lookup")
-    return 100.0 * rec.info["lookup_fraction"] if rec is not None else None
+    return max(0.0, 100.0 * rec.info["rate_cost"]) if rec is not None else None
 
 
 def _conditions_table(recs: list[Record]) -> list[str]:
@@ -357,9 +358,11 @@ def _conditions_table(recs: list[Record]) -> list[str]:
                          f"{lat.info[f'{kind}_first_chunk_s']:.3f} s",
                          f"lookups {lat.info[f'{kind}_lookup_s']:.4f} s"])  # fmt: skip
     if look is not None:
-        rows.append([f"tau1n_calib job, {look.info['files']} files", f"{look.events_per_s:,.0f} events/s",
-                     f"lookups {look.info['lookup_s']:.4f} s = {100 * look.info['lookup_fraction']:.2f} % "
-                     f"({look.info['pieces']} pieces, {look.info['payloads']} payloads)"])  # fmt: skip
+        rows.append([f"tau1n_calib job, {look.info['files']} files, {look.info['events']:,} events",
+                     f"{look.info['rate_with']:,.0f} events/s (calibration baked in: "
+                     f"{look.info['rate_without']:,.0f}; cost {100 * look.info['rate_cost']:.2f} %)",
+                     f"job timer {look.info['lookup_s']:.4f} s = {100 * look.info['lookup_fraction']:.2f} % "
+                     f"of wall ({look.info['pieces']} pieces, {look.info['payloads']} payloads)"])  # fmt: skip
     return _table(["measure", "value", "conditions cost"], rows)
 
 
@@ -372,7 +375,7 @@ TARGETS = (
     *TARGETS,
     Target(
         "conditions lookups < 2 % of job time",
-        "100 x (conditions.open_s + lookup_s) / wall_s (%), tau1n_calib job, warm cache",
-        2.0, False, _conditions_fraction, unit="",
+        "% events/s lost: tau1n_calib job vs the same with the calibration baked in",
+        2.0, False, _conditions_cost, unit="",
     ),
 )  # fmt: skip
