@@ -455,13 +455,13 @@ def run_job(spec: JobSpec, progress: Callable[[int, int], None] | None = None) -
                 f"plugin {spec.plugin} on {paths[chunk.file_index]} entries "
                 f"{chunk.start}-{chunk.stop}"
             )
-            t0 = time.perf_counter()
             # --- conditions hook 2/4: one select() per piece of the chunk with one IOV per
             # record; plugins without conditions get the whole chunk as one piece
             pieces = [(0, len(chunk.events), None)]
             if conditions is not None:
                 pieces = conditions.pieces(chunk.events)
-            n_sel = 0
+            t0 = time.perf_counter()
+            n_sel, outputs = 0, []
             for lo, hi, payloads in pieces:
                 events = chunk.events if hi - lo == len(chunk.events) else chunk.events[lo:hi]
                 selection._hepstream_payloads = payloads
@@ -473,13 +473,14 @@ def run_job(spec: JobSpec, progress: Callable[[int, int], None] | None = None) -
                 if report.first_chunk_s == 0.0:  # the first selection result: compile included
                     report.first_chunk_s = round(time.perf_counter() - wall0, 4)
                 selected = events[mask]
-                columns = _output_columns(selection, selected, where)
-                writer.write(columns)
+                outputs.append(columns := _output_columns(selection, selected, where))
                 n_sel += int(np.count_nonzero(mask))
             selection._hepstream_payloads = None
             # --- end conditions hook 2/4
             report.select_s += time.perf_counter() - t0
             report.io_wait_s += chunk.io_wait
+            for piece_columns in outputs:
+                writer.write(piece_columns)
             if first_columns is None:
                 first_columns = columns
             entry = report.files[chunk.file_index]
