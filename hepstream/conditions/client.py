@@ -1,8 +1,8 @@
 """Where a job gets conditions from: the HTTP service (through the site's proxy) or a
 local directory (a snapshot, or an authoring database), with an on-disk payload cache.
 
-The HTTP client is httpx with ``trust_env``: ``HTTP_PROXY``/``http_proxy`` and
-``NO_PROXY`` pick the site's squid as for any HTTP tool. Payloads are streamed into the
+The HTTP client is the standard library's: ``http_proxy``/``HTTP_PROXY`` and ``no_proxy``
+pick the site's squid as for any HTTP tool. Payloads are streamed into the
 cache (``CACHE/payloads/ab/abcd...``) under a temp name, checked, and renamed; jobs on
 one machine share the cache: a lock on the payload's directory makes the second job wait
 for the first one's download instead of repeating it. LOCKED global tag documents are
@@ -13,15 +13,17 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import functools
 import hashlib
+import http.client
 import json
 import os
-import ssl
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
+from hepstream._version import __version__
 from hepstream.conditions import payload as payload_files
 from hepstream.conditions.model import GlobalTag, Payload
 from hepstream.errors import ConfigError, HepstreamError, InputError
@@ -80,64 +82,65 @@ def _locked(directory: Path) -> Iterator[None]:
         os.close(fd)  # closing releases the lock
 
 
-@functools.cache
-def _tls_context() -> ssl.SSLContext:
-    """One verifying TLS context per process (the system's CA store)."""
-    return ssl.create_default_context()
-
-
 class HTTPSource:
-    """The conditions service over HTTP, with the on-disk cache in ``cache_dir``."""
+    """The conditions service over HTTP, with the on-disk cache in ``cache_dir``.
+
+    The client is the standard library's ``urllib.request``: it reads ``http_proxy``,
+    ``HTTP_PROXY`` and ``no_proxy`` like other HTTP tools, streams bodies, and costs a job
+    a few ms to import (an HTTP client library costs 150-250 ms of a job's start here).
+    """
 
     def __init__(self, url: str, cache_dir: str | Path | None = None, timeout: float = 10.0):
-        import httpx
-
         self.location = url.rstrip("/")
         self.cache = Path(cache_dir) if cache_dir else default_cache_dir()
         self.payloads = self.cache / "payloads"
         key = hashlib.sha256(self.location.encode()).hexdigest()[:16]
         self.documents = self.cache / "gt" / key
-        # plain http (the usual case behind a site squid) needs no TLS context: building one
-        # loads the CA bundle, ~70 ms per job, more than all the lookups of a short job
-        verify = _tls_context() if self.location.startswith("https://") else False
-        self._client = httpx.Client(
-            base_url=self.location,
-            timeout=httpx.Timeout(timeout, connect=5.0),
-            trust_env=True,
-            verify=verify,
-        )
+        self.timeout = timeout
+        self._opener = urllib.request.build_opener()  # ProxyHandler from the environment
         self.downloads = 0
 
     def close(self) -> None:
-        self._client.close()
+        """Nothing held open: one connection per request."""
 
-    def _get_error(self, what: str, err: Exception) -> Unreachable:
-        return Unreachable(f"conditions server {self.location} unreachable for {what}: {err}")
+    def _open(self, path: str) -> Any:
+        request = urllib.request.Request(
+            self.location + path, headers={"User-Agent": f"hepstream/{__version__}"}
+        )
+        return self._opener.open(request, timeout=self.timeout)
+
+    def _cached(self, name: str) -> GlobalTag | None:
+        cached = self.documents / f"{name}.json"
+        if cached.is_file():  # LOCKED documents never change: the copy is as good
+            return GlobalTag.from_dict(json.loads(cached.read_text()))
+        return None
 
     def global_tag(self, name: str) -> GlobalTag:
-        import httpx
-
-        cached = self.documents / f"{name}.json"
         try:
-            response = self._client.get(f"/gt/{name}")
-        except httpx.TransportError as err:
-            if cached.is_file():  # LOCKED documents never change: the copy is as good
-                return GlobalTag.from_dict(json.loads(cached.read_text()))
-            raise self._get_error(f"global tag {name}", err) from None
-        if response.status_code == 404:
-            raise ConfigError(f"global tag {name} not found at {self.location}; check the name")
-        if response.status_code != 200:
-            if cached.is_file():
-                return GlobalTag.from_dict(json.loads(cached.read_text()))
+            with self._open(f"/gt/{name}") as response:
+                body = response.read()
+        except urllib.error.HTTPError as err:
+            if err.code == 404:
+                raise ConfigError(
+                    f"global tag {name} not found at {self.location}; check the name"
+                ) from None
+            if (gt := self._cached(name)) is not None:
+                return gt
             raise Unreachable(
-                f"conditions server {self.location}: HTTP {response.status_code} for {name}"
-            )
+                f"conditions server {self.location}: HTTP {err.code} for global tag {name}"
+            ) from None
+        except (OSError, http.client.HTTPException) as err:
+            if (gt := self._cached(name)) is not None:
+                return gt
+            raise Unreachable(
+                f"conditions server {self.location} unreachable for global tag {name}: {err}"
+            ) from None
         try:
-            gt = GlobalTag.from_dict(response.json())
+            gt = GlobalTag.from_dict(json.loads(body))
         except ValueError as err:
             raise InputError(f"conditions server {self.location}: bad document: {err}") from None
         if gt.locked:
-            write_json_atomic(cached, gt.to_json())
+            write_json_atomic(self.documents / f"{name}.json", gt.to_json())
         return gt
 
     def fetch(self, payload: Payload) -> Path:
@@ -151,22 +154,21 @@ class HTTPSource:
             return self._download(payload)
 
     def _download(self, payload: Payload) -> Path:
-        import httpx
-
+        sha = payload.sha256
         try:
-            with self._client.stream("GET", f"/payload/{payload.sha256}") as response:
-                if response.status_code != 200:
-                    if response.status_code == 404:
-                        raise InputError(f"payload {payload.sha256} not found at {self.location}")
-                    raise Unreachable(
-                        f"conditions server {self.location}: HTTP {response.status_code} "
-                        f"for payload {payload.sha256}"
-                    )
-                path = payload_files.write_stream(
-                    self.payloads, payload.sha256, response.iter_bytes(payload_files.BLOCK)
-                )
-        except httpx.TransportError as err:
-            raise self._get_error(f"payload {payload.sha256}", err) from None
+            with self._open(f"/payload/{sha}") as response:
+                blocks = iter(lambda: response.read(payload_files.BLOCK), b"")
+                path = payload_files.write_stream(self.payloads, sha, blocks)
+        except urllib.error.HTTPError as err:
+            if err.code == 404:
+                raise InputError(f"payload {sha} not found at {self.location}") from None
+            raise Unreachable(
+                f"conditions server {self.location}: HTTP {err.code} for payload {sha}"
+            ) from None
+        except (OSError, http.client.HTTPException) as err:
+            raise Unreachable(
+                f"conditions server {self.location} unreachable for payload {sha}: {err}"
+            ) from None
         self.downloads += 1
         return path
 

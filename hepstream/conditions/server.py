@@ -205,14 +205,15 @@ def _readline(process: subprocess.Popen, timeout: float) -> str:
 
 
 def _wait_http(url: str, timeout: float) -> None:
-    import httpx
+    import urllib.request
 
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     deadline = time.monotonic() + timeout
     while True:
         try:
-            httpx.get(url + "/", timeout=2, trust_env=False)
-            return
-        except httpx.TransportError:
+            with direct.open(url + "/", timeout=2):
+                return
+        except OSError:
             if time.monotonic() > deadline:
                 raise InputError(f"conditions server at {url} does not answer") from None
             time.sleep(0.05)
