@@ -6,7 +6,9 @@ pick the site's squid as for any HTTP tool. Payloads are streamed into the
 cache (``CACHE/payloads/ab/abcd...``) under a temp name, checked, and renamed; jobs on
 one machine share the cache: a lock on the payload's directory makes the second job wait
 for the first one's download instead of repeating it. LOCKED global tag documents are
-kept too (``CACHE/gt/``), so a job whose server has gone finishes from the cache.
+kept too (``CACHE/gt/``) and, being immutable, used without asking the server again: a
+job with a warm cache makes no request at all, and one whose server has gone finishes
+from the cache.
 """
 
 from __future__ import annotations
@@ -116,6 +118,9 @@ class HTTPSource:
         return None
 
     def global_tag(self, name: str) -> GlobalTag:
+        """The global tag; a LOCKED one cached by an earlier job is used without a request."""
+        if (cached := self._cached(name)) is not None:
+            return cached
         try:
             with self._open(f"/gt/{name}") as response:
                 body = response.read()
@@ -124,14 +129,10 @@ class HTTPSource:
                 raise ConfigError(
                     f"global tag {name} not found at {self.location}; check the name"
                 ) from None
-            if (gt := self._cached(name)) is not None:
-                return gt
             raise Unreachable(
                 f"conditions server {self.location}: HTTP {err.code} for global tag {name}"
             ) from None
         except (OSError, http.client.HTTPException) as err:
-            if (gt := self._cached(name)) is not None:
-                return gt
             raise Unreachable(
                 f"conditions server {self.location} unreachable for global tag {name}: {err}"
             ) from None
