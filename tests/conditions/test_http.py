@@ -216,3 +216,18 @@ def test_damaged_cache_entry_is_fetched_again(server, multirun_sample, tmp_path)
     assert [g for g in again if g.startswith("/payload/")] == [f"/payload/{cached[0].name}"]
     assert hashlib.sha256(cached[0].read_bytes()).hexdigest() == cached[0].name
     assert read_output(tmp_path / "second.root") == read_output(tmp_path / "first.root")
+
+
+def test_snapshot_from_the_service_equals_the_database(server, beam_db, tmp_path) -> None:
+    from hepstream.cli import main
+
+    target = tmp_path / "snap"
+    argv = ["conditions", "snapshot", "beam-v1", str(target), "--from", server.url,
+            "--cache", str(tmp_path / "cache")]  # fmt: skip
+    assert main(argv) == 0
+    with Store(beam_db) as a, Store(target) as b:
+        gt = a.global_tag("beam-v1")
+        assert b.global_tag("beam-v1") == gt
+        for payload in gt.payloads.values():
+            want = a.payload_file(payload).read_bytes()
+            assert b.payload_file(payload).read_bytes() == want
