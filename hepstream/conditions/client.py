@@ -84,7 +84,72 @@ def _locked(directory: Path) -> Iterator[None]:
         os.close(fd)  # closing releases the lock
 
 
-class HTTPSource:
+class _CachedSource:
+    """Payloads kept in ``cache_dir/payloads`` by SHA-256; subclasses download one."""
+
+    location: str
+    payloads: Path
+
+    def fetch(self, payload: Payload) -> Path:
+        """The cached file, downloading (streamed, checked, renamed) if it is not there."""
+        path = payload_files.path_in(self.payloads, payload.sha256)
+        if path.is_file():
+            return path
+        with _locked(path.parent):
+            if path.is_file():  # another job fetched it while this one waited
+                return path
+            return self._download(payload)
+
+    def _download(self, payload: Payload) -> Path:
+        raise NotImplementedError
+
+    def forget(self, payload: Payload) -> None:
+        """Drop a damaged cached copy so the next fetch downloads it again."""
+        payload_files.path_in(self.payloads, payload.sha256).unlink(missing_ok=True)
+
+    def close(self) -> None:
+        """Nothing held open between requests."""
+
+
+class XRootDSource(_CachedSource):
+    """Payloads stored content-addressed on XRootD (``root://HOST//BASE/ab/abcd...``).
+
+    It holds no global tags: list a service or snapshot with it for those. Payloads are
+    read with the XRootD client in 1 MiB blocks into the same disk cache.
+    """
+
+    def __init__(self, url: str, cache_dir: str | Path | None = None) -> None:
+        self.location = url.rstrip("/")
+        self.cache = Path(cache_dir) if cache_dir else default_cache_dir()
+        self.payloads = self.cache / "payloads"
+
+    def global_tag(self, name: str) -> GlobalTag:
+        raise Unreachable(
+            f"{self.location} holds payloads only; pass a service or snapshot for global tag {name}"
+        )
+
+    def _download(self, payload: Payload) -> Path:
+        from hepstream.io.xrootd import XRootDBackend
+
+        url = f"{self.location}/{payload.sha256[:2]}/{payload.sha256}"
+        try:
+            backend = XRootDBackend(url)
+        except InputError as err:
+            raise Unreachable(str(err)) from None
+        try:
+            step = payload_files.BLOCK
+            blocks = (
+                backend.read(start, min(start + step, backend.size))
+                for start in range(0, backend.size, step)
+            )
+            return payload_files.write_stream(self.payloads, payload.sha256, blocks)
+        except OSError as err:
+            raise Unreachable(f"{url}: {err}") from None
+        finally:
+            backend.close()
+
+
+class HTTPSource(_CachedSource):
     """The conditions service over HTTP, with the on-disk cache in ``cache_dir``.
 
     The client is the standard library's ``urllib.request``: it reads ``http_proxy``,
@@ -101,9 +166,6 @@ class HTTPSource:
         self.timeout = timeout
         self._opener = urllib.request.build_opener()  # ProxyHandler from the environment
         self.downloads = 0
-
-    def close(self) -> None:
-        """Nothing held open: one connection per request."""
 
     def _open(self, path: str) -> Any:
         request = urllib.request.Request(
@@ -144,16 +206,6 @@ class HTTPSource:
             write_json_atomic(self.documents / f"{name}.json", gt.to_json())
         return gt
 
-    def fetch(self, payload: Payload) -> Path:
-        """The cached file, downloading (streamed, checked, renamed) if it is not there."""
-        path = payload_files.path_in(self.payloads, payload.sha256)
-        if path.is_file():
-            return path
-        with _locked(path.parent):
-            if path.is_file():  # another job fetched it while this one waited
-                return path
-            return self._download(payload)
-
     def _download(self, payload: Payload) -> Path:
         sha = payload.sha256
         try:
@@ -173,18 +225,17 @@ class HTTPSource:
         self.downloads += 1
         return path
 
-    def forget(self, payload: Payload) -> None:
-        """Drop a damaged cached copy so the next fetch downloads it again."""
-        payload_files.path_in(self.payloads, payload.sha256).unlink(missing_ok=True)
-
 
 def open_source(location: str, cache_dir: str | Path | None = None) -> Source:
     """An HTTP(S) URL or a local conditions directory."""
     if location.startswith(("http://", "https://")):
         return HTTPSource(location, cache_dir)
+    if location.startswith("root://"):
+        return XRootDSource(location, cache_dir)
     if "://" in location:
         raise ConfigError(
-            f"conditions source {location}: use an http(s):// URL or a snapshot directory"
+            f"conditions source {location}: use an http(s):// URL, a root:// payload "
+            f"directory or a snapshot directory"
         )
     from hepstream.conditions.store import Store
 
@@ -219,7 +270,7 @@ class Chain:
                 try:
                     data = payload_files.read_verified(source.fetch(payload), payload)
                 except InputError as err:
-                    if isinstance(err, Unreachable) or not isinstance(source, HTTPSource):
+                    if isinstance(err, Unreachable) or not isinstance(source, _CachedSource):
                         raise
                     source.forget(payload)  # a damaged cache entry: fetch it once more
                     data = payload_files.read_verified(source.fetch(payload), payload)
@@ -232,7 +283,7 @@ class Chain:
 
     def close(self) -> None:
         for source in self.sources:
-            if isinstance(source, HTTPSource):
+            if isinstance(source, _CachedSource):
                 source.close()
             elif isinstance(source, LocalSource):
                 source.store.close()
