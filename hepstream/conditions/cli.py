@@ -219,12 +219,20 @@ def snapshot_cmd(
     Example:
       hepstream conditions snapshot beam-2026-v1 /cvmfs-like/beam-2026-v1 --db conditions
     """
+    import sys
+
     from hepstream.conditions.client import LocalSource, open_source
     from hepstream.conditions.snapshot import write_snapshot
 
+    def progress(done: int, total: int) -> None:  # on a terminal: a counter on one line
+        print(f"\rsnapshot: {done}/{total} payloads", end="\n" if done == total else "",
+              file=sys.stderr, flush=True)  # fmt: skip
+
     src = open_source(source, cache) if source else LocalSource(_store(db, payloads))
     try:
-        gt = write_snapshot(src, global_tag, target, allow_open)
+        gt = write_snapshot(
+            src, global_tag, target, allow_open, progress if sys.stderr.isatty() else None
+        )
     finally:
         close = getattr(src, "close", None) or src.store.close
         close()
