@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import pytest
 from condhelpers import read_output, run_fetchers, server_gets, write_probe
 
 from hepstream.conditions.server import IMMUTABLE, REVALIDATE, ConditionsServer
@@ -161,6 +162,7 @@ def _wait_for(path: Path, procs: list[subprocess.Popen], timeout: float = 60) ->
         time.sleep(0.05)
 
 
+@pytest.mark.slow
 def test_server_killed_mid_run_jobs_finish_from_cache_or_snapshot(
     beam_db, multirun_sample, tmp_path
 ) -> None:
