@@ -3,9 +3,10 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-# Debian packages the runtime and the test suite need (xrootd daemon; VM image build and boot).
+# Debian packages the runtime and the test suite need (xrootd daemon; VM image build and boot;
+# squid as a site's conditions proxy and postgresql as conditions metadata, started by tests).
 DEB_RUNTIME := xrootd-server
-DEB_TEST := $(DEB_RUNTIME) xrootd-client time slurm-wlm munge debootstrap qemu-system-x86 qemu-utils cloud-image-utils grub-pc-bin e2fsprogs fdisk dosfstools
+DEB_TEST := $(DEB_RUNTIME) xrootd-client time slurm-wlm munge squid postgresql debootstrap qemu-system-x86 qemu-utils cloud-image-utils grub-pc-bin e2fsprogs fdisk dosfstools
 
 .PHONY: install system-runtime system-test demo test lint bench clean
 

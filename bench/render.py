@@ -666,3 +666,44 @@ def render(doc: dict, mode: str = "full") -> str:
         heading, table = _SECTIONS[suite]
         lines += ["", f"## {heading}", "", *table(mine)]
     return "\n".join(lines) + "\n"
+
+
+# -- conditions suite (bench/test_conditions.py): kept in one block ----------------------
+
+
+def _conditions_cost(recs: list[Record]) -> float | None:
+    """Events/s lost to conditions in %, floored at 0 (a faster run is noise, not a gain)."""
+    rec = _find(recs, "conditions", kind="lookup")
+    return max(0.0, 100.0 * rec.info["rate_cost"]) if rec is not None else None
+
+
+def _conditions_table(recs: list[Record]) -> list[str]:
+    rows = []
+    lat, look = _find(recs, "conditions", kind="latency"), _find(recs, "conditions", kind="lookup")
+    if lat is not None:
+        for kind in ("cold", "warm"):
+            rows.append([f"first chunk, {kind} conditions cache ({lat.info['pairs']} runs)",
+                         f"{lat.info[f'{kind}_first_chunk_s']:.3f} s",
+                         f"lookups {lat.info[f'{kind}_lookup_s']:.4f} s"])  # fmt: skip
+    if look is not None:
+        rows.append([f"tau1n_calib job, {look.info['files']} files, {look.info['events']:,} events",
+                     f"{look.info['rate_with']:,.0f} events/s (calibration baked in: "
+                     f"{look.info['rate_without']:,.0f}; cost {100 * look.info['rate_cost']:.2f} %)",
+                     f"job timer {look.info['lookup_s']:.4f} s = {100 * look.info['lookup_fraction']:.2f} % "
+                     f"of wall ({look.info['pieces']} pieces, {look.info['payloads']} payloads)"])  # fmt: skip
+    return _table(["measure", "value", "conditions cost"], rows)
+
+
+SUITES = (*SUITES, "conditions")
+_SECTIONS["conditions"] = (
+    "Conditions lookups (`examples/tau1n_calib.py` over HTTP)",
+    _conditions_table,
+)
+TARGETS = (
+    *TARGETS,
+    Target(
+        "conditions lookups < 2 % of job time",
+        "% events/s lost: tau1n_calib job vs the same with the calibration baked in",
+        2.0, False, _conditions_cost, unit="",
+    ),
+)  # fmt: skip

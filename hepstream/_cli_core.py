@@ -58,6 +58,22 @@ def run(
             "entry_ranges=0:5000 (see hepstream.jobspec.JobSpec).",
         ),
     ] = None,
+    conditions: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--conditions",
+            envvar="HEPSTREAM_CONDITIONS",
+            help="Conditions source: http(s):// service or snapshot directory; repeat for "
+            "fallbacks, tried in order.",
+        ),
+    ] = None,
+    global_tag: Annotated[
+        str | None,
+        typer.Option("--global-tag", envvar="HEPSTREAM_GLOBAL_TAG", help="Conditions global tag."),
+    ] = None,
+    allow_open_tag: Annotated[
+        bool, typer.Option("--allow-open-tag", help="Accept an OPEN global tag (test jobs).")
+    ] = False,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the report JSON on stdout.")
     ] = False,
@@ -76,8 +92,9 @@ def run(
     from hepstream.runner import run_job
 
     spec = spec_from_options(
-        plugin, inputs, output, report, site, readahead, cache, chunk, prefetch, settings
-    )
+        plugin, inputs, output, report, site, readahead, cache, chunk, prefetch, settings,
+        conditions, global_tag, allow_open_tag,
+    )  # fmt: skip
     job_report = None
     try:
         if progress and sys.stderr.isatty():
@@ -104,6 +121,9 @@ def spec_from_options(
     chunk: str = "8M",
     prefetch: int = 1,
     settings: list[str] | None = None,
+    conditions: list[str] | None = None,
+    global_tag: str | None = None,
+    allow_open_tag: bool = False,
 ) -> JobSpec:
     """The :class:`JobSpec` of ``hepstream run``'s parsed options (``JobSpec.to_argv``'s
     inverse): the options become a mapping, read by ``JobSpec.from_mapping``."""
@@ -121,6 +141,9 @@ def spec_from_options(
         "cache": cache,
         "chunk": chunk,
         "prefetch": prefetch,
+        "conditions": list(conditions or ()),
+        "global_tag": global_tag,
+        "allow_open_tag": allow_open_tag,
         **parse_set(settings or []),
     }
     return JobSpec.from_mapping(mapping, where="hepstream run")

@@ -23,6 +23,7 @@ def _register() -> None:
     from hepstream import _cli_core
     from hepstream.cloud.cli import app as cloud_app
     from hepstream.cloud.submit import submit
+    from hepstream.conditions.cli import app as conditions_app
     from hepstream.dataset.cli import register as register_dataset
     from hepstream.storagebench import app as bench_app
     from vmimage.cli import app as image_app
@@ -33,6 +34,7 @@ def _register() -> None:
     app.add_typer(cloud_app, name="cloud")
     app.command("submit")(submit)
     register_dataset(app)
+    app.add_typer(conditions_app, name="conditions")
 
 
 _register()

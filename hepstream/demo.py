@@ -11,7 +11,8 @@ from typing import Annotated
 
 import typer
 
-EXAMPLE_PLUGIN = Path(__file__).resolve().parent.parent / "examples" / "tau1n.py"
+EXAMPLE_PLUGIN = Path(__file__).resolve().parent.parent / "examples" / "tau1n_calib.py"
+GLOBAL_TAG = "demo-beam-v1"
 
 
 def demo(
@@ -25,14 +26,18 @@ def demo(
     """Run a real streaming job end to end on an embedded local XRootD server.
 
     Generates Tau1N-data samples, serves them with Debian's xrootd on 127.0.0.1,
-    runs examples/tau1n.py over root:// with 1 MB read-ahead and a 10 MB cache,
-    writes the reduced output back to the server, and prints the job report.
+    builds a conditions database with a per-run beam-energy calibration (LOCKED global
+    tag demo-beam-v1) and serves it over HTTP, runs examples/tau1n_calib.py over root://
+    with 1 MB read-ahead and a 10 MB cache, writes the reduced output back to the server,
+    and prints the job report (global tag and IOV hash included).
 
     \b
     Example:
       hepstream demo --events 200000 --files 2
     """
-    from hepstream.generate import generate_sample, sample_filenames
+    from hepstream.conditions.sample import build_beam_db
+    from hepstream.conditions.server import ConditionsServer
+    from hepstream.generate import GeneratorConfig, generate_sample, sample_filenames
     from hepstream.io import StreamConfig
     from hepstream.jobspec import JobSpec
     from hepstream.report import print_summary
@@ -51,10 +56,18 @@ def demo(
             if not (data / name).exists():
                 typer.echo(f"demo: generating {name} ({events:,} events)", err=True)
                 generate_sample(data / name, "tau1n-data", events, seed=index + 1)
+        conditions = base / "conditions"
+        if not conditions.exists():  # every file starts at event 0: the same runs in each
+            per_run = GeneratorConfig().events_per_run
+            runs = range(10_000, 10_000 + -(-events // per_run))
+            typer.echo(f"demo: conditions {GLOBAL_TAG}, beam calibration for runs "
+                       f"{runs[0]}-{runs[-1]}", err=True)  # fmt: skip
+            build_beam_db(conditions, runs, GLOBAL_TAG).close()
         keytab = _demo_credential(base)
-        with XRootDServer(data, out, keytab=keytab) as server:
+        with XRootDServer(data, out, keytab=keytab) as server, ConditionsServer(conditions) as cond:
             typer.echo(f"demo: serving {data} at {server.url}//data/", err=True)
             typer.echo(f"demo: writes need the sss key {keytab} (user {server.user})", err=True)
+            typer.echo(f"demo: serving conditions at {cond.url}", err=True)
             spec = JobSpec(
                 plugin=str(EXAMPLE_PLUGIN),
                 inputs=(server.data_url("tau1n_data_*.root"),),
@@ -62,8 +75,11 @@ def demo(
                 report=str(out / "report.json"),
                 site="demo-local",
                 stream=StreamConfig(),
+                conditions=(cond.url,),
+                global_tag=GLOBAL_TAG,
+                conditions_cache=str(base / "conditions-cache"),
             )
-            shown = replace(spec, plugin="examples/tau1n.py")
+            shown = replace(spec, plugin=f"examples/{EXAMPLE_PLUGIN.name}")
             typer.echo(f"demo: {shlex.join(['hepstream', *shown.to_argv()])}", err=True)
             report = run_job(spec)
         if as_json:

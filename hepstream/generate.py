@@ -55,6 +55,7 @@ class GeneratorConfig:
     ebeam: float = 5.29  # GeV per beam in the CM frame: sqrt(s) = 10.58 GeV, the Upsilon(4S)
     ebeam_spread: float = 0.0025  # GeV: PEP-II CM energy spread of about 5 MeV, split per beam
     events_per_run: int = 50_000  # run number changes every this many events, as in real data
+    events_per_subrun: int = 10_000  # sub-run (luminosity block) within a run, counted from 0
     tau_fraction_data: float = 0.08  # tau pairs in the "data" skim after a loose preselection
     # background mix of the data skim (fractions of ALL events; with the tau share they sum to 1)
     background_mix: dict[int, float] = field(
@@ -202,6 +203,7 @@ def generate_arrays(
     event = np.arange(first_event, first_event + n_events, dtype=np.int64)
     out: dict[str, Any] = {
         "run": (10_000 + event // cfg.events_per_run).astype(np.int32),
+        "subrun": ((event % cfg.events_per_run) // cfg.events_per_subrun).astype(np.int32),
         "event": event,
         "ebeam": ebeam,
         "thrust": ev.thrust,

@@ -40,6 +40,9 @@ _OPTIONS = {
     "stream.readahead": "--readahead",
     "chunk_bytes": "--chunk",
     "prefetch": "--prefetch",
+    "conditions": "--conditions",  # repeated, one per source
+    "global_tag": "--global-tag",
+    "allow_open_tag": "--allow-open-tag",  # a flag
 }
 
 EntryRange = tuple[int, "int | None"]
@@ -78,10 +81,20 @@ class JobSpec:
     #: per input in order; empty reads every input whole. Set by the dataset splitter so
     #: one big file can be several jobs; inputs must then be files, not globs.
     entry_ranges: tuple[EntryRange, ...] = ()
+    # --- conditions (hepstream.conditions.job) ---------------------------------------------
+    #: Conditions sources tried in order: http(s):// service URLs or snapshot directories.
+    conditions: tuple[str, ...] = ()
+    #: Global tag the plugin's conditions records are resolved in.
+    global_tag: str | None = None
+    #: Accept an OPEN (still changing) global tag; for test jobs only.
+    allow_open_tag: bool = False
+    #: On-disk payload cache shared by the jobs of one machine (default: see client.py).
+    conditions_cache: str | None = None
 
     def __post_init__(self) -> None:
         # tuples whatever the caller passed (JSON gives lists): the record stays hashable
         object.__setattr__(self, "inputs", tuple(str(i) for i in self.inputs))
+        object.__setattr__(self, "conditions", tuple(str(c) for c in self.conditions))
         ranges = tuple((int(r[0]), None if r[1] is None else int(r[1])) for r in self.entry_ranges)
         object.__setattr__(self, "entry_ranges", ranges)
 
@@ -145,6 +158,10 @@ class JobSpec:
                 argv += ["--cache", str(value)]
             elif name == "auto_cache" and not value:
                 continue  # --cache above says it
+            elif name in _OPTIONS and isinstance(value, tuple):
+                argv += [part for item in value for part in (_OPTIONS[name], str(item))]
+            elif name in _OPTIONS and isinstance(value, bool):
+                argv += [_OPTIONS[name]] if value else []
             elif name in _OPTIONS:
                 argv += [_OPTIONS[name], str(value)]
             else:
@@ -306,6 +323,8 @@ def _text(name: str, value: Any) -> str:
     """A setting as ``--set`` text that :func:`_convert` reads back."""
     if name == "entry_ranges":
         return ",".join(f"{a}:{'' if b is None else b}" for a, b in value)
+    if name == "conditions":
+        return ",".join(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
@@ -323,6 +342,8 @@ def _convert(name: str, value: Any) -> Any:
             return parse_size(value)
         if name == "entry_ranges":
             return _ranges(value)
+        if name == "conditions":
+            return tuple(value.split(",") if isinstance(value, str) else value)
         if isinstance(current, bool):
             if isinstance(value, str):
                 if value.lower() not in ("true", "false", "1", "0", "yes", "no"):

@@ -75,6 +75,8 @@ class JobReport:
     readahead: int = 0
     cache: int = 0
     files: list[FileReport] = field(default_factory=list)
+    #: Global tag, IOV hash, IOVs used and lookup cost; None for jobs without conditions.
+    conditions: dict[str, Any] | None = None
     hostname: str = field(default_factory=lambda: os.uname().nodename)
     hepstream_version: str = __version__
 

@@ -55,6 +55,7 @@ def run_job(spec: JobSpec, progress: Callable[[int, int], None] | None = None) -
     wall0, cpu0 = time.perf_counter(), time.process_time()
     writer: OutputWriter | None = None
     io_stats: dict[int, IOStats] = {}
+    conditions = None  # hepstream.conditions.job.JobConditions when the plugin declares any
     try:
         if is_remote(spec.output) or any(is_remote(p) for p in spec.inputs):
             from hepstream.io.xrootd import configure_client, warm_up
@@ -64,6 +65,13 @@ def run_job(spec: JobSpec, progress: Callable[[int, int], None] | None = None) -
             # load: on the WAN that handshake is several round trips
             warm_up(next((p for p in spec.inputs if is_remote(p)), spec.output))
         selection = load_plugin(spec.plugin)
+        # the plugin's global tag is resolved before any output exists
+        from hepstream.conditions.job import open_for_job
+
+        conditions = open_for_job(
+            selection, spec.conditions, spec.global_tag, spec.allow_open_tag,
+            spec.conditions_cache, spec.plugin,
+        )  # fmt: skip
         remote_output = is_remote(spec.output)
         local_output = spec.output
         if remote_output:  # staged in scratch as .NAME.hepstream-<pid>.part, then uploaded
@@ -78,20 +86,30 @@ def run_job(spec: JobSpec, progress: Callable[[int, int], None] | None = None) -
                 f"plugin {spec.plugin} on {paths[chunk.file_index]} entries "
                 f"{chunk.start}-{chunk.stop}"
             )
+            # one select() per piece of the chunk with one IOV per conditions record (IOV
+            # lookups stay outside select_s); without conditions the chunk is one piece
+            pieces = [(0, len(chunk.events), None)]
+            if conditions is not None:
+                pieces = conditions.pieces(chunk.events)
             t0 = time.perf_counter()
-            mask = check_mask(
-                call_plugin(selection, where, "select", chunk.events),
-                len(chunk.events),
-                f"{where}: select()",
-            )
-            if report.first_chunk_s == 0.0:  # the first selection result: compile included
-                report.first_chunk_s = round(time.perf_counter() - wall0, 4)
-            selected = chunk.events[mask]
-            columns = _output_columns(selection, selected, where)
+            n_sel, outputs = 0, []
+            for lo, hi, payloads in pieces:
+                events = chunk.events if hi - lo == len(chunk.events) else chunk.events[lo:hi]
+                selection._hepstream_payloads = payloads
+                mask = check_mask(
+                    call_plugin(selection, where, "select", events),
+                    len(events),
+                    f"{where}: select()",
+                )
+                if report.first_chunk_s == 0.0:  # the first selection result: compile included
+                    report.first_chunk_s = round(time.perf_counter() - wall0, 4)
+                outputs.append(_output_columns(selection, events[mask], where))
+                n_sel += int(np.count_nonzero(mask))
+            selection._hepstream_payloads = None
             report.select_s += time.perf_counter() - t0
             report.io_wait_s += chunk.io_wait
-            writer.write(columns)
-            n_sel = int(np.count_nonzero(mask))
+            for columns in outputs:
+                writer.write(columns)
             entry = report.files[chunk.file_index]
             entry.events_read += chunk.stop - chunk.start
             entry.events_selected += n_sel
@@ -106,6 +124,8 @@ def run_job(spec: JobSpec, progress: Callable[[int, int], None] | None = None) -
         for entry in report.files:
             if entry.entries == 0:
                 entry.status = "ok"
+        if conditions is not None:  # provenance in the output file's metadata
+            writer.metadata.update(conditions.metadata())
         if remote_output:
             from hepstream.io.xrootd import upload
 
@@ -131,6 +151,9 @@ def run_job(spec: JobSpec, progress: Callable[[int, int], None] | None = None) -
                 entry.status = "failed"
         raise
     finally:
+        if conditions is not None:  # global tag, IOV hash and lookup cost
+            report.conditions = conditions.report()
+            conditions.close()
         _collect_io(report, io_stats)
         report.select_s = round(report.select_s, 4)
         report.io_wait_s = round(report.io_wait_s, 4)

@@ -36,11 +36,24 @@ class Selection:
         Optional subset of ``branches`` that :meth:`preselect_mask` needs. When set,
         the runner reads these first and fetches the other branches only for
         entry ranges that still hold passing events.
+    conditions : list of str
+        Conditions records the selection needs (e.g. ``["beam"]``); empty for none.
+        The runner then splits each chunk where a record's IOV changes and, inside
+        :meth:`select` and :meth:`output`, :meth:`payload` gives the payload valid
+        for exactly the events passed in.
+    run_branch, subrun_branch : str or None
+        Branches (listed in ``branches``) holding each event's run and sub-run
+        number; no sub-run branch means sub-run 0.
     """
 
     tree: ClassVar[str] = "events"
     branches: ClassVar[list[str]] = []
     preselect: ClassVar[list[str]] = []
+    conditions: ClassVar[list[str]] = []
+    run_branch: ClassVar[str | None] = "run"
+    subrun_branch: ClassVar[str | None] = None
+    #: Set by the runner before each select()/output() call: record -> payload value.
+    _hepstream_payloads: dict[str, Any] | None = None
 
     def select(self, events: Any) -> np.ndarray:
         """Return a boolean mask, one entry per event, True for events to keep."""
@@ -53,6 +66,20 @@ class Selection:
     def output(self, events: Any) -> dict[str, Any]:
         """Columns to write for the selected ``events`` (default: every branch read)."""
         return {name: events[name] for name in events.fields}
+
+    def payload(self, record: str) -> Any:
+        """The payload of ``record`` valid for the events of this select()/output() call.
+
+        A ``.npz`` payload is a dict of read-only numpy arrays (pass them to numba as
+        they are); a JSON payload is the decoded document.
+        """
+        payloads = self._hepstream_payloads
+        if payloads is None or record not in payloads:
+            raise PluginError(
+                f"payload({record!r}) is available only inside select() and output() of a "
+                f"plugin that lists {record!r} in its conditions (it lists {self.conditions})"
+            )
+        return payloads[record]
 
 
 def _layout(array: Any, field: str | None) -> Any:

@@ -77,6 +77,9 @@ class OutputWriter:
         self._parquet: Any = None
         self._schema: Any = None
         self.entries = 0
+        #: Key -> text written into the file at commit (a TObjString per key in ROOT,
+        #: key-value metadata in Parquet), e.g. the conditions provenance.
+        self.metadata: dict[str, str] = {}
 
     def _failed(self, err: OSError) -> OutputError:
         """ENOSPC, EDQUOT, EROFS, EACCES, ... while writing: one line naming path and cause."""
@@ -136,10 +139,19 @@ class OutputWriter:
         if self._file is None and self._parquet is None and empty_columns is not None:
             self.write(empty_columns)
         try:
+            if self.metadata:
+                self._write_metadata()
             self._close()
             return self.tmp.stat().st_size
         except OSError as err:
             raise self._failed(err) from None
+
+    def _write_metadata(self) -> None:
+        if self._file is not None:
+            for key, text in self.metadata.items():
+                self._file[key] = text  # uproot writes a str as a TObjString
+        elif self._parquet is not None:
+            self._parquet.add_key_value_metadata(dict(self.metadata))
 
     def abort(self) -> None:
         """Close and delete the temp file; nothing reaches the final path."""

@@ -33,6 +33,9 @@ def test_demo_streams_end_to_end_and_prints_the_report(capsys, traversable_dir):
     assert (workdir / "out" / user / "tau1n_selected.root").stat().st_size == report["output_bytes"]
     assert json.loads((workdir / "out" / "report.json").read_text())["status"] == "ok"
     assert "events/s" in captured.err
+    assert report["conditions"]["global_tag"] == "demo-beam-v1"
+    assert report["conditions"]["status"] == "LOCKED"
+    assert report["conditions"]["payloads_loaded"] == 1  # 5000 events: all in run 10000
 
 
 @pytest.mark.xrootd

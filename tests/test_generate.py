@@ -31,6 +31,7 @@ from hepstream.generate import (
 
 FLAT = {
     "run": "int32",
+    "subrun": "int32",
     "event": "int64",
     "ebeam": "float32",
     "thrust": "float32",

@@ -84,6 +84,13 @@ def derive(
     output: Annotated[Path, typer.Option("-o", "--output", help="Overlay to create.")] = Path(
         "user.qcow2"
     ),
+    conditions: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--conditions",
+            help="Conditions snapshot dir(s) to carry, in /opt/hepstream/conditions.",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Make a small qcow2 overlay of BASE holding the user's plugins in /opt/hepstream/user.
@@ -92,10 +99,12 @@ def derive(
     Example:
       hepstream image derive hepstream.qcow2 --plugin myselection.py -o user.qcow2
       # job spec then says: plugin: /opt/hepstream/user/myselection.py
+      hepstream image derive hepstream.qcow2 -p calib.py --conditions beam-v1 -o user.qcow2
+      # jobs then run with --conditions /opt/hepstream/conditions/beam-v1
     """
     from vmimage.derive import derive_image
 
-    res = derive_image(base, plugin, output)
+    res = derive_image(base, plugin, output, conditions=conditions)
     _emit(
         res.asdict(),
         as_json,

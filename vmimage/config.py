@@ -13,6 +13,8 @@ BUILDER_VERSION = "3"
 IMAGE_VENV = "/opt/hepstream/venv"
 #: Where ``image derive`` puts user plugins inside the image.
 IMAGE_USER_DIR = "/opt/hepstream/user"
+#: Where ``image derive --conditions`` puts offline conditions snapshots.
+IMAGE_CONDITIONS_DIR = "/opt/hepstream/conditions"
 #: Filesystem label of the image's root partition.
 ROOT_LABEL = "hsroot"
 #: Label cloud-init's NoCloud seed disk carries (``cloud-localds`` sets it).

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from hepstream.errors import ConfigError, OutputError
-from vmimage.config import IMAGE_USER_DIR, cache_root
+from vmimage.config import IMAGE_CONDITIONS_DIR, IMAGE_USER_DIR, cache_root
 
 
 @dataclass
@@ -58,11 +58,17 @@ def partition_offset(raw: Path) -> int:
     return int(table["partitions"][0]["start"]) * sector
 
 
+def image_conditions_path(snapshot: Path) -> str:
+    """Where ``image derive --conditions`` puts a conditions snapshot inside the image."""
+    return f"{IMAGE_CONDITIONS_DIR}/{snapshot.name}"
+
+
 def derive_image(
     base: Path,
     plugins: list[Path],
     output: Path,
     scratch_dir: Path | None = None,
+    conditions: list[Path] | None = None,
 ) -> DeriveResult:
     """Write ``plugins`` into a new overlay of ``base``.
 
@@ -76,6 +82,9 @@ def derive_image(
         The overlay to create (written to a temporary name, then renamed).
     scratch_dir
         Where the sparse raw scratch copy goes; default: the hepstream cache.
+    conditions
+        Offline conditions snapshots (``hepstream conditions snapshot``), copied to
+        ``/opt/hepstream/conditions/<name>``; jobs use them as ``--conditions`` there.
     """
     t0 = time.monotonic()
     if os.geteuid() != 0:
@@ -85,6 +94,12 @@ def derive_image(
     for p in plugins:
         if not p.is_file():
             raise ConfigError(f"plugin {p} is not a file: pass the selection's .py file")
+    conditions = list(conditions or [])
+    for snap in conditions:
+        if not (snap / "conditions.sqlite").is_file():
+            raise ConfigError(
+                f"{snap} is not a conditions snapshot; write one with hepstream conditions snapshot"
+            )
     base = base.resolve()
     scratch_parent = scratch_dir or cache_root() / "vmimage"
     scratch_parent.mkdir(parents=True, exist_ok=True)
@@ -104,7 +119,15 @@ def derive_image(
                 for p in plugins:
                     shutil.copyfile(p, dest / p.name)
                     (dest / p.name).chmod(0o644)
+                for snap in conditions:
+                    inside = mnt / image_conditions_path(snap).lstrip("/")
+                    shutil.rmtree(inside, ignore_errors=True)
+                    shutil.copytree(snap, inside)
+                    for path in [inside, *inside.rglob("*")]:
+                        path.chmod(0o755 if path.is_dir() else 0o644)
                 index = {"plugins": [image_plugin_path(p) for p in plugins], "base": str(base)}
+                if conditions:
+                    index["conditions"] = [image_conditions_path(c) for c in conditions]
                 (dest / "derived.json").write_text(json.dumps(index, indent=2) + "\n")
             finally:
                 subprocess.run(["umount", str(mnt)], check=False)

@@ -35,3 +35,31 @@ def test_derive_writes_plugin_into_a_small_overlay(small_base, tmp_path):
     assert (
         _read_from_image(small_base, "/opt/hepstream/user/tau1n.py", tmp_path) == ""
     )  # base untouched
+
+
+def test_derive_carries_a_conditions_snapshot(small_base, tmp_path):
+    from hepstream.conditions.client import LocalSource
+    from hepstream.conditions.payload import path_in
+    from hepstream.conditions.sample import build_beam_db
+    from hepstream.conditions.snapshot import write_snapshot
+
+    store = build_beam_db(tmp_path / "db", [10_000, 10_001])
+    gt = write_snapshot(LocalSource(store), "beam-v1", tmp_path / "beam-v1")
+    store.close()
+    plugin = ROOT / "examples" / "tau1n_calib.py"
+    res = derive_image(
+        small_base, [plugin], tmp_path / "user.qcow2", scratch_dir=tmp_path,
+        conditions=[tmp_path / "beam-v1"],
+    )  # fmt: skip
+    sha = next(iter(gt.payloads))
+    inside = "/opt/hepstream/conditions/beam-v1/" + str(path_in("payloads", sha))
+    raw = tmp_path / "check.raw"
+    subprocess.run(["qemu-img", "convert", "-O", "raw", str(res.image), str(raw)], check=True)
+    dump = tmp_path / "payload.bin"
+    subprocess.run(
+        ["debugfs", "-R", f"dump {inside} {dump}", f"{raw}?offset=1048576"],
+        capture_output=True, check=True,
+    )  # fmt: skip
+    assert dump.read_bytes() == path_in(tmp_path / "beam-v1" / "payloads", sha).read_bytes()
+    index = _read_from_image(res.image, "/opt/hepstream/user/derived.json", tmp_path)
+    assert '"/opt/hepstream/conditions/beam-v1"' in index
