@@ -30,6 +30,7 @@ demo: install system-runtime
 
 test: install system-test
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest
 
 bench: install system-test

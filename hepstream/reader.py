@@ -37,7 +37,7 @@ from hepstream.report import FileReport
 from hepstream.selection import Selection, call_plugin, check_mask
 
 if TYPE_CHECKING:
-    from hepstream.runner import JobSpec
+    from hepstream.jobspec import JobSpec
 
 
 @dataclass

@@ -23,8 +23,6 @@ from hepstream.errors import ConfigError, InputError, OutputError
 if TYPE_CHECKING:
     from hepstream.io import StreamConfig
 
-app = typer.Typer(help="Benchmarks: storage throughput and end-to-end jobs.", no_args_is_help=True)
-
 MB = 1e6  # reported rates are decimal MB/s, like network links and the paper's plots
 
 
@@ -572,7 +570,6 @@ def report_dict(pattern: ReadPattern, bench: BenchConfig, levels: Sequence[Level
 # -- command -----------------------------------------------------------------------------------
 
 
-@app.command("storage")
 def storage_cmd(
     url: Annotated[str, typer.Argument(help="root://host:port//path/file.root or a local path.")],
     tree: Annotated[str | None, typer.Option(help="TTree to replay; default: the first.")] = None,
@@ -654,53 +651,3 @@ def storage_cmd(
         Console().print(_table(results, pattern))
         if plot is not None:
             typer.echo(f"plot: {plot}")
-
-
-@app.command("run")
-def run_cmd(
-    quick: Annotated[
-        bool, typer.Option("--quick", help="Small samples, 1-2 rounds (the CI smoke test).")
-    ] = False,
-    keyword: Annotated[
-        str | None, typer.Option("-k", help="Only benchmarks matching this pytest -k expression.")
-    ] = None,
-    results_dir: Annotated[
-        Path | None,
-        typer.Option(
-            "--results-dir", help="Where latest.json and latest.md go (default: bench/results)."
-        ),
-    ] = None,
-    data_dir: Annotated[
-        Path | None,
-        typer.Option("--data-dir", help="Cache of generated samples (default: bench/.data)."),
-    ] = None,
-) -> None:
-    """Run the performance suites (kernels, streaming, jobs, memory, latency) from a checkout.
-
-    ``python -m bench`` runs this command. Needs the repository's bench/ directory, pytest-benchmark and
-    Debian's xrootd. Writes bench/results/latest.json and latest.md and prints the targets.
-
-    \b
-    Example:
-        hepstream bench run --quick
-        hepstream bench run -k streaming --results-dir /tmp/bench
-        python -m bench                  # the same, full run (a few minutes)
-    """
-    import importlib.util
-
-    try:
-        spec = importlib.util.find_spec("bench.runner")
-    except ModuleNotFoundError:
-        spec = None
-    if spec is None:
-        raise ConfigError(
-            "hepstream bench run needs a source checkout: run it from the repository root "
-            "(the bench/ directory is not installed with the package)"
-        )
-    from bench.runner import RESULTS_DIR, run_bench
-
-    code = run_bench(
-        quick=quick, keyword=keyword, results_dir=results_dir or RESULTS_DIR, data_dir=data_dir
-    )
-    if code:
-        raise typer.Exit(code)

@@ -243,7 +243,7 @@ def test_cli_generate_json(tmp_path: Path) -> None:
     import typer
     from typer.testing import CliRunner
 
-    from hepstream._cli_core_gen_serve import generate
+    from hepstream.cli.data import generate
 
     app = typer.Typer()
     app.command()(generate)

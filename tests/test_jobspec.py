@@ -8,7 +8,7 @@ import json
 import pytest
 import typer
 
-from hepstream._cli_core import run, spec_from_options
+from hepstream.cli.analyst import run, spec_from_options
 from hepstream.errors import ConfigError
 from hepstream.io import StreamConfig
 from hepstream.jobspec import INLINE_PLUGIN, JobSpec, ShippedJob, validate_spec

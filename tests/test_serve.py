@@ -187,7 +187,7 @@ def test_cli_serve_until_sigterm(sample_dir: Path) -> None:
 
     script = (
         "import typer\n"
-        "from hepstream._cli_core_gen_serve import serve\n"
+        "from hepstream.cli.data import serve\n"
         "app = typer.Typer()\n"
         "app.command()(serve)\n"
         "app()\n"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from vmimage.cli import main
+from hepstream.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(["image", *sys.argv[1:]], prog_name="hepstream"))

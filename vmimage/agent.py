@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from hepstream.errors import ConfigError, OutputError
+from hepstream.io.urls import is_remote
 from hepstream.jobspec import ShippedJob
 from vmimage.config import AGENT_PREFIX, SEED_LABEL
 
@@ -89,7 +90,7 @@ def failure_report(job: ShippedJob, error: str) -> dict[str, Any]:
 
 def put(local: Path, dest: str) -> None:
     """Copy a local file to a ``root://`` URL (XRootD CopyProcess) or a path, atomically."""
-    if dest.startswith(("root://", "xroot://")):
+    if is_remote(dest):
         from hepstream.io.xrootd import upload
 
         upload(str(local), dest)  # temp name, size + adler32 verified, then renamed

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Protocol
 
 from hepstream.errors import ConfigError, InputError, OutputError
+from hepstream.io.urls import is_remote
 
 _BLOBS = "blobs"
 _MANIFESTS = "manifests"
@@ -167,7 +168,7 @@ class XRootDStore:
 def open_store(location: str | Path) -> Store:
     """A :class:`Store` for a local directory or a ``root://`` URL."""
     text = str(location)
-    if text.startswith(("root://", "xroot://")):
+    if is_remote(text):
         return XRootDStore(text)
     return LocalStore(Path(text))
 

@@ -1,4 +1,9 @@
-"""The ``hepstream`` command line: one entry point, a sub-command per user."""
+"""The ``hepstream`` command line: one entry point, one error wrapper, a module per user.
+
+``analyst`` (run, demo, generate, serve via ``data``), ``bench`` (site admins), ``image`` (VM
+builders), ``cloud`` (operators), ``dataset`` and ``conditions``. Nothing below this package
+imports it.
+"""
 
 from __future__ import annotations
 
@@ -20,15 +25,15 @@ app = typer.Typer(
 
 def _register() -> None:
     """Attach the sub-command groups that live in their own modules."""
-    from hepstream import _cli_core
-    from hepstream.cloud.cli import app as cloud_app
-    from hepstream.cloud.submit import submit
-    from hepstream.conditions.cli import app as conditions_app
-    from hepstream.dataset.cli import register as register_dataset
-    from hepstream.storagebench import app as bench_app
-    from vmimage.cli import app as image_app
+    from hepstream.cli import analyst
+    from hepstream.cli.bench import app as bench_app
+    from hepstream.cli.cloud import app as cloud_app
+    from hepstream.cli.cloud import submit
+    from hepstream.cli.conditions import app as conditions_app
+    from hepstream.cli.dataset import register as register_dataset
+    from hepstream.cli.image import app as image_app
 
-    _cli_core.register(app)
+    analyst.register(app)
     app.add_typer(bench_app, name="bench")
     app.add_typer(image_app, name="image")
     app.add_typer(cloud_app, name="cloud")

@@ -175,8 +175,8 @@ def _run_with_progress(spec, run_job):
 
 def register(app: typer.Typer) -> None:
     """Attach the analyst commands to the top-level app."""
-    from hepstream._cli_core_gen_serve import generate, serve
-    from hepstream.demo import demo
+    from hepstream.cli.data import generate, serve
+    from hepstream.cli.demo import demo
 
     app.command()(run)
     app.command()(generate)

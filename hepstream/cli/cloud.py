@@ -1,4 +1,5 @@
-"""``hepstream cloud``: plan, run, status, simulate and the local job queue."""
+"""``hepstream cloud`` (plan, run, status, simulate, the local job queue) and ``hepstream
+submit`` (an HTCondor submit file): the operator's commands."""
 
 from __future__ import annotations
 
@@ -271,3 +272,47 @@ def queue_list(
             f"{q.job.id} {q.job.status:8} {q.job.spec.image} {q.job.spec.owner} "
             f"{q.job.vm_id or '-'}" + (f" ({q.error})" if q.error else "")
         )
+
+
+def submit(
+    plugin: Annotated[str, typer.Argument(help="Selection plugin file (inside the VM image).")],
+    inputs: Annotated[list[str], typer.Argument(help="Input URLs; one Condor job each.")],
+    image: Annotated[str, typer.Option(help="VM image the jobs need (+VMType).")],
+    output_dir: Annotated[str, typer.Option("--output-dir", help="Where outputs go.")] = "out",
+    cpus: Annotated[int, typer.Option(help="VM CPU cores (+VMCPUCores).")] = 1,
+    memory: Annotated[int, typer.Option(help="VM memory in MB (+VMMem).")] = 2048,
+    target_cloud: Annotated[
+        list[str] | None, typer.Option("--target-cloud", help="Allowed cloud (repeat).")
+    ] = None,
+    file: Annotated[
+        Path | None, typer.Option("--file", "-f", help="Write here instead of stdout.")
+    ] = None,
+) -> None:
+    """Write an HTCondor submit file whose jobs ask the shim for a VM.
+
+    \b
+    Example:
+        hepstream submit examples/tau1n.py root://host//data/a.root root://host//data/b.root \\
+            --image babar-sl55 --memory 2048 --target-cloud nrc -f tau1n.sub
+        condor_submit tau1n.sub
+    """
+    import os
+
+    from hepstream.cloud.submit import submit_text
+
+    text = submit_text(
+        plugin,
+        list(inputs),
+        image,
+        output_dir,
+        cpus,
+        memory,
+        target_cloud,
+        owner=os.environ.get("USER"),
+    )
+    if file is None:
+        typer.echo(text, nl=False)
+        return
+    from hepstream.report import write_json_atomic
+
+    write_json_atomic(file, text)  # temp + rename, whatever the content

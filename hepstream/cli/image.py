@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -298,24 +297,3 @@ def list_cmd(
             for m in items
         ],
     )
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``python -m vmimage``: errors become one line and an exit code."""
-    from hepstream.errors import HepstreamError
-
-    try:
-        app(args=argv, standalone_mode=False)
-    except HepstreamError as err:
-        print(f"hepstream image: error: {err}", file=sys.stderr)
-        return err.exit_code
-    except SystemExit as err:
-        return int(err.code or 0)
-    except Exception as err:
-        import click
-
-        if isinstance(err, click.exceptions.ClickException):
-            err.show()
-            return err.exit_code
-        raise
-    return 0

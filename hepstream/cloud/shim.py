@@ -297,7 +297,7 @@ class Shim:
         """Reconcile until stopped (SIGTERM/SIGINT), ``once``, or idle; returns rounds."""
         interval = self.policy.poll_interval_s if interval is None else interval
 
-        def _stop(signum, frame):  # leave VMs running: a restarted shim adopts them
+        def _stop(_signum, _frame):  # leave VMs running: a restarted shim adopts them
             self._stop = True
 
         old = {}

@@ -1,13 +1,9 @@
-"""``hepstream submit``: write an HTCondor submit file whose jobs carry VM attributes."""
+"""HTCondor submit files whose jobs carry VM attributes (``hepstream submit`` writes them)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import Annotated
-
-import typer
 
 from hepstream.errors import ConfigError
 from hepstream.jobspec import JobSpec
@@ -133,45 +129,3 @@ def jobs_submit_text(
         lines.append(f"  {_word(name)} " + " ".join(["hepstream", *map(_word, site.to_argv())]))
     lines.append(")")
     return "\n".join(lines) + "\n"
-
-
-def submit(
-    plugin: Annotated[str, typer.Argument(help="Selection plugin file (inside the VM image).")],
-    inputs: Annotated[list[str], typer.Argument(help="Input URLs; one Condor job each.")],
-    image: Annotated[str, typer.Option(help="VM image the jobs need (+VMType).")],
-    output_dir: Annotated[str, typer.Option("--output-dir", help="Where outputs go.")] = "out",
-    cpus: Annotated[int, typer.Option(help="VM CPU cores (+VMCPUCores).")] = 1,
-    memory: Annotated[int, typer.Option(help="VM memory in MB (+VMMem).")] = 2048,
-    target_cloud: Annotated[
-        list[str] | None, typer.Option("--target-cloud", help="Allowed cloud (repeat).")
-    ] = None,
-    file: Annotated[
-        Path | None, typer.Option("--file", "-f", help="Write here instead of stdout.")
-    ] = None,
-) -> None:
-    """Write an HTCondor submit file whose jobs ask the shim for a VM.
-
-    \b
-    Example:
-        hepstream submit examples/tau1n.py root://host//data/a.root root://host//data/b.root \\
-            --image babar-sl55 --memory 2048 --target-cloud nrc -f tau1n.sub
-        condor_submit tau1n.sub
-    """
-    import os
-
-    text = submit_text(
-        plugin,
-        list(inputs),
-        image,
-        output_dir,
-        cpus,
-        memory,
-        target_cloud,
-        owner=os.environ.get("USER"),
-    )
-    if file is None:
-        typer.echo(text, nl=False)
-        return
-    from hepstream.report import write_json_atomic
-
-    write_json_atomic(file, text)  # temp + rename, whatever the content

@@ -29,6 +29,7 @@ from hepstream._version import __version__
 from hepstream.conditions import payload as payload_files
 from hepstream.conditions.model import GlobalTag, Payload
 from hepstream.errors import ConfigError, HepstreamError, InputError
+from hepstream.io.urls import is_remote
 from hepstream.report import write_json_atomic
 
 if TYPE_CHECKING:
@@ -230,7 +231,7 @@ def open_source(location: str, cache_dir: str | Path | None = None) -> Source:
     """An HTTP(S) URL or a local conditions directory."""
     if location.startswith(("http://", "https://")):
         return HTTPSource(location, cache_dir)
-    if location.startswith("root://"):
+    if is_remote(location):
         return XRootDSource(location, cache_dir)
     if "://" in location:
         raise ConfigError(

@@ -77,7 +77,7 @@ def make_app(store: Store, access_log: str | None = None) -> Any:
             locked[name] = (body, etag)
         return body, etag, gt.status == LOCKED
 
-    def index(request: Any) -> Response:
+    def index(request: Any) -> Response:  # noqa: ARG001 (Starlette passes the request)
         names = [{"name": n, "status": s} for n, s in store.names()]
         return JSONResponse({"global_tags": names}, headers={"Cache-Control": REVALIDATE})
 

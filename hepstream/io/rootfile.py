@@ -54,7 +54,7 @@ def length_problem(end: int, size: int) -> str | None:
 
 def read_head(path: str) -> tuple[bytes, int]:
     """The first :data:`HEADER_BYTES` of ``path`` (local or ``root://``) and its size."""
-    from hepstream.io.source import is_remote
+    from hepstream.io.urls import is_remote
 
     if is_remote(path):
         from hepstream.io.xrootd import XRootDBackend

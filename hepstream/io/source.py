@@ -22,12 +22,8 @@ from hepstream.io.config import StreamConfig
 from hepstream.io.local import LocalBackend
 from hepstream.io.prefetch import FileReads, Prefetcher
 from hepstream.io.readplan import FilePlan
+from hepstream.io.urls import is_remote
 from hepstream.io.xrootd import XRootDBackend, configure_client, expand_remote
-
-
-def is_remote(path: str) -> bool:
-    """True for XRootD URLs (``root://``, ``xroot://`` and their TLS forms)."""
-    return path.split("://", 1)[0] in ("root", "roots", "xroot", "xroots")
 
 
 @dataclass

@@ -9,23 +9,14 @@ from __future__ import annotations
 import fnmatch
 import os
 import posixpath
-from urllib.parse import urlsplit
 
 from hepstream.errors import InputError
+from hepstream.io.urls import split_url
 
 
 def _why(status) -> str:
     """One line from an XRootD status, without the client's bracketed prefix noise."""
     return " ".join(str(status.message).split())
-
-
-def split_url(url: str) -> tuple[str, str]:
-    """``root://host:port//path`` -> (``root://host:port``, ``/path``)."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("root", "roots", "xroot", "xroots"):
-        raise InputError(f"not an XRootD URL: {url}; expected root://host:port//path")
-    path = "/" + parts.path.lstrip("/")
-    return f"{parts.scheme}://{parts.netloc}", path
 
 
 def _what_to_do(status, default: str) -> str:

@@ -84,7 +84,7 @@ def test_submit_command_writes_file_atomically(tmp_path):
     import typer
     from typer.testing import CliRunner
 
-    from hepstream.cloud.submit import submit
+    from hepstream.cli.cloud import submit
 
     app = typer.Typer()
     app.command()(submit)

@@ -59,7 +59,7 @@ def parse_run_argv(argv: list[str]):
     """The JobSpec ``hepstream run ARGV`` builds, through the real command's parser."""
     import typer
 
-    from hepstream._cli_core import run, spec_from_options
+    from hepstream.cli.analyst import run, spec_from_options
 
     command = typer.main.get_command_from_info(
         typer.models.CommandInfo(callback=run), pretty_exceptions_short=True, rich_markup_mode=None

@@ -97,7 +97,10 @@ def test_push_pull_list_over_xrootd(small_base, tmp_path, xrootd_server):
 
 
 def test_cli_push_list_pull_json(small_base, tmp_path, capsys):
-    from vmimage.cli import main
+    from hepstream.cli import main as hepstream_main
+
+    def main(argv: list[str]) -> int:
+        return hepstream_main(["image", *argv])
 
     repo = str(tmp_path / "repo")
     assert main(["push", str(small_base), repo, "--name", "base", "--version", "7", "--json"]) == 0

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 from hepstream.cloud.drivers.base import BootRequest, CloudAPIError, ObservedVM
 from hepstream.cloud.model import Cloud
 from hepstream.errors import ConfigError
+from hepstream.io.urls import is_remote
 
 _LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
 GUEST_HOST = "10.0.2.100"  # QEMU slirp guestfwd address (vmimage.qemu.GUEST_FWD_ADDR)
@@ -30,7 +31,7 @@ def guest_urls(job: dict[str, Any]) -> tuple[dict[str, Any], dict[int, int]]:
     forwards: dict[int, int] = {}
 
     def fix(url: str) -> str:
-        if not isinstance(url, str) or not url.startswith(("root://", "xroot://")):
+        if not is_remote(url):
             return url
         parts = urlsplit(url)
         if parts.hostname not in _LOOPBACK:
@@ -199,7 +200,7 @@ def _read_report(url: str) -> dict[str, Any] | None:
     if not url:
         return None
     try:
-        if url.startswith(("root://", "xroot://")):
+        if is_remote(url):
             from XRootD import client
 
             with client.File() as f:

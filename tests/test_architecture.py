@@ -1,0 +1,61 @@
+"""The import contracts in pyproject.toml hold, and they catch a deliberate violation."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+LINT = Path(sys.executable).with_name("lint-imports")
+
+
+def _lint(root: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    return subprocess.run(
+        [str(LINT), "--config", str(root / "pyproject.toml"), "--no-cache"],
+        cwd=root, env=env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    """A copy of the packages and the contracts, to break on purpose."""
+    for name in ("hepstream", "vmimage", "bench"):
+        shutil.copytree(
+            REPO / name,
+            tmp_path / name,
+            ignore=shutil.ignore_patterns("__pycache__", ".data", "results"),
+        )
+    shutil.copy(REPO / "pyproject.toml", tmp_path)
+    return tmp_path
+
+
+def test_the_contracts_hold(tree):
+    result = _lint(tree)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Contracts: 2 kept, 0 broken." in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("module", "line", "broken"),
+    [
+        (
+            "hepstream/io/budget.py",
+            "import hepstream.reader",
+            "hepstream.io.budget -> hepstream.reader",
+        ),
+        ("hepstream/reader.py", "import hepstream.cli", "hepstream.reader -> hepstream.cli"),
+        ("hepstream/runner.py", "import bench.settings", "hepstream.runner -> bench.settings"),
+    ],
+)
+def test_a_deliberate_violation_breaks_a_contract(tree, module, line, broken):
+    path = tree / module
+    path.write_text(path.read_text() + f"\n{line}  # a deliberate violation\n")
+    result = _lint(tree)
+    assert result.returncode != 0
+    assert broken in result.stdout
