@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 _PART_RE = re.compile(r"^\.(?P<name>.+)\.hepstream-(?P<pid>\d+)\.part$")
@@ -62,3 +63,19 @@ def create_part(target: Path) -> Path:
     part.unlink(missing_ok=True)  # ours, from an earlier write in this process that died
     os.close(os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
     return part
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | Path) -> Iterator[Path]:
+    """The one way hepstream writes a file: a temp path beside ``target`` to fill (by hand or
+    with a tool: qemu-img, tar, a copy); renamed onto ``target`` when the block succeeds,
+    deleted when it raises, so ``target`` is never half written and no temp file stays."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    part = create_part(target)
+    try:
+        yield part
+        os.replace(part, target)
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise

@@ -115,18 +115,10 @@ class JobReport:
 
 def write_json_atomic(path: str | Path, text: str) -> None:
     """Write ``text`` to a temp file beside ``path`` and rename it into place."""
-    from hepstream.partfiles import create_part
+    from hepstream.partfiles import atomic_path
 
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = create_part(target)
-    try:
-        with open(tmp, "w") as handle:
-            handle.write(text)
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
 
 
 def keep_detail(err: BaseException, report_target: str | None, scratch: str) -> str | None:

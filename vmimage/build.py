@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from hepstream.errors import ConfigError, OutputError
+from hepstream.partfiles import atomic_path
 from vmimage import plan
 from vmimage.config import IMAGE_VENV, ROOT_LABEL, BuildConfig
 
@@ -106,10 +107,8 @@ def _mounted_api(root: Path) -> Iterator[None]:
 
 def _atomic_tar(src: Path, dest: Path, members: list[str]) -> None:
     """Tar ``members`` of ``src`` into ``dest`` via a temporary file (never a half layer)."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_suffix(".partial")
-    _run(["tar", "--numeric-owner", "--xattrs", "-C", str(src), "-cf", str(tmp), *members])
-    tmp.rename(dest)
+    with atomic_path(dest) as tmp:
+        _run(["tar", "--numeric-owner", "--xattrs", "-C", str(src), "-cf", str(tmp), *members])
 
 
 def _untar(tarball: Path, dest: Path) -> None:
@@ -436,12 +435,11 @@ def build_image(
 
         t = time.monotonic()
         say("qcow2")
-        tmp_final = final.with_suffix(".partial")
         cmd = ["qemu-img", "convert", "-O", "qcow2"]
         if config.compress:
             cmd.append("-c")
-        _run([*cmd, str(raw), str(tmp_final)])
-        tmp_final.rename(final)
+        with atomic_path(final) as tmp_final:
+            _run([*cmd, str(raw), str(tmp_final)])
         steps["qcow2"] = time.monotonic() - t
 
     result = BuildResult(
@@ -456,9 +454,8 @@ def build_image(
         cached=cached,
         cmdline=plan.kernel_cmdline(fs_uuid, config),
     )
-    tmp_meta = meta.with_suffix(".partial-json")
-    tmp_meta.write_text(json.dumps(result.asdict(), indent=2))
-    tmp_meta.rename(meta)
+    with atomic_path(meta) as tmp_meta:
+        tmp_meta.write_text(json.dumps(result.asdict(), indent=2))
     prune_cache(config)
     return _deliver(result, output)
 
@@ -510,9 +507,7 @@ def _deliver(result: BuildResult, output: Path | None) -> BuildResult:
     """Copy the cached image to ``output`` (atomically) if one was asked for."""
     if output is None:
         return result
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(output.name + ".partial")
-    shutil.copy(result.image, tmp)
-    tmp.rename(output)
+    with atomic_path(output) as tmp:
+        shutil.copy(result.image, tmp)
     result.image = output
     return result

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from hepstream.errors import ConfigError, OutputError
+from hepstream.partfiles import atomic_path
 from vmimage.config import IMAGE_CONDITIONS_DIR, IMAGE_USER_DIR, cache_root
 
 
@@ -133,28 +134,39 @@ def derive_image(
                 subprocess.run(["umount", str(mnt)], check=False)
         finally:
             subprocess.run(["losetup", "-d", dev], check=False)
-        output.parent.mkdir(parents=True, exist_ok=True)
-        partial = output.with_name(output.name + ".partial")
-        partial.unlink(missing_ok=True)
-        # An empty overlay of the modified scratch disk, rebased (safe mode) onto the base:
-        # qemu-img compares old and new backing cluster by cluster and copies only the
-        # clusters that differ into the overlay.
-        _run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(raw), "-F", "raw", str(partial)])
-        _run(
-            [
-                "qemu-img",
-                "rebase",
-                "-q",
-                "-f",
-                "qcow2",
-                "-b",
-                str(base),
-                "-F",
-                "qcow2",
-                str(partial),
-            ]
-        )
-        partial.rename(output)
+        with atomic_path(output) as partial:
+            # An empty overlay of the modified scratch disk, rebased (safe mode) onto the base:
+            # qemu-img compares old and new backing cluster by cluster and copies only the
+            # clusters that differ into the overlay.
+            _run(
+                [
+                    "qemu-img",
+                    "create",
+                    "-q",
+                    "-f",
+                    "qcow2",
+                    "-b",
+                    str(raw),
+                    "-F",
+                    "raw",
+                    str(partial),
+                ]
+            )
+            _run(
+                [
+                    "qemu-img",
+                    "rebase",
+                    "-q",
+                    "-f",
+                    "qcow2",
+                    "-b",
+                    str(base),
+                    "-F",
+                    "qcow2",
+                    str(partial),
+                ]
+            )
+
     return DeriveResult(
         image=output,
         base=base,

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 import tempfile
@@ -24,6 +23,7 @@ from typing import Protocol
 
 from hepstream.errors import ConfigError, InputError, OutputError
 from hepstream.io.urls import is_remote
+from hepstream.partfiles import atomic_path
 
 _BLOBS = "blobs"
 _MANIFESTS = "manifests"
@@ -294,13 +294,11 @@ def pull(location: str | Path, ref: str, site_dir: Path) -> PullResult:
         if dest.exists():
             skipped.append(digest)
             continue
-        partial = dest.with_name(dest.name + ".partial")
-        store.get(f"{_BLOBS}/{blob_name(digest)}", partial)
-        got = sha256_file(partial)
-        if got != digest:
-            partial.unlink()
-            raise InputError(f"blob {digest[:12]} arrived with digest {got[:12]}: pull again")
-        os.replace(partial, dest)
+        with atomic_path(dest) as partial:
+            store.get(f"{_BLOBS}/{blob_name(digest)}", partial)
+            got = sha256_file(partial)
+            if got != digest:
+                raise InputError(f"blob {digest[:12]} arrived with digest {got[:12]}: pull again")
         downloaded.append(digest)
     return PullResult(
         site_dir / blob_name(manifest.digest), manifest, downloaded, skipped, time.monotonic() - t0

@@ -10,8 +10,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
-import tempfile
 import zipfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -21,6 +19,7 @@ import numpy as np
 
 from hepstream.conditions.model import Payload
 from hepstream.errors import ConfigError, InputError
+from hepstream.partfiles import atomic_path
 
 BLOCK = 1 << 20
 
@@ -65,11 +64,9 @@ def write_stream(root: str | Path, sha256: str, blocks: Iterable[bytes]) -> Path
     A mismatch leaves nothing behind and raises an InputError naming the payload.
     """
     final = path_in(root, sha256)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{sha256[:12]}.", suffix=".part", dir=final.parent)
-    try:
+    with atomic_path(final) as tmp:
         digest = hashlib.sha256()
-        with os.fdopen(fd, "wb") as handle:
+        with open(tmp, "wb") as handle:
             for block in blocks:
                 digest.update(block)
                 handle.write(block)
@@ -78,11 +75,6 @@ def write_stream(root: str | Path, sha256: str, blocks: Iterable[bytes]) -> Path
                 f"payload {sha256}: checksum mismatch in transfer (got {digest.hexdigest()}); "
                 f"the server or proxy sent damaged data, retry or clear the cache"
             )
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, final)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return final
 
 
