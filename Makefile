@@ -31,6 +31,7 @@ demo: install system-runtime
 test: install system-test
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 	$(PY) -m pytest
 
 bench: install system-test

@@ -264,10 +264,9 @@ class Reader:
         rest_part = None
         if spans_rest:
             rest_part = spans_rest[0] if len(spans_rest) == 1 else ak.concatenate(spans_rest)
-        fields = {
-            name: cheap_part[name] if name in self.cheap else rest_part[name]
-            for name in self.branches
-        }
+        parts = {name: cheap_part for name in self.cheap}
+        parts.update({name: rest_part for name in rest})
+        fields = {name: parts[name][name] for name in self.branches}
         return ak.zip(fields, depth_limit=1), skipped
 
     def _run(self, out: queue.Queue, stop: threading.Event) -> None:

@@ -10,7 +10,7 @@ import os
 import resource
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +88,9 @@ def run_job(spec: JobSpec, progress: Callable[[int, int], None] | None = None) -
             )
             # one select() per piece of the chunk with one IOV per conditions record (IOV
             # lookups stay outside select_s); without conditions the chunk is one piece
-            pieces = [(0, len(chunk.events), None)]
+            pieces: Sequence[tuple[int, int, dict[str, Any] | None]] = [
+                (0, len(chunk.events), None)
+            ]
             if conditions is not None:
                 pieces = conditions.pieces(chunk.events)
             t0 = time.perf_counter()

@@ -275,7 +275,7 @@ def load_plugin(path: str | Path) -> Selection:
         raise PluginError(
             f"plugin {plugin}: {cls.__name__}() failed: {type(err).__name__}: {err}"
         ) from err
-    selection.__hepstream_path__ = str(plugin)
+    selection.__hepstream_path__ = str(plugin)  # type: ignore[attr-defined]
     return selection
 
 

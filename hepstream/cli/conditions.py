@@ -234,6 +234,8 @@ def snapshot_cmd(
             src, global_tag, target, allow_open, progress if sys.stderr.isatty() else None
         )
     finally:
-        close = getattr(src, "close", None) or src.store.close
-        close()
+        if isinstance(src, LocalSource):
+            src.store.close()
+        else:
+            getattr(src, "close", lambda: None)()
     typer.echo(f"snapshot of {gt.name}: {len(gt.payloads)} payloads in {target}", err=True)

@@ -6,7 +6,7 @@ import json
 import signal
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -37,7 +37,7 @@ def generate(
     if sample not in SAMPLES:
         raise ConfigError(f"unknown --sample {sample!r}: choose one of {', '.join(SAMPLES)}")
     outdir.mkdir(parents=True, exist_ok=True)
-    rows = []
+    rows: list[dict[str, Any]] = []
     names = sample_filenames(sample, files)
     with Progress(transient=True, disable=as_json) as progress:
         task = progress.add_task(f"generating {sample}", total=files)
@@ -116,7 +116,11 @@ def serve(
             keytab=keytab,
         ) as srv:  # fmt: skip
             if as_json:
-                info = {"url": srv.url, "data": srv.data_url(), "out": srv.out_url()}
+                info: dict[str, Any] = {
+                    "url": srv.url,
+                    "data": srv.data_url(),
+                    "out": srv.out_url(),
+                }
                 info |= {"out_dir": str(srv.out_dir), "pid": srv.pid, "log": str(srv.log_path)}
                 info |= {"users": srv.users, "keytab": str(srv.keytab) if auth else None}
                 typer.echo(json.dumps(info), nl=True)

@@ -6,6 +6,7 @@ inputs, output, report, ...). Workers claim only jobs of their own image and own
 
 from __future__ import annotations
 
+import builtins  # the queue has a method named list: annotations below mean the type
 import json
 import sqlite3
 import time
@@ -168,7 +169,7 @@ class LocalQueue:
         row = self._conn.execute("SELECT * FROM jobs WHERE id=?", (job_id,)).fetchone()
         return self._row(row) if row else None
 
-    def pending(self) -> list[Job]:
+    def pending(self) -> builtins.list[Job]:
         """Idle and running jobs, as the planner wants them."""
         rows = self._conn.execute(
             "SELECT * FROM jobs WHERE status IN ('idle','running') ORDER BY submitted_at, id"
@@ -179,7 +180,7 @@ class LocalQueue:
         rows = self._conn.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status")
         return {r[0]: r[1] for r in rows}
 
-    def reports(self) -> list[tuple[str, float, dict[str, Any]]]:
+    def reports(self) -> builtins.list[tuple[str, float, dict[str, Any]]]:
         """(image, finished_at, report) of finished jobs that left a report, newest first."""
         rows = self._conn.execute(
             "SELECT image, finished_at, report FROM jobs WHERE report IS NOT NULL"

@@ -67,8 +67,8 @@ def _rank_key(cloud: Cloud, stats: SiteStats | None, free: int) -> tuple:
     """Priority first, then measured throughput; unmeasured sites rank first among equals
     so every site gets measured once (optimistic exploration)."""
     measured = stats is not None and stats.reports > 0
-    eps = stats.events_per_s if measured else 0.0
-    kbps = stats.kb_per_s if measured else 0.0
+    eps = stats.events_per_s if stats is not None and measured else 0.0
+    kbps = stats.kb_per_s if stats is not None and measured else 0.0
     return (-cloud.priority, measured, -eps, -kbps, -free, cloud.name)
 
 

@@ -113,8 +113,8 @@ def split(tags: dict[str, Tag], runs: np.ndarray, subruns: np.ndarray | None = N
         ]
     index = np.stack([iov_indices(tags[r], keys) for r in records])
     cuts = np.flatnonzero(np.any(index[:, 1:] != index[:, :-1], axis=0)) + 1
-    bounds = [0, *cuts.tolist(), n]
+    edges = [0, *cuts.tolist(), n]
     return [
         Piece(lo, hi, {r: tags[r].iovs[int(index[k, lo])] for k, r in enumerate(records)})
-        for lo, hi in itertools.pairwise(bounds)
+        for lo, hi in itertools.pairwise(edges)
     ]

@@ -198,7 +198,9 @@ class ConditionsServer:
 
 def _readline(process: subprocess.Popen, timeout: float) -> str:
     result: list[str] = []
-    reader = threading.Thread(target=lambda: result.append(process.stdout.readline()), daemon=True)
+    stdout = process.stdout
+    assert stdout is not None  # started with stdout=PIPE
+    reader = threading.Thread(target=lambda: result.append(stdout.readline()), daemon=True)
     reader.start()
     reader.join(timeout)
     return result[0] if result else ""

@@ -7,6 +7,7 @@ built under a temp name beside the target and renamed when complete.
 
 from __future__ import annotations
 
+import functools
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -46,7 +47,7 @@ def write_snapshot(
                 payload_files.write_stream(
                     tmp / "payloads",
                     payload.sha256,
-                    iter(lambda h=handle: h.read(payload_files.BLOCK), b""),
+                    iter(functools.partial(handle.read, payload_files.BLOCK), b""),
                 )
             if progress is not None:
                 progress(done, len(gt.payloads))

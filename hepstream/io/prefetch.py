@@ -13,6 +13,7 @@ import bisect
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
+from functools import partial
 
 from hepstream.io.budget import Budget
 from hepstream.io.coalesce import plan_requests
@@ -46,7 +47,7 @@ class FileReads:
         self._state = [_PENDING] * n
         self._reads_left = [span.reads for span in plan.spans]
         self._futures: list[Future | None] = [None] * n
-        self._buffers: dict[int, bytearray] = {}
+        self._buffers: dict[int, bytes | bytearray] = {}
         self._missing = [0] * n
         self._wanted: set[int] = set()
         self._served_once = [False] * n
@@ -175,7 +176,7 @@ class FileReads:
             max_element_bytes=min(self._max_request, XRD_MAX_VECTOR_ELEMENT_BYTES),
         ):  # fmt: skip
             future = self._submit(request.segments)
-            future.add_done_callback(lambda done, segs=request.segments: self._arrived(segs, done))
+            future.add_done_callback(partial(self._arrived, request.segments))
 
     def _arrived(self, segments: tuple[tuple[int, int], ...], done: Future) -> None:
         error = done.exception()
@@ -204,13 +205,14 @@ class FileReads:
                     if buffer is None and lo == span.start and hi == span.stop:
                         self._buffers[i] = piece if len(piece) == span.size else bytes(view)
                     else:
-                        if buffer is None:
+                        if not isinstance(buffer, bytearray):
                             buffer = self._buffers[i] = bytearray(span.size)
                         buffer[lo - span.start : hi - span.start] = view
                     self._missing[i] -= hi - lo
                     if self._missing[i] <= 0:
                         finished.append(i)
         for i in dict.fromkeys(failed):
+            assert error is not None
             self._fail(i, error)
         for i in finished:
             self._complete(i)
@@ -265,9 +267,9 @@ class FileReads:
             state = self._state[i]
             if state == _DONE:
                 return None  # served its reads already (or dropped): read it again directly
-            if self._futures[i] is None:
-                self._futures[i] = Future()
             future = self._futures[i]
+            if future is None:
+                future = self._futures[i] = Future()
             if state == _PENDING:
                 self._wanted.add(i)
             elif state == _RESERVED:
@@ -298,8 +300,9 @@ class FileReads:
         sliced = Future()
 
         def _slice(done: Future) -> None:
-            if done.exception() is not None:
-                sliced.set_exception(done.exception())
+            error = done.exception()
+            if error is not None:
+                sliced.set_exception(error)
             else:
                 sliced.set_result(memoryview(done.result())[start - span.start : stop - span.start])
 

@@ -9,7 +9,7 @@ here does I/O; the prefetcher (:mod:`hepstream.io.prefetch`) carries a plan out.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 #: One wanted byte range of a chunk: ``(start, stop, lazy)``. ``lazy`` ranges (branches a
@@ -127,7 +127,7 @@ def page_ranges(
     columns: Sequence[int],
     clusters: Iterable[int],
     links: Sequence[Sequence[ColumnPages]],
-    alternatives: dict[int, Sequence[int]],
+    alternatives: Mapping[int, Sequence[int]],
 ) -> list[tuple[int, int]]:
     """Byte ranges of the RNTuple pages that hold ``columns`` in ``clusters``, in the order
     uproot reads them: column by column, cluster by cluster, page by page.

@@ -72,6 +72,7 @@ class StreamingSource(uproot.source.chunk.Source):
             Budget(self.config.cache)
         )
         self._file_path = file_path
+        self._backend: XRootDBackend | LocalBackend
         if is_remote(file_path):
             configure_client(self.config.connection_retry, self.config.connection_window)
             self._backend = XRootDBackend(file_path, timeout=self.config.timeout)

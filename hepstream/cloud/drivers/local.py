@@ -138,7 +138,7 @@ class LocalQemuDriver:
     def list(self) -> list[ObservedVM]:
         from vmimage.config import AGENT_PREFIX
 
-        out = []
+        out: list[ObservedVM] = []
         if not self.workdir.exists():
             return out
         for vmdir in sorted(p for p in self.workdir.iterdir() if p.is_dir()):

@@ -83,7 +83,7 @@ class OpenStackDriver:
         image = NodeImage(self._image_id(request.spec.image), request.spec.image, self._driver)
         size = NodeSize(self._flavor, self._flavor, request.spec.memory_mb, 0, 0, 0, self._driver)
         try:
-            node = self._driver.create_node(
+            node = self._driver.create_node(  # type: ignore[call-arg]
                 name=request.name, size=size, image=image, ex_metadata=dict(request.tags)
             )
         except Exception as err:
