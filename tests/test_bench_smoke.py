@@ -113,7 +113,7 @@ def _targets_rows(markdown: str) -> dict[str, list[str]]:
 def test_quick_bench_reports_every_suite_and_target(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "bench", "--quick", "--results-dir", str(tmp_path)],
-        cwd=REPO, capture_output=True, text=True, timeout=900, check=False,
+        cwd=REPO, capture_output=True, text=True, timeout=1500, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     doc = json.loads((tmp_path / "latest.json").read_text())
