@@ -552,6 +552,10 @@ def layout_matrix(recs: list[Record]) -> list[str]:
         "Ratios are hepstream over the other side (bytes: read over needed); `-` where a "
         "side did not run or the report has no `bytes_needed` yet. The 30 ms target applies "
         f"to jobs of >= {LONG_JOB_S:g} s at zero delay; shorter ones are reported.",
+        "RDataFrame with implicit MT cannot open `root://` TTrees in ROOT 6.40.00 from PyPI "
+        "(`TFile::Open` with `READ_WITHOUT_GLOBALREGISTRATION` falls back to a local `TFile`): "
+        "over the WAN proxy only the RNTuple has an implicit-MT anchor; single-threaded "
+        "RDataFrame reads every layout there (`bench/rdf.py`).",
     ]
 
 
