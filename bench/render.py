@@ -711,3 +711,26 @@ TARGETS = (
         2.0, False, _conditions_cost, unit="",
     ),
 )  # fmt: skip
+
+
+# -- batch engines suite (bench/test_engines.py): kept in one block ------------------------
+
+
+def _engines_table(recs: list[Record]) -> list[str]:
+    rows = []
+    for rec in recs:
+        if rec.suite != "engines":
+            continue
+        if "engine" in rec.info:
+            runs = ", ".join(f"{s:.2f}" for s in rec.info.get("submit_to_first_event_all_s", []))
+            rows.append([f"{rec.info['engine']}: submit to first event",
+                         f"{rec.info['submit_to_first_event_s']:.2f} s (median of {runs})"])  # fmt: skip
+        else:
+            rows.append([f"{rec.info['concurrent_jobs']} local job(s) at once on "
+                         f"{rec.info['cpus']} cores",
+                         f"{rec.info['aggregate_events_per_s']:,.0f} events/s aggregate"])  # fmt: skip
+    return _table(["measure", "value"], rows)
+
+
+SUITES = (*SUITES, "engines")
+_SECTIONS["engines"] = ("Batch engines (`bench/test_engines.py`)", _engines_table)
