@@ -552,6 +552,10 @@ def layout_matrix(recs: list[Record]) -> list[str]:
         "Ratios are hepstream over the other side (bytes: read over needed); `-` where a "
         "side did not run or the report has no `bytes_needed` yet. The 30 ms target applies "
         f"to jobs of >= {LONG_JOB_S:g} s at zero delay; shorter ones are reported.",
+        "RDataFrame with implicit MT cannot open `root://` TTrees in ROOT 6.40.00 from PyPI "
+        "(`TFile::Open` with `READ_WITHOUT_GLOBALREGISTRATION` falls back to a local `TFile`): "
+        "over the WAN proxy only the RNTuple has an implicit-MT anchor; single-threaded "
+        "RDataFrame reads every layout there (`bench/rdf.py`).",
     ]
 
 
@@ -707,3 +711,26 @@ TARGETS = (
         2.0, False, _conditions_cost, unit="",
     ),
 )  # fmt: skip
+
+
+# -- batch engines suite (bench/test_engines.py): kept in one block ------------------------
+
+
+def _engines_table(recs: list[Record]) -> list[str]:
+    rows = []
+    for rec in recs:
+        if rec.suite != "engines":
+            continue
+        if "engine" in rec.info:
+            runs = ", ".join(f"{s:.2f}" for s in rec.info.get("submit_to_first_event_all_s", []))
+            rows.append([f"{rec.info['engine']}: submit to first event",
+                         f"{rec.info['submit_to_first_event_s']:.2f} s (median of {runs})"])  # fmt: skip
+        else:
+            rows.append([f"{rec.info['concurrent_jobs']} local job(s) at once on "
+                         f"{rec.info['cpus']} cores",
+                         f"{rec.info['aggregate_events_per_s']:,.0f} events/s aggregate"])  # fmt: skip
+    return _table(["measure", "value"], rows)
+
+
+SUITES = (*SUITES, "engines")
+_SECTIONS["engines"] = ("Batch engines (`bench/test_engines.py`)", _engines_table)

@@ -113,7 +113,7 @@ def _targets_rows(markdown: str) -> dict[str, list[str]]:
 def test_quick_bench_reports_every_suite_and_target(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "bench", "--quick", "--results-dir", str(tmp_path)],
-        cwd=REPO, capture_output=True, text=True, timeout=900, check=False,
+        cwd=REPO, capture_output=True, text=True, timeout=1500, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     doc = json.loads((tmp_path / "latest.json").read_text())
@@ -122,8 +122,7 @@ def test_quick_bench_reports_every_suite_and_target(tmp_path: Path) -> None:
     assert set(rows) == {t.name for t in TARGETS}
     for name, cells in rows.items():
         quick = next(t for t in TARGETS if t.name == name).quick
-        if not quick:  # measured by the full run only (e.g. jobs of >= 2 s): said so
-            assert cells[4] == "not run", (name, cells)
+        if not quick and cells[4] == "not run":  # e.g. no job of >= 2 s on small files
             assert "full run only" in cells[6], (name, cells)
             continue
         assert re.fullmatch(r"[\d,]+\.\d+( ?[a-zA-Z]+)?", cells[2]), (name, cells)
