@@ -6,12 +6,10 @@ thread runs the plugin on the current one; the writer owns the output.
 
 from __future__ import annotations
 
-import os
 import resource
 import sys
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,8 +17,7 @@ import numpy as np
 from hepstream.errors import HepstreamError, Interrupted, OutputError, PluginError
 from hepstream.io import IOStats, expand_inputs, is_remote
 from hepstream.jobspec import JobSpec, validate_spec  # noqa: F401 (re-exported)
-from hepstream.partfiles import create_part
-from hepstream.report import FileReport, JobReport, keep_detail, write_json_atomic
+from hepstream.report import FileReport, JobReport, keep_detail
 from hepstream.selection import Selection, call_plugin, check_mask, load_plugin
 
 
@@ -43,7 +40,7 @@ def run_job(spec: JobSpec, progress: Callable[[int, int], None] | None = None) -
     Raises the job's :class:`HepstreamError` after writing a ``failed`` report.
     """
     from hepstream.reader import Reader
-    from hepstream.writer import OutputWriter
+    from hepstream.writer import OutputWriter, scratch_dir, write_report
 
     report = JobReport(
         plugin=spec.plugin,
@@ -72,11 +69,7 @@ def run_job(spec: JobSpec, progress: Callable[[int, int], None] | None = None) -
             selection, spec.conditions, spec.global_tag, spec.allow_open_tag,
             spec.conditions_cache, spec.plugin,
         )  # fmt: skip
-        remote_output = is_remote(spec.output)
-        local_output = spec.output
-        if remote_output:  # staged in scratch as .NAME.hepstream-<pid>.part, then uploaded
-            local_output = str(Path(_scratch_dir()) / Path(spec.output.split("?")[0]).name)
-        writer = OutputWriter(local_output, tree=selection.tree)
+        writer = OutputWriter(spec.output, tree=selection.tree)
         paths = expand_inputs(list(spec.inputs))
         report.files = [FileReport(path=p) for p in paths]
         reader = Reader(paths, selection, spec, report.files)
@@ -128,21 +121,14 @@ def run_job(spec: JobSpec, progress: Callable[[int, int], None] | None = None) -
                 entry.status = "ok"
         if conditions is not None:  # provenance in the output file's metadata
             writer.metadata.update(conditions.metadata())
-        if remote_output:
-            from hepstream.io.xrootd import upload
-
-            report.output_bytes = writer.finish()
-            upload(str(writer.tmp), spec.output)  # the writer's abort() deletes its part
-            writer.abort()
-        else:
-            report.output_bytes = writer.commit()
+        report.output_bytes = writer.commit()
         report.status = "ok"
     except BaseException as err:
         if writer is not None:
             writer.abort()
         report.status = "failed"
         if isinstance(err, HepstreamError | Interrupted):
-            report.detail = keep_detail(err, spec.report, _scratch_dir())
+            report.detail = keep_detail(err, spec.report, scratch_dir())
             report.error = str(err)
         elif isinstance(err, KeyboardInterrupt):
             report.error = "interrupted (SIGINT)"
@@ -163,7 +149,7 @@ def run_job(spec: JobSpec, progress: Callable[[int, int], None] | None = None) -
         report.finish(time.perf_counter() - wall0, time.process_time() - cpu0)
         if spec.report:
             try:
-                _write_report(report, spec.report)
+                write_report(report, spec.report)
             except OutputError as err:
                 if report.status == "ok":
                     raise
@@ -204,31 +190,3 @@ def _peak_rss_mb() -> float:
     except OSError:
         pass
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-
-
-def _scratch_dir() -> str:
-    return os.environ.get("HEPSTREAM_SCRATCH") or os.environ.get("TMPDIR") or "/tmp"
-
-
-def _write_report(report: JobReport, target: str) -> None:
-    """Write the report locally (atomic) or upload it to a ``root://`` location."""
-    text = report.to_json()
-    local = Path(target)
-    if is_remote(target):  # staged as .NAME.hepstream-<pid>.part in scratch, then uploaded
-        local = Path(_scratch_dir()) / Path(target.split("?")[0]).name
-    try:
-        if not is_remote(target):
-            write_json_atomic(local, text)
-            return
-        part = create_part(local)
-        part.write_text(text)
-    except OSError as err:
-        raise OutputError(
-            f"cannot write report {local}: {err.strerror or err}; free space or choose another path"
-        ) from None
-    try:
-        from hepstream.io.xrootd import upload
-
-        upload(str(part), target)
-    finally:
-        part.unlink(missing_ok=True)

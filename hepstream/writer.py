@@ -1,16 +1,23 @@
-"""Reduced output: ROOT TTree (uproot) or Parquet, written to a temp name, renamed on success."""
+"""Everything a job writes: the reduced output (ROOT TTree via uproot, or Parquet) and its
+report, local or uploaded to ``root://`` — always to a temp name first, put in place only
+when complete (renamed locally; verified upload with persist-on-successful-close remotely).
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import awkward as ak
 import numpy as np
 
 from hepstream.errors import ConfigError, OutputError
+from hepstream.io.urls import is_remote
 from hepstream.partfiles import create_part
+
+if TYPE_CHECKING:
+    from hepstream.report import JobReport
 
 FORMATS = (".root", ".parquet")
 
@@ -55,11 +62,26 @@ def group_columns(columns: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-class OutputWriter:
-    """Writes chunks of columns to a temp file; :meth:`commit` renames it into place."""
+def scratch_dir() -> str:
+    """Where files bound for ``root://`` are staged: ``$HEPSTREAM_SCRATCH``, ``$TMPDIR``, /tmp."""
+    return os.environ.get("HEPSTREAM_SCRATCH") or os.environ.get("TMPDIR") or "/tmp"
 
-    def __init__(self, path: str | Path, tree: str = "events") -> None:
-        self.path = Path(path)
+
+def _staged(target: str) -> Path:
+    """The local path of ``target``: itself, or its name in scratch for a ``root://`` URL
+    (then staged as ``.NAME.hepstream-<pid>.part`` and uploaded)."""
+    if is_remote(target):
+        return Path(scratch_dir()) / Path(target.split("?")[0]).name
+    return Path(target)
+
+
+class OutputWriter:
+    """Writes chunks of columns to a temp file; :meth:`commit` puts it at ``target`` (a path
+    or a ``root://`` URL) or not at all."""
+
+    def __init__(self, target: str | Path, tree: str = "events") -> None:
+        self.target = str(target)
+        self.path = _staged(self.target)
         self.tree = tree
         self.suffix = self.path.suffix.lower()
         if self.suffix not in FORMATS:
@@ -125,8 +147,15 @@ class OutputWriter:
             self.entries += table.num_rows
 
     def commit(self, empty_columns: dict[str, Any] | None = None) -> int:
-        """Close and rename into place; returns the output size in bytes."""
+        """Close and put the output at its target (renamed, or uploaded and verified);
+        returns its size in bytes."""
         size = self.finish(empty_columns)
+        if is_remote(self.target):
+            from hepstream.io.xrootd import upload
+
+            upload(str(self.tmp), self.target)
+            self.abort()  # the staged part goes
+            return size
         try:
             os.replace(self.tmp, self.path)
         except OSError as err:
@@ -170,3 +199,28 @@ class OutputWriter:
         if self._parquet is not None:
             self._parquet.close()
             self._parquet = None
+
+
+def write_report(report: JobReport, target: str) -> None:
+    """Write the job report at ``target``: locally (atomic) or uploaded to ``root://``."""
+    from hepstream.partfiles import atomic_path
+
+    text = report.to_json()
+    local = _staged(target)
+    try:
+        if not is_remote(target):
+            with atomic_path(local) as part:
+                part.write_text(text)
+            return
+        part = create_part(local)
+        part.write_text(text)
+    except OSError as err:
+        raise OutputError(
+            f"cannot write report {local}: {err.strerror or err}; free space or choose another path"
+        ) from None
+    try:
+        from hepstream.io.xrootd import upload
+
+        upload(str(part), target)
+    finally:
+        part.unlink(missing_ok=True)
