@@ -328,3 +328,17 @@ def test_table_prints_whole_when_piped(sample_dir) -> None:
     rows = [line for line in proc.stdout.splitlines() if line.startswith("│")]
     assert len(rows) == 2
     assert all(len(r) == len(header) for r in rows)
+
+
+def test_plugin_gives_the_tree_and_branches_its_job_reads(sample_dir, capsys) -> None:
+    from hepstream.selection import load_plugin
+
+    plugin_path = Path(__file__).resolve().parent.parent / "examples" / "tau1n.py"
+    doc = _run_cli(
+        [str(sample_dir / MC), "--plugin", str(plugin_path), "--max-jobs", "1",
+         "--duration", "0.3", "--max-requests", "3"],
+        capsys,
+    )  # fmt: skip
+    plugin = load_plugin(plugin_path)
+    assert doc["tree"] == plugin.tree
+    assert doc["branches"] == list(plugin.branches)
