@@ -651,7 +651,7 @@ def storage_cmd(
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    err = Console(stderr=True)
+    err = Console(stderr=True, soft_wrap=True)  # a long line stays one line in a log
     err.print(
         f"replaying {pattern.chunks} chunks ({pattern.nbytes / MB:.1f} MB, "
         f"{pattern.events:,} events) of {pattern.tree}: levels {levels}, "
