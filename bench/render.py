@@ -734,3 +734,38 @@ def _engines_table(recs: list[Record]) -> list[str]:
 
 SUITES = (*SUITES, "engines")
 _SECTIONS["engines"] = ("Batch engines (`bench/test_engines.py`)", _engines_table)
+# -- storage suite (bench/test_storage.py): kept in one block --------------------------------
+
+
+def _storage_worst(recs: list[Record]) -> tuple[float, str] | None:
+    """The lowest bench / xrdcp aggregate ratio over the levels, and at which N."""
+    rec = _find(recs, "storage")
+    if rec is None:
+        return None
+    ratios = [(lv["mb_s"] / lv["xrdcp_mb_s"], f"{lv['jobs']} readers")
+              for lv in rec.info["levels"] if lv["xrdcp_mb_s"] > 0]  # fmt: skip
+    return min(ratios) if ratios else None
+
+
+def _storage_table(recs: list[Record]) -> list[str]:
+    rows = [[str(lv["jobs"]), str(lv["processes"]), _num(lv["mb_s"], 1), _num(lv["xrdcp_mb_s"], 1),
+             _num(lv["mb_s"] / lv["xrdcp_mb_s"] if lv["xrdcp_mb_s"] else None, 2),
+             _num(lv["p99_ms"], 1), f"{lv['failed']} / {lv['xrdcp_failed']}"]
+            for rec in recs for lv in rec.info["levels"]]  # fmt: skip
+    return _table(["readers", "processes", "bench MB/s", "xrdcp MB/s", "bench / xrdcp",
+                   "p99 ms", "failed (bench / xrdcp)"], rows)  # fmt: skip
+
+
+SUITES = (*SUITES, "storage")
+_SECTIONS["storage"] = (
+    "Storage bench (`hepstream bench storage` readers vs as many `xrdcp`, root:// loopback)",
+    _storage_table,
+)
+TARGETS = (
+    *TARGETS,
+    Target(
+        "storage bench >= 0.8x xrdcp aggregate at every N (up to 512 readers)",
+        "aggregate MB/s of the bench's readers / of as many concurrent xrdcp, worst level",
+        0.8, True, _storage_worst,
+    ),
+)  # fmt: skip

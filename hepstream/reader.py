@@ -69,8 +69,10 @@ class OpenInput:
 
 
 def open_store(path: str, tree: str, branches: list[str], stream: StreamConfig, *,
-               prefetcher: Prefetcher, threads: int = 1):  # fmt: skip
-    """Open ``path`` through hepstream's source; its event store checked for ``branches``."""
+               prefetcher: Prefetcher, threads: int = 1,
+               handler: type[StreamingSource] = StreamingSource):  # fmt: skip
+    """Open ``path`` through hepstream's source (``handler``: a subclass, e.g. one that
+    records its requests); its event store checked for ``branches``."""
     import uproot
 
     options: dict[str, Any] = {}
@@ -82,7 +84,7 @@ def open_store(path: str, tree: str, branches: list[str], stream: StreamConfig, 
         # array_cache=None: a streaming job reads each basket once; uproot's default
         # 100 MB array cache would only hold memory.
         file = open_checked(path, partial(  # empty / not ROOT / truncated: one clear line
-            uproot.open, path, handler=StreamingSource, hepstream_config=stream,
+            uproot.open, path, handler=handler, hepstream_config=stream,
             hepstream_prefetcher=prefetcher, array_cache=None, **options,
         ))  # fmt: skip
     except HepstreamError:
@@ -108,6 +110,20 @@ def open_store(path: str, tree: str, branches: list[str], stream: StreamConfig, 
         file.close()
         raise
     return file, store
+
+
+def file_chunks(
+    store: TreeInput | NTupleInput,
+    branches: list[str],
+    chunk_bytes: int,
+    entry_range: tuple[int, int | None] | None = None,
+) -> list[tuple[int, int]]:
+    """The entry ranges a job reads ``store`` in: about ``chunk_bytes`` of ``branches``
+    each, on cluster edges, within ``entry_range`` (a dataset job may read part of a file)."""
+    entries = entries_for_bytes(chunk_bytes, store.bytes_per_entry(branches), store.num_entries)
+    return clip_chunks(
+        plan_chunks(store.cluster_offsets(), entries, cut=store.cut_clusters), entry_range
+    )
 
 
 def chunk_wants(
@@ -163,14 +179,11 @@ class Reader:
             raise
         try:
             source = file.file.source
-            entries = entries_for_bytes(
-                spec.chunk_bytes, store.bytes_per_entry(self.branches), store.num_entries
-            )
             offsets = store.cluster_offsets()
-            chunks = clip_chunks(  # a dataset job may read only part of a big file
-                plan_chunks(offsets, entries, cut=store.cut_clusters),
+            chunks = file_chunks(
+                store, self.branches, spec.chunk_bytes,
                 spec.entry_ranges[index] if spec.entry_ranges else None,
-            )
+            )  # fmt: skip
             # The job's first chunk over the network is fetched whole even when
             # preselecting: the probe would otherwise wait one more round trip for the
             # other branches. On local disk that wait is free.

@@ -1,18 +1,19 @@
 """``hepstream bench storage``: how fast a storage endpoint feeds N concurrent analysis jobs.
 
-Reader processes replay a real job's read pattern (the file's basket layout, cluster by cluster)
-through hepstream's streaming source, read-only and bounded in time and requests per level, so
-site admins can run it against production storage.
+The runner's own reader opens the file and plans its reads (the same functions, the same
+spans, the same request shaping); many asynchronous readers per process then replay those
+requests, read-only and bounded in time and requests per level, so site admins can run it
+against production storage, and compare with as many concurrent ``xrdcp`` copies.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
-import time
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -22,6 +23,7 @@ from hepstream.errors import ConfigError, InputError, OutputError
 
 if TYPE_CHECKING:
     from hepstream.io import StreamConfig
+    from hepstream.io.readplan import FilePlan
 
 MB = 1e6  # reported rates are decimal MB/s, like network links and the paper's plots
 
@@ -37,8 +39,11 @@ class BenchConfig:
     max_requests: int = 10_000
     #: Highest concurrency level; 0 means 2 x this machine's cores (a loaded worker node).
     max_jobs: int = 0
-    #: Hard ceiling on --max-jobs: more processes than this is a load test, not a benchmark.
-    jobs_ceiling: int = 256
+    #: Hard ceiling on --max-jobs: more readers than this is a load test, not a benchmark.
+    jobs_ceiling: int = 1024
+    #: Asynchronous readers one process drives: each process has one XRootD client (its
+    #: own connection and callback threads); 128 keeps 512 readers to 4 processes.
+    readers_per_process: int = 128
     #: Seconds for reader processes to start, import and open the file.
     startup_timeout: float = 120.0
     #: Seconds past the deadline before a reader stuck in a request is terminated.
@@ -53,6 +58,8 @@ class BenchConfig:
             raise ConfigError(
                 f"--max-jobs {self.max_jobs} must be between 1 and {self.jobs_ceiling}"
             )
+        if self.readers_per_process < 1:
+            raise ConfigError(f"--readers-per-process {self.readers_per_process} must be >= 1")
 
     @property
     def jobs(self) -> int:
@@ -63,23 +70,21 @@ class BenchConfig:
 # -- read pattern (pure) -----------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class BranchBaskets:
-    """Where one branch's baskets sit in the file: seeks, sizes, first entry of each."""
-
-    name: str
-    seeks: tuple[int, ...]
-    sizes: tuple[int, ...]
-    entry_starts: tuple[int, ...]
+#: One backend request: the byte segments of one read (one segment) or vector read, in order.
+Segments = tuple[tuple[int, int], ...]
 
 
 @dataclass(frozen=True)
 class Step:
-    """One request a job makes: a single read (metadata) or one cluster's vector read."""
+    """What a job asks the storage for at once: one metadata read, or one chunk's requests."""
 
-    ranges: tuple[tuple[int, int], ...]
-    events: int = 0  # events this step completes (clusters only)
-    vector: bool = True  # False: a single small read, where read-ahead applies
+    requests: tuple[Segments, ...]
+    events: int = 0  # events this step completes (chunks only)
+    metadata: bool = False  # True: a read made while opening the file, before the plan
+
+    @property
+    def ranges(self) -> Segments:
+        return tuple(seg for request in self.requests for seg in request)
 
     @property
     def nbytes(self) -> int:
@@ -88,49 +93,59 @@ class Step:
 
 @dataclass(frozen=True)
 class ReadPattern:
-    """A job's reads of one file, in order: metadata reads, then one step per cluster."""
+    """A job's requests of one file, in order: its metadata reads, then chunk after chunk."""
 
     url: str
     tree: str
     branches: tuple[str, ...]
     steps: tuple[Step, ...]
+    #: The runner's planned spans ``(start, stop)`` of the file, in admission order.
+    spans: tuple[tuple[int, int], ...] = ()
+    #: Of the job's metadata reads, the fraction its read-ahead cache served.
+    metadata_hit_fraction: float = 0.0
 
     @property
     def events(self) -> int:
         return sum(step.events for step in self.steps)
 
     @property
-    def clusters(self) -> int:
-        return sum(step.vector for step in self.steps)
+    def chunks(self) -> int:
+        return sum(not step.metadata for step in self.steps)
 
     @property
     def nbytes(self) -> int:
         return sum(step.nbytes for step in self.steps)
 
+    @property
+    def requests(self) -> tuple[tuple[Segments, int], ...]:
+        """Every request in order with the events it completes: a chunk's last request
+        completes its events, and those of the chunks after it that need no new bytes."""
+        out: list[list] = []
+        for step in self.steps:
+            out.extend([request, 0] for request in step.requests)
+            if out:
+                out[-1][1] += step.events
+        return tuple((request, events) for request, events in out)
 
-def plan_clusters(
-    baskets: Sequence[BranchBaskets], cluster_starts: Sequence[int], num_entries: int
+
+def chunk_steps(
+    plan: FilePlan, chunks: Sequence[tuple[int, int]], max_request_bytes: int
 ) -> list[Step]:
-    """One vector-read step per cluster, holding every chosen basket that starts in it.
+    """One step per chunk of the runner's plan: the spans that chunk reads first, shaped into
+    requests as the prefetcher shapes them (:func:`hepstream.io.prefetch.span_requests`)."""
+    from hepstream.io.prefetch import span_requests
 
-    A job iterating cluster by cluster asks for all its branches' baskets of that cluster at
-    once; a basket straddling clusters is fetched with the cluster where it starts.
-    """
-    bounds = sorted({*(s for s in cluster_starts if 0 <= s < num_entries), 0})
-    bounds.append(num_entries)
-    steps: list[Step] = []
-    for lo, hi in itertools.pairwise(bounds):
-        ranges = [
-            (seek, seek + size)
-            for branch in baskets
-            for seek, size, first in zip(
-                branch.seeks, branch.sizes, branch.entry_starts, strict=True
-            )
-            if lo <= first < hi and size > 0 and seek > 0
-        ]
-        if ranges:
-            steps.append(Step(tuple(sorted(ranges)), events=hi - lo))
-    return steps
+    firsts: list[list[tuple[int, int]]] = [[] for _ in chunks]
+    for span in plan.spans:
+        firsts[span.first_chunk].append((span.start, span.stop))
+    return [
+        Step(
+            tuple(r.segments for r in span_requests(wanted, max_request_bytes)),
+            events=stop - start,
+        )
+        for wanted, (start, stop) in zip(firsts, chunks, strict=True)
+        if wanted or stop > start
+    ]
 
 
 def job_levels(max_jobs: int) -> list[int]:
@@ -155,22 +170,18 @@ def parse_size_list(text: str) -> list[int]:
     return sizes
 
 
-def step_request_bound(step: Step, config: StreamConfig) -> int:
-    """Most backend requests ``step`` can cause (cache hits only lower it)."""
-    from hepstream.io import plan_requests
-
-    if not step.vector:
-        return 1
-    return len(
-        plan_requests(
-            step.ranges, gap=config.coalesce_gap, max_request_bytes=config.max_request_bytes
-        )
-    )
-
-
 def stagger(steps: int, job: int, jobs: int) -> int:
     """Step index reader ``job`` of ``jobs`` starts at, so readers do not move in lockstep."""
     return (job * steps) // jobs if jobs else 0
+
+
+def split_jobs(jobs: int, per_process: int) -> list[list[int]]:
+    """Reader numbers ``0..jobs-1`` dealt to as few processes as hold ``per_process`` each,
+    evenly (``[[0, 2], [1, 3]]`` for 4 readers, 2 per process)."""
+    if per_process < 1:
+        raise ConfigError(f"--readers-per-process {per_process} must be >= 1")
+    processes = max(1, -(-jobs // per_process))
+    return [list(range(p, jobs, processes)) for p in range(processes)]
 
 
 # -- results (pure) ----------------------------------------------------------------------------
@@ -178,17 +189,15 @@ def stagger(steps: int, job: int, jobs: int) -> int:
 
 @dataclass
 class JobResult:
-    """What one reader process did during one level."""
+    """What one reader did during one level."""
 
     job: int
-    elapsed: float = 0.0  # s from the common start to its last completed step
-    bytes_read: int = 0  # bytes the storage delivered (read-ahead included)
-    payload_bytes: int = 0  # bytes of baskets and metadata the job asked for
+    elapsed: float = 0.0  # s from the common start to its last completed request
+    bytes_read: int = 0  # bytes the storage delivered
+    payload_bytes: int = 0  # bytes the job's requests asked for
     requests: int = 0  # backend requests (one vector read counts once)
     steps: int = 0
     events: int = 0
-    cache_hits: int = 0
-    cache_misses: int = 0
     latencies: list[float] = field(default_factory=list, repr=False)
     error: str | None = None
 
@@ -212,15 +221,27 @@ class LevelResult:
     latency_p50_ms: float
     latency_p99_ms: float
     cache_hit_fraction: float
+    failed: int = 0
+    processes: int = 1
+    #: ``xrdcp`` of the same file by as many concurrent copies, when compared.
+    xrdcp_mb_s: float | None = None
+    xrdcp_failed: int | None = None
 
     @property
     def mean_job_mb_s(self) -> float:
         return sum(self.per_job_mb_s) / len(self.per_job_mb_s) if self.per_job_mb_s else 0.0
 
+    @property
+    def vs_xrdcp(self) -> float | None:
+        if not self.xrdcp_mb_s:
+            return None
+        return self.aggregate_mb_s / self.xrdcp_mb_s
+
     def asdict(self) -> dict[str, Any]:
         out = asdict(self)
         out["per_job_mb_s"] = list(self.per_job_mb_s)
         out["mean_job_mb_s"] = self.mean_job_mb_s
+        out["vs_xrdcp"] = self.vs_xrdcp
         return out
 
 
@@ -235,13 +256,17 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
-def summarise(results: Sequence[JobResult], readahead: int, cache: int) -> LevelResult:
+def summarise(
+    results: Sequence[JobResult],
+    readahead: int,
+    cache: int,
+    hit_fraction: float = 0.0,
+    processes: int = 1,
+) -> LevelResult:
     """Aggregate the readers of one level: the wall time is the slowest reader's."""
     wall = max((r.elapsed for r in results), default=0.0)
     total = sum(r.bytes_read for r in results)
     latencies = [lat for r in results for lat in r.latencies]
-    hits = sum(r.cache_hits for r in results)
-    lookups = hits + sum(r.cache_misses for r in results)
     return LevelResult(
         jobs=len(results),
         readahead=readahead,
@@ -259,53 +284,103 @@ def summarise(results: Sequence[JobResult], readahead: int, cache: int) -> Level
         events_per_s=sum(r.events for r in results) / wall if wall > 0 else 0.0,
         latency_p50_ms=percentile(latencies, 50) * 1e3,
         latency_p99_ms=percentile(latencies, 99) * 1e3,
-        cache_hit_fraction=hits / lookups if lookups else 0.0,
+        cache_hit_fraction=hit_fraction,
+        failed=sum(r.error is not None for r in results),
+        processes=processes,
     )
 
 
-# -- read-pattern extraction (I/O) ----------------------------------------------------------
+# -- read-pattern extraction (I/O): the runner's own reader opens and plans ------------------
 
 
 def read_pattern(
-    url: str, tree: str | None = None, branches: Sequence[str] | None = None
+    url: str,
+    tree: str | None = None,
+    branches: Sequence[str] | None = None,
+    stream: StreamConfig | None = None,
+    chunk_bytes: int | None = None,
 ) -> ReadPattern:
-    """Open ``url`` read-only and derive a job's read pattern from its TTree basket layout.
+    """The requests a ``hepstream run`` job makes of ``url``: open it read-only with the
+    reader's own functions (:func:`hepstream.reader.open_store`, ``file_chunks``,
+    ``chunk_wants``, :func:`hepstream.io.readplan.plan_reads`), recording the metadata
+    requests the open makes, then each chunk's planned spans shaped as the prefetcher does.
 
-    ``branches`` may hold names or glob patterns; default: every branch that has baskets.
+    ``branches`` may hold names or glob patterns; default: every branch with data.
     """
+    from hepstream.io import StreamConfig, StreamingSource
+    from hepstream.io.budget import Budget
+    from hepstream.io.prefetch import Prefetcher
+    from hepstream.io.readplan import plan_reads
+    from hepstream.jobspec import JobSpec
+    from hepstream.reader import chunk_wants, file_chunks, open_store
+
+    stream = stream or StreamConfig()
+    chunk_bytes = chunk_bytes or JobSpec.chunk_bytes
+    name, names = _discover(url, tree, branches, stream)
+    metadata: list[Segments] = []
+
+    class _Recording(StreamingSource):
+        def _fetch(self, segments, kind=""):
+            if self.reads is None:  # before the plan: the job's metadata reads
+                metadata.append(tuple((int(a), int(b)) for a, b in segments))
+            return super()._fetch(segments, kind)
+
+    prefetcher = Prefetcher(Budget(stream.cache))
+    file, store = open_store(url, name, names, stream, prefetcher=prefetcher, handler=_Recording)
+    try:
+        chunks = file_chunks(store, names, chunk_bytes)
+        plan = plan_reads(chunk_wants(store, chunks, names, []))
+        source = file.file.source
+        hits, misses = source.cache.hits, source.cache.misses
+    finally:
+        file.close()
+    steps = chunk_steps(plan, chunks, stream.max_request_bytes)
+    if not plan.spans:
+        raise InputError(
+            f"{store.kind} {name} in {url} has no data to read; pick a file with entries"
+        )
+    return ReadPattern(
+        url, name, tuple(names),
+        (*(Step((segs,), metadata=True) for segs in metadata), *steps),
+        spans=tuple((span.start, span.stop) for span in plan.spans),
+        metadata_hit_fraction=hits / (hits + misses) if hits + misses else 0.0,
+    )  # fmt: skip
+
+
+def _discover(
+    url: str, tree: str | None, branches: Sequence[str] | None, stream: StreamConfig
+) -> tuple[str, list[str]]:
+    """The tree's name and the branches to read (globs expanded), from one read-only open."""
     import fnmatch
 
     import uproot
 
-    from hepstream.io import StreamConfig, StreamingSource
+    from hepstream.io import StreamingSource
+    from hepstream.io.rootfile import open_checked
 
-    opens: list[tuple[int, int]] = []
-
-    class _Recording(StreamingSource):
-        def chunk(self, start: int, stop: int):
-            opens.append((start, stop))
-            return super().chunk(start, stop)
-
-    with uproot.open(url, handler=_Recording, hepstream_config=StreamConfig()) as file:
-        ttree = _find_tree(file, url, tree)
-        all_branches = [b for b in ttree.itervalues(recursive=True) if b.num_baskets > 0]
-        chosen = all_branches
+    opener = partial(uproot.open, url, handler=StreamingSource, hepstream_config=stream)
+    try:
+        file = open_checked(url, opener)
+    except FileNotFoundError:
+        raise InputError(f"input file not found: {url}; check the path") from None
+    except (OSError, ValueError) as err:
+        raise InputError(f"cannot read {url}: {str(err).splitlines()[0]}") from None
+    with file:
+        obj = _find_tree(file, url, tree)
+        if hasattr(obj, "itervalues"):
+            with_data = [b.name for b in obj.itervalues(recursive=True) if b.num_baskets > 0]
+        else:  # an RNTuple: its top-level fields
+            with_data = list(obj.keys())
+        chosen = with_data
         if branches:
-            chosen = [
-                b for b in all_branches if any(fnmatch.fnmatchcase(b.name, p) for p in branches)
-            ]
+            chosen = [b for b in with_data if any(fnmatch.fnmatchcase(b, p) for p in branches)]
             if not chosen:
                 raise ConfigError(
                     f"--branches {','.join(branches)} matches no branch with data in {url}; "
-                    f"e.g. {', '.join(b.name for b in all_branches[:5])}"
+                    f"e.g. {', '.join(with_data[:5])}"
                 )
-        layout = [_baskets(b) for b in chosen]
-        clusters = plan_clusters(layout, ttree.common_entry_offsets(), ttree.num_entries)
-        name = ttree.object_path.lstrip("/").split(";")[0]
-    if not clusters:
-        raise InputError(f"tree {name} in {url} has no baskets to read; pick a file with entries")
-    meta = [Step(((start, stop),), vector=False) for start, stop in opens]
-    return ReadPattern(url, name, tuple(b.name for b in chosen), (*meta, *clusters))
+        name = obj.object_path.lstrip("/").split(";")[0]
+    return name, chosen
 
 
 def _find_tree(file, url: str, tree: str | None):
@@ -317,154 +392,60 @@ def _find_tree(file, url: str, tree: str | None):
         if not hasattr(obj, "num_entries"):
             raise ConfigError(f"{tree!r} in {url} is a {type(obj).__name__}, not a TTree")
         return obj
-    names = [k for k, cls in file.classnames().items() if cls in ("TTree", "TNtuple")]
+    kinds = ("TTree", "TNtuple", "ROOT::RNTuple", "ROOT::Experimental::RNTuple")
+    names = [k for k, cls in file.classnames().items() if cls in kinds]
     if not names:
         raise InputError(f"{url} holds no TTree; pass a file with event data")
     return file[names[0]]
 
 
-def _baskets(branch) -> BranchBaskets:
-    n = branch.num_baskets
-    return BranchBaskets(
-        name=branch.name,
-        seeks=tuple(int(s) for s in branch.member("fBasketSeek")[:n]),
-        sizes=tuple(int(s) for s in branch.member("fBasketBytes")[:n]),
-        entry_starts=tuple(int(e) for e in branch.entry_offsets[:n]),
-    )
-
-
 # -- reader processes (edge) -------------------------------------------------------------------
-
-
-def _replay(
-    pattern: ReadPattern, stream: StreamConfig, bench: BenchConfig, job: int, jobs: int, go, report
-) -> None:
-    """Child process: open read-only, wait for the common start, replay until a bound hits."""
-    import queue
-
-    from hepstream.io import open_source
-
-    result = JobResult(job=job)
-    try:
-        src = open_source(pattern.url, stream)
-    except Exception as err:
-        report.put(("error", job, str(err)))
-        return
-    try:
-        bounds = [step_request_bound(step, stream) for step in pattern.steps]
-        report.put(("ready", job, None))
-        if not go.wait(bench.startup_timeout):
-            return
-        began = time.perf_counter()
-        deadline = began + bench.duration
-        index = stagger(len(pattern.steps), job, jobs)
-        issued = 0
-        while time.perf_counter() < deadline:
-            if issued + bounds[index] > bench.max_requests:
-                break
-            if index == 0:
-                src.cache.clear()  # a new pass is a new file for the job: nothing cached yet
-            step = pattern.steps[index]
-            before = src.stats.requests
-            if step.vector:
-                for chunk in src.chunks(list(step.ranges), notifications=queue.Queue()):
-                    chunk.wait()
-            else:
-                src.chunk(*step.ranges[0])
-            issued += src.stats.requests - before
-            result.steps += 1
-            result.events += step.events
-            result.payload_bytes += step.nbytes
-            result.elapsed = time.perf_counter() - began
-            index = (index + 1) % len(pattern.steps)
-        stats = src.stats
-        result.bytes_read = stats.bytes_read
-        result.requests = stats.requests
-        result.cache_hits = stats.cache_hits
-        result.cache_misses = stats.cache_misses
-        result.latencies = list(stats.latencies)
-    except Exception as err:
-        result.error = f"{type(err).__name__}: {err}"
-    finally:
-        src.close()
-    report.put(("result", job, result))
 
 
 def run_level(
     pattern: ReadPattern, stream: StreamConfig, bench: BenchConfig, jobs: int
 ) -> LevelResult:
-    """Run ``jobs`` reader processes together once; every one starts at the same instant."""
-    import multiprocessing as mp
+    """Run ``jobs`` readers together once, ``bench.readers_per_process`` asynchronous
+    readers per process; every one starts at the same instant."""
+    from hepstream.storagereaders import run_readers
 
-    ctx = mp.get_context("spawn")  # no fork: the XRootD client's threads do not survive it
-    report = ctx.Queue()
-    go = ctx.Event()
-    procs = [
-        ctx.Process(
-            target=_replay,
-            args=(pattern, stream, bench, job, jobs, go, report),
-            name=f"hepstream-bench-{job}",
-            daemon=True,
-        )
-        for job in range(jobs)
-    ]
-    results: dict[int, JobResult] = {}
-    try:
-        for proc in procs:
-            proc.start()
-        ready = 0
-        deadline = time.monotonic() + bench.startup_timeout
-        while ready < jobs:
-            kind, job, payload = _next(report, deadline, "start")
-            if kind == "error":
-                raise InputError(f"reader {job} cannot open {pattern.url}: {payload}")
-            ready += kind == "ready"
-        go.set()
-        deadline = time.monotonic() + bench.duration + bench.grace + stream.timeout
-        while len(results) < jobs:
-            kind, job, payload = _next(report, deadline, "finish")
-            if kind == "result":
-                if payload.error:
-                    raise InputError(f"reader {job} failed on {pattern.url}: {payload.error}")
-                results[job] = payload
-    finally:
-        for proc in (p for p in procs if p.pid is not None):  # the started ones
-            if len(results) < jobs and proc.is_alive():
-                proc.terminate()  # failed level: stop loading the storage at once
-            proc.join(bench.grace)
-            if proc.is_alive():
-                proc.kill()
-                proc.join()
-            if proc.exitcode is not None:
-                proc.close()
-        report.close()
-        report.join_thread()
-    return summarise([results[j] for j in sorted(results)], stream.readahead, stream.cache)
-
-
-def _next(report, deadline: float, what: str):
-    import queue
-
-    try:
-        return report.get(timeout=max(0.0, deadline - time.monotonic()))
-    except queue.Empty:
+    groups = split_jobs(jobs, bench.readers_per_process)
+    results = run_readers(pattern, stream, bench, jobs, groups)
+    level = summarise(
+        results, stream.readahead, stream.cache, pattern.metadata_hit_fraction, len(groups)
+    )
+    failed = [r for r in results if r.error is not None]
+    if failed:
         raise InputError(
-            f"benchmark readers did not {what} in time; the storage may be overloaded or down"
-        ) from None
+            f"{len(failed)} of {jobs} readers failed on {pattern.url}; "
+            f"reader {failed[0].job}: {failed[0].error}"
+        )
+    return level
 
 
 def run_sweep(
-    pattern: ReadPattern,
-    streams: Sequence[StreamConfig],
+    patterns: Sequence[tuple[ReadPattern, StreamConfig]],
     levels: Sequence[int],
     bench: BenchConfig,
     on_level: Callable[[LevelResult], None] | None = None,
+    xrdcp: bool = False,
 ) -> list[LevelResult]:
-    """Every read-ahead setting at every concurrency level, one level at a time."""
+    """Every read-ahead setting at every concurrency level, one level at a time; with
+    ``xrdcp``, each level is followed by as many concurrent ``xrdcp`` copies of the file."""
+    from dataclasses import replace
+
+    from hepstream.storagereaders import xrdcp_level
+
+    copies: dict[int, tuple[float, int]] = {}
     out = []
-    for stream in streams:
+    for pattern, stream in patterns:
         for jobs in levels:
             level = run_level(pattern, stream, bench, jobs)
+            if xrdcp:
+                if jobs not in copies:
+                    copies[jobs] = xrdcp_level(pattern.url, jobs, bench)
+                rate, failed = copies[jobs]
+                level = replace(level, xrdcp_mb_s=rate, xrdcp_failed=failed)
             out.append(level)
             if on_level is not None:
                 on_level(level)
@@ -524,21 +505,17 @@ def _table(levels: Sequence[LevelResult], pattern: ReadPattern):
     from rich.table import Table
 
     table = Table(title=f"{pattern.url} ({pattern.tree}, {len(pattern.branches)} branches)")
-    headers = (
-        "readahead",
-        "jobs",
-        "MB/s",
-        "MB/s/job",
-        "events/s",
-        "p50 ms",
-        "p99 ms",
-        "req",
-        "hits",
-    )
+    compared = any(lv.xrdcp_mb_s is not None for lv in levels)
+    headers = [
+        "readahead", "jobs", "MB/s", "MB/s/job", "events/s", "p50 ms", "p99 ms", "req",
+        "meta hits", "failed",
+    ]  # fmt: skip
+    if compared:
+        headers += ["xrdcp MB/s", "vs xrdcp"]
     for header in headers:
         table.add_column(header, justify="right", no_wrap=True)
     for lv in levels:
-        table.add_row(
+        row = [
             _size(lv.readahead),
             str(lv.jobs),
             f"{lv.aggregate_mb_s:.1f}",
@@ -548,8 +525,26 @@ def _table(levels: Sequence[LevelResult], pattern: ReadPattern):
             f"{lv.latency_p99_ms:.1f}",
             str(lv.requests),
             f"{lv.cache_hit_fraction:.0%}",
-        )
+            str(lv.failed),
+        ]
+        if compared:
+            ratio = lv.vs_xrdcp
+            row += [
+                "-" if lv.xrdcp_mb_s is None else f"{lv.xrdcp_mb_s:.1f}",
+                "-" if ratio is None else f"{ratio:.2f}x",
+            ]
+        table.add_row(*row)
     return table
+
+
+def output_console():
+    """A rich console for stdout that never cuts a table: full width when piped or
+    redirected (rich would otherwise assume 80 columns and truncate cells with ``…``)."""
+    from rich.console import Console
+
+    if sys.stdout.isatty():
+        return Console()
+    return Console(width=10_000, soft_wrap=True)
 
 
 def report_dict(pattern: ReadPattern, bench: BenchConfig, levels: Sequence[LevelResult]) -> dict:
@@ -558,11 +553,12 @@ def report_dict(pattern: ReadPattern, bench: BenchConfig, levels: Sequence[Level
         "url": pattern.url,
         "tree": pattern.tree,
         "branches": list(pattern.branches),
-        "clusters": pattern.clusters,
+        "chunks": pattern.chunks,
         "events_per_pass": pattern.events,
         "bytes_per_pass": pattern.nbytes,
         "duration_s": bench.duration,
         "max_requests": bench.max_requests,
+        "readers_per_process": bench.readers_per_process,
         "levels": [lv.asdict() for lv in levels],
     }
 
@@ -577,12 +573,22 @@ def storage_cmd(
         str | None,
         typer.Option(help="Comma-separated branch names or globs; default: all branches."),
     ] = None,
+    plugin: Annotated[
+        Path | None,
+        typer.Option(help="Replay this selection plugin's tree and branches (as its job reads)."),
+    ] = None,
     max_jobs: Annotated[
         int | None,
-        typer.Option(help="Highest number of concurrent readers; default 2 x cores."),
+        typer.Option(help="Highest number of concurrent readers (<= 1024); default 2 x cores."),
     ] = None,
+    readers_per_process: Annotated[
+        int, typer.Option(help="Asynchronous readers per reader process.")
+    ] = BenchConfig.readers_per_process,
     readahead: Annotated[str, typer.Option(help="Read-ahead window, e.g. 1M.")] = "1M",
     cache: Annotated[str, typer.Option(help="Per-reader cache bound, e.g. 10M.")] = "10M",
+    chunk: Annotated[
+        str | None, typer.Option(help="The job's chunk size, as hepstream run --chunk.")
+    ] = None,
     readahead_sweep: Annotated[
         str | None,
         typer.Option(help="Repeat for each read-ahead, e.g. 0,256k,1M,4M (overrides --readahead)."),
@@ -593,6 +599,9 @@ def storage_cmd(
     max_requests: Annotated[
         int, typer.Option(help="Backend requests per reader per level, at most.")
     ] = BenchConfig.max_requests,
+    xrdcp: Annotated[
+        bool, typer.Option("--xrdcp", help="Also time as many concurrent xrdcp copies per level.")
+    ] = False,
     plot: Annotated[
         Path | None, typer.Option(help="Write aggregate MB/s vs jobs as a PNG here.")
     ] = None,
@@ -600,32 +609,45 @@ def storage_cmd(
 ) -> None:
     """Measure how a storage endpoint serves 1, 2, 4, ... concurrent analysis jobs.
 
-    Each reader process replays a real job's reads of the file (metadata, then every basket of
-    a cluster in one vector read, cluster after cluster) through hepstream's streaming source.
-    Read-only; each level stops after --duration seconds or --max-requests per reader.
+    The runner's own reader opens the file and plans a job's reads (its metadata reads, then
+    each chunk's baskets as the prefetcher requests them); many asynchronous readers per
+    process replay those requests, cycling through the file. Read-only; each level stops
+    after --duration seconds or --max-requests per reader.
 
     \b
     Example:
         hepstream bench storage root://xrootd.example.org//data/tau1n_mc_000.root \\
-            --max-jobs 8 --readahead-sweep 0,1M,4M --duration 10 --plot storage.png
+            --max-jobs 512 --readahead-sweep 0,1M --duration 10 --xrdcp --plot storage.png
     """
-    from hepstream.io import StreamConfig, parse_size
+    from hepstream.io import StreamConfig, is_remote, parse_size
 
     if max_jobs is not None and max_jobs < 1:
         raise ConfigError(f"--max-jobs {max_jobs} must be >= 1")
-    bench = BenchConfig(duration=duration, max_requests=max_requests, max_jobs=max_jobs or 0)
+    if xrdcp and not is_remote(url):
+        raise ConfigError(f"--xrdcp compares with a root:// URL, not {url}; drop --xrdcp")
+    bench = BenchConfig(
+        duration=duration, max_requests=max_requests, max_jobs=max_jobs or 0,
+        readers_per_process=readers_per_process,
+    )  # fmt: skip
     sizes = parse_size_list(readahead_sweep) if readahead_sweep else [parse_size(readahead)]
     streams = [StreamConfig(readahead=size, cache=parse_size(cache)) for size in sizes]
     levels = job_levels(bench.jobs)
     branch_list = [b.strip() for b in branches.split(",") if b.strip()] if branches else None
-    pattern = read_pattern(url, tree, branch_list)
+    if plugin is not None:
+        from hepstream.selection import load_plugin
+
+        selection = load_plugin(plugin)
+        tree, branch_list = tree or selection.tree, branch_list or list(selection.branches)
+    chunk_bytes = parse_size(chunk) if chunk else None
+    patterns = [(read_pattern(url, tree, branch_list, s, chunk_bytes), s) for s in streams]
+    pattern = patterns[0][0]
 
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    err = Console(stderr=True)
+    err = Console(stderr=True, soft_wrap=True)  # a long line stays one line in a log
     err.print(
-        f"replaying {pattern.clusters} clusters ({pattern.nbytes / MB:.1f} MB, "
+        f"replaying {pattern.chunks} chunks ({pattern.nbytes / MB:.1f} MB, "
         f"{pattern.events:,} events) of {pattern.tree}: levels {levels}, "
         f"{bench.duration:g} s each",
         highlight=False,
@@ -642,12 +664,12 @@ def storage_cmd(
                 task, advance=1, description=f"{level.jobs} jobs: {level.aggregate_mb_s:.0f} MB/s"
             )
 
-        results = run_sweep(pattern, streams, levels, bench, on_level=done)
+        results = run_sweep(patterns, levels, bench, on_level=done, xrdcp=xrdcp)
     if plot is not None:
         write_plot(results, plot, f"{pattern.url.rsplit('/', 1)[-1]} ({pattern.tree})")
     if as_json:
         typer.echo(json.dumps(report_dict(pattern, bench, results), indent=2))
     else:
-        Console().print(_table(results, pattern))
+        output_console().print(_table(results, pattern))
         if plot is not None:
             typer.echo(f"plot: {plot}")

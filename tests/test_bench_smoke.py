@@ -206,3 +206,16 @@ def test_layout_matrix_renders_every_layout_and_target_row() -> None:
     names = [line.split(" | ")[0].strip("| ") for line in lines[1:]]
     assert names == ["uproot-bigbasket", "root-nanoaod"]  # matrix order, not input order
     assert "| 1.04 pass | 1.10 miss |" in lines[2]  # root-nanoaod read/needed local, loopback
+
+
+def test_storage_target_is_the_worst_level_against_xrdcp() -> None:
+    levels = [
+        {"jobs": n, "processes": 1 + n // 128, "mb_s": mb, "xrdcp_mb_s": xrd, "failed": 0,
+         "xrdcp_failed": 0, "p99_ms": 1.0}
+        for n, mb, xrd in ((1, 500.0, 100.0), (512, 360.0, 450.0))
+    ]  # fmt: skip
+    doc = {"benchmarks": [_bench("storage", 30.0, suite="storage", levels=levels)]}
+    target = next(t for t in TARGETS if t.name.startswith("storage bench"))
+    value, verdict, where = target.evaluate_where(records(doc))
+    assert (value, verdict, where) == (pytest.approx(0.8), "pass", "512 readers")
+    assert "| 512 | 5 | 360.0 | 450.0 | 0.80 |" in render(doc)

@@ -16,7 +16,7 @@ from concurrent.futures import Future
 from functools import partial
 
 from hepstream.io.budget import Budget
-from hepstream.io.coalesce import plan_requests
+from hepstream.io.coalesce import Request, plan_requests
 from hepstream.io.config import XRD_MAX_VECTOR_ELEMENT_BYTES
 from hepstream.io.readplan import FilePlan, holes
 
@@ -24,6 +24,16 @@ from hepstream.io.readplan import FilePlan, holes
 Submit = Callable[[tuple[tuple[int, int], ...]], "Future[list[bytes]]"]
 
 _PENDING, _RESERVED, _FETCHING, _READY, _DONE = range(5)
+
+
+def span_requests(wanted: Sequence[tuple[int, int]], max_request_bytes: int) -> list[Request]:
+    """The backend requests that fetch planned byte ranges: touching ranges join, nothing
+    between them is read; a range larger than one request is cut into request-sized pieces
+    fetched in parallel."""
+    return plan_requests(
+        wanted, gap=0, max_request_bytes=max_request_bytes,
+        max_element_bytes=min(max_request_bytes, XRD_MAX_VECTOR_ELEMENT_BYTES),
+    )  # fmt: skip
 
 
 class FileReads:
@@ -169,12 +179,7 @@ class FileReads:
             if not self._missing[i]:
                 self._complete(i)
             wanted.extend(gaps)
-        # touching holes join, nothing between them is read; a hole larger than one request
-        # is cut into request-sized pieces fetched in parallel
-        for request in plan_requests(
-            wanted, gap=0, max_request_bytes=self._max_request,
-            max_element_bytes=min(self._max_request, XRD_MAX_VECTOR_ELEMENT_BYTES),
-        ):  # fmt: skip
+        for request in span_requests(wanted, self._max_request):
             future = self._submit(request.segments)
             future.add_done_callback(partial(self._arrived, request.segments))
 
