@@ -156,3 +156,10 @@ def test_successful_run_prints_summary_and_json(capsys, out_dir, sample_dir):
     assert report["site"] == "here"
     assert "events/s" in captured.err
     assert (out_dir / "o.root").exists()
+
+
+def test_an_unknown_option_is_a_usage_line_and_exit_2(capsys):
+    assert main(["run", "--nosuch", "x"]) == 2
+    err = capsys.readouterr().err
+    assert "No such option: --nosuch" in err
+    assert "Traceback" not in err

@@ -74,16 +74,33 @@ def _main(argv: list[str] | None, prog_name: str | None) -> int:
     except SystemExit as err:  # typer/click exits (e.g. --help) pass through
         return int(err.code or 0)
     except Exception as err:
-        import click
-
-        if isinstance(err, click.exceptions.ClickException):
-            err.show()
-            return err.exit_code
-        if isinstance(err, click.exceptions.Abort):
+        usage, abort = _click_errors()
+        if isinstance(err, usage):  # a bad option or argument: click's usage line, exit 2
+            err.show()  # type: ignore[attr-defined]
+            return int(err.exit_code)  # type: ignore[attr-defined]
+        if isinstance(err, abort):
             print("hepstream: aborted", file=sys.stderr)
             return 130
         raise
     return code if isinstance(code, int) else 0
+
+
+def _click_errors() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseException], ...]]:
+    """Click's usage and abort exceptions: typer raises those of its vendored copy of click
+    (``typer._click``) where it has one, of ``click`` itself otherwise."""
+    import importlib
+
+    usage: list[type[BaseException]] = []
+    abort: list[type[BaseException]] = []
+    for name in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        usage.append(module.ClickException)
+        if hasattr(module, "Abort"):
+            abort.append(module.Abort)
+    return tuple(usage), tuple(abort)
 
 
 if __name__ == "__main__":
