@@ -13,11 +13,9 @@ loopback clients may connect when the server's address is loopback.
 from __future__ import annotations
 
 import atexit
-import contextlib
 import os
 import re
 import shutil
-import signal
 import socket
 import stat
 import subprocess
@@ -28,6 +26,7 @@ from pathlib import Path
 from types import TracebackType
 
 from hepstream.errors import ConfigError, InputError
+from hepstream.procs import stop_group
 
 _PORT_RE = re.compile(r"xrootd \S+:(\d+) initialization completed")
 _LIVE: set[XRootDServer] = set()
@@ -204,15 +203,8 @@ class XRootDServer:
         """Terminate the daemon (and its process group), wait, remove the admin dir."""
         proc, self._proc = self._proc, None
         _LIVE.discard(self)
-        if proc is not None and proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=self.config.stop_timeout)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        if proc is not None:
+            stop_group(proc, self.config.stop_timeout)
         if self.cleanup and self.admin_dir is not None:
             shutil.rmtree(self.admin_dir, ignore_errors=True)
             self.admin_dir = None

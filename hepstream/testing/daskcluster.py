@@ -11,13 +11,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
+
+from hepstream.procs import stop_group
 
 
 class DaskCluster:
@@ -118,14 +119,8 @@ class DaskCluster:
 
     def stop(self) -> None:
         for proc in [*self.workers, self.scheduler]:
-            if proc is None or proc.poll() is not None:
-                continue
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=15)
+            if proc is not None:
+                stop_group(proc)
         shutil.rmtree(self.base, ignore_errors=True)
 
     def __enter__(self) -> DaskCluster:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -22,6 +21,7 @@ from pathlib import Path
 from types import TracebackType
 
 from hepstream.errors import ConfigError
+from hepstream.procs import stop_group
 
 _CONF = """\
 ClusterName=hepstream-test
@@ -197,14 +197,8 @@ class SlurmCluster:
             )
         for name in reversed(DAEMONS):
             proc = self._procs.get(name)
-            if proc is None or proc.poll() is not None:
-                continue
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=15)
+            if proc is not None:
+                stop_group(proc)
         shutil.rmtree(self.base, ignore_errors=True)
 
     def __enter__(self) -> SlurmCluster:

@@ -47,12 +47,12 @@ def native(xrootd_server, tmp_path_factory) -> dict:
     return {"report": report, "output": read_output(work / "native.root")}
 
 
-def _run_in_vm(disk, job, workdir, xrootd_server, kernel=None):
+def _run_in_vm(disk, job, workdir, xrootd_server, kernel=None, forwards=None):
     vm = start_vm(
         disk,
         job=job,
         workdir=workdir,
-        forwards={GUEST_XROOTD_PORT: xrootd_server.port},
+        forwards={GUEST_XROOTD_PORT: xrootd_server.port, **(forwards or {})},
         kernel=kernel,
     )
     boot_s, total_s = wait_agent(vm, VM_TIMEOUT_S)
@@ -111,3 +111,72 @@ def test_derived_overlay_direct_kernel_boot(image, native, xrootd_server, tmp_pa
         f"\nderived overlay {derived.size_bytes / 2**20:.1f} MiB in {derived.derive_s:.1f} s; "
         f"direct kernel boot: agent after {boot_s:.1f} s, VM total {total_s:.1f} s"
     )
+
+
+class _PoolServer:
+    """The shim's job pool for one image, on host loopback: hands out ``jobs`` one per GET,
+    then 204 (none left), and logs what it answered."""
+
+    def __init__(self, jobs: list[dict]) -> None:
+        import http.server
+        import threading
+
+        pool, answered = list(jobs), []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if pool:
+                    body = json.dumps(pool.pop(0)).encode()
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    answered.append(200)
+                else:
+                    self.send_response(204)
+                    self.end_headers()
+                    answered.append(204)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.answered = answered
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=10)
+
+
+def test_a_vm_takes_jobs_of_its_image_until_none_are_left(image, native, xrootd_server, tmp_path):
+    """Pool mode, as in the paper: the VM runs its first job, takes the next from the pool,
+    runs it, finds none left and powers off; both outputs equal the native run's."""
+    from vmimage.qemu import GUEST_FWD_ADDR
+
+    guest_pool_port = 8080
+    second = _job(xrootd_server, "pool-2", plugin_source=TAU1N.read_text())
+    pool = _PoolServer([second])
+    try:
+        first = _job(
+            xrootd_server, "pool-1", plugin_source=TAU1N.read_text(), mode="pool",
+            next_job_url=f"http://{GUEST_FWD_ADDR}:{guest_pool_port}/next",
+        )  # fmt: skip
+        vm, _boot_s, total_s = _run_in_vm(
+            image, first, tmp_path / "vm", xrootd_server, forwards={guest_pool_port: pool.port}
+        )
+    finally:
+        pool.close()
+    assert pool.answered == [200, 204]  # one more job, then none left: the VM retired
+    assert vm.poll() is not None  # powered off by itself
+    out_dir = xrootd_server.out_path()
+    for name in ("pool-1", "pool-2"):
+        report = json.loads((out_dir / f"{name}.json").read_text())
+        assert report["status"] == "ok", name
+        assert read_output(out_dir / f"{name}.root") == native["output"]
+    assert [r["status"] for r in vm.agent_results()] == ["ok", "ok"]
+    print(f"\npool VM: two jobs in a row and retired after {total_s:.1f} s")
