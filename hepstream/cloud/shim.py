@@ -26,7 +26,7 @@ from hepstream.cloud.drivers.base import (
     spec_from_tags,
 )
 from hepstream.cloud.localqueue import LocalQueue
-from hepstream.cloud.model import VM, Action, Boot, Job, Replace, Retire, Wait
+from hepstream.cloud.model import VM, Action, Boot, Job, Replace, Retire, SiteStats, Wait
 from hepstream.cloud.plan import count_by_state, plan
 from hepstream.cloud.policy import ShimConfig
 from hepstream.cloud.sitestats import site_stats
@@ -48,6 +48,19 @@ class Observation:
     unreachable: set[str] = field(default_factory=set)
 
 
+@dataclass
+class Round:
+    """One reconcile round as the shim saw and decided it (what a simulator inspects)."""
+
+    observation: Observation
+    stats: list[SiteStats]
+    actions: list[Action]
+
+
+def _uuid_name(shim_id: str) -> str:
+    return f"{shim_id}-{uuid.uuid4().hex[:8]}"
+
+
 class Shim:
     """Reconciler for one shim id: a queue, a state file and one driver per cloud."""
 
@@ -58,13 +71,17 @@ class Shim:
         queue: LocalQueue,
         state: StateStore,
         clock: Callable[[], float] = time.time,
+        vm_name: Callable[[str], str] = _uuid_name,
     ) -> None:
+        """``clock`` and ``vm_name`` (shim id -> a new VM name) are injected by the simulator."""
         self.config = config
         self.policy = config.policy
         self.drivers = dict(drivers)
         self.queue = queue
         self.state = state
         self.clock = clock
+        self.vm_name = vm_name
+        self.last_round: Round | None = None
         self._stop = False
 
     @classmethod
@@ -204,7 +221,9 @@ class Shim:
         stats = site_stats(
             reports, self.state.outcomes(now - self.policy.backoff_window_s), now, self.policy
         )
-        return obs, plan(obs.jobs, obs.vms, self.config.clouds, stats, now, self.policy)
+        actions = plan(obs.jobs, obs.vms, self.config.clouds, stats, now, self.policy)
+        self.last_round = Round(obs, stats, actions)
+        return obs, actions
 
     # -- apply ---------------------------------------------------------------------
     def step(self) -> list[Action]:
@@ -223,7 +242,7 @@ class Shim:
     def _boot(self, action: Boot) -> None:
         driver = self.drivers[action.cloud]
         now = self.clock()
-        name = f"{self.config.shim_id}-{uuid.uuid4().hex[:8]}"
+        name = self.vm_name(self.config.shim_id)
         self.state.add(name, action.cloud, action.spec, action.job_id, now)  # before the call
         job: dict[str, Any] | None = None
         if driver.binds_job:
@@ -282,6 +301,10 @@ class Shim:
         )
 
     # -- loop ----------------------------------------------------------------------
+    def stop(self) -> None:
+        """Make :meth:`run` return after the current round (what SIGTERM does)."""
+        self._stop = True
+
     def idle(self) -> bool:
         """True when no job waits or runs and the shim holds no VM."""
         return not self.queue.pending() and not self.state.live()
