@@ -28,7 +28,8 @@ class MemoryQueue:
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
         self._jobs: dict[str, QueuedJob] = {}
-        self._order: list[tuple[float, str]] = []  # (submitted_at, id), sorted
+        self._order: list[tuple[float, str]] = []  # (submitted_at, id) of idle/running, sorted
+        self._pending: list[Job] | None = None  # pending() until the next change
         self._idle: dict[tuple, list[tuple[float, str]]] = {}  # spec key -> heap of idle jobs
         self._reports: list[tuple[str, float, dict[str, Any]]] = []  # oldest first
         self._workers: dict[str, float] = {}
@@ -54,6 +55,7 @@ class MemoryQueue:
         record = Job(job_id, spec, "idle", tuple(target_clouds), None, now)
         self._jobs[job_id] = QueuedJob(job=record, spec=dict(job or {}))
         bisect.insort(self._order, (now, job_id))
+        self._pending = None
         self._push_idle(record)
         return job_id
 
@@ -65,12 +67,21 @@ class MemoryQueue:
         job_changes = {k: changes.pop(k) for k in ("status", "vm_id") if k in changes}
         queued = replace(queued, job=replace(queued.job, **job_changes), **changes)
         self._jobs[job_id] = queued
+        self._pending = None
+        at = (queued.job.submitted_at, job_id)
+        i = bisect.bisect_left(self._order, at)
+        listed = i < len(self._order) and self._order[i] == at
+        if queued.job.status in ("done", "failed"):
+            if listed:  # ended: out of the pending order
+                del self._order[i]
+        elif not listed:
+            self._order.insert(i, at)
         return queued
 
     # -- read side ---------------------------------------------------------------
     def list(self, status: str | None = None) -> list[QueuedJob]:
         """All jobs, or those with ``status``, oldest first."""
-        rows = (self._jobs[i] for _, i in self._order)
+        rows = sorted(self._jobs.values(), key=lambda q: (q.job.submitted_at, q.job.id))
         return [q for q in rows if status is None or q.job.status == status]
 
     def get(self, job_id: str) -> QueuedJob | None:
@@ -78,8 +89,9 @@ class MemoryQueue:
 
     def pending(self) -> list[Job]:
         """Idle and running jobs, oldest first, as the planner wants them."""
-        jobs = self._jobs
-        return [j for j in (jobs[i].job for _, i in self._order) if j.status in ("idle", "running")]
+        if self._pending is None:
+            self._pending = [self._jobs[i].job for _, i in self._order]
+        return list(self._pending)
 
     def counts(self) -> dict[str, int]:
         return dict(Counter(q.job.status for q in self._jobs.values()))

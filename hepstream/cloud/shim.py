@@ -307,7 +307,7 @@ class Shim:
 
     def idle(self) -> bool:
         """True when no job waits or runs and the shim holds no VM."""
-        return not self.queue.pending() and not self.state.live()
+        return not self.state.has_live() and not self.queue.pending()
 
     def run(
         self,

@@ -129,7 +129,7 @@ def simulate(
         return seconds, report
 
     queue = MemoryQueue(clock)
-    state = StateStore(":memory:")
+    state = StateStore(":memory:", cache_live=True)
     names = itertools.count(1)
     config = ShimConfig(policy=policy, clouds=tuple(c.cloud for c in clouds), shim_id="sim")
     shim = Shim(

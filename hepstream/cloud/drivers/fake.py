@@ -8,7 +8,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from hepstream.cloud.drivers.base import BootRequest, CloudAPIError, ObservedVM, spec_from_tags
+from hepstream.cloud.drivers.base import (
+    TAG_VM,
+    BootRequest,
+    CloudAPIError,
+    ObservedVM,
+    spec_from_tags,
+)
 
 
 @dataclass
@@ -19,6 +25,7 @@ class _FakeVM:
     ready_at: float
     fate: str  # ok | error | silent (never registers)
     state: str = "pending"
+    seen: ObservedVM | None = None  # what list() returns while the state holds
 
 
 class FakeDriver:
@@ -101,7 +108,10 @@ class FakeDriver:
         for vm in self.vms.values():
             if vm.state == "pending" and now >= vm.ready_at:
                 vm.state = "error" if vm.fate == "error" else "running"
-            out.append(ObservedVM(vm.cloud_id, vm.state, dict(vm.request.tags)))  # type: ignore[arg-type]
+                vm.seen = None
+            if vm.seen is None:  # one record per state: thousands of VMs list fast
+                vm.seen = ObservedVM(vm.cloud_id, vm.state, dict(vm.request.tags))  # type: ignore[arg-type]
+            out.append(vm.seen)
         return out
 
     def destroy(self, cloud_id: str) -> None:
@@ -153,6 +163,7 @@ class FakeAgents:
         return min((end for end, _, _ in self._ends.values()), default=None)
 
     def step(self) -> None:
+        now = self.clock()
         running = {j.vm_id: j for j in self.queue.pending() if j.status == "running"}
         for name, (_, job_id, _) in list(self._ends.items()):  # VM destroyed under its job
             if name not in running or running[name].id != job_id:
@@ -163,8 +174,13 @@ class FakeAgents:
             except Exception:
                 continue
             for vm in listed:
+                if vm.state != "running":
+                    continue
+                held = self._ends.get(vm.tags.get(TAG_VM, ""))
+                if held is not None and held[0] > now:
+                    continue  # registered, and its job runs on
                 silent = getattr(driver, "silent", lambda _id: False)(vm.cloud_id)
-                if vm.state != "running" or silent or not vm.name:
+                if silent or not vm.name:
                     continue
                 self.queue.register_worker(vm.name)
                 if self.run_job is not None:
