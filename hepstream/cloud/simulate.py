@@ -12,6 +12,7 @@ thousands of jobs over days of simulated time take seconds.
 from __future__ import annotations
 
 import itertools
+import logging
 import math
 import os
 import random
@@ -167,12 +168,17 @@ def simulate(
         agents.step()
 
     max_rounds = int(end / tick) + 2
+    log = logging.getLogger("hepstream.cloud")
+    level = log.level
+    if not logging.getLogger().handlers:  # nobody asked for logs: no warning per fault
+        log.setLevel(logging.ERROR)
     try:
         shim.run(interval=tick, until_idle=True, max_rounds=max_rounds, sleep=sleep)
         tally.record(shim.last_round, clock.now)
         counts = queue.counts()
         recent = queue.reports()[: policy.report_window * 8]
     finally:
+        log.setLevel(level)
         state.close()
     per_site: dict[str, list[float]] = {}
     for _, _, rep in recent:
