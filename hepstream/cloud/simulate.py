@@ -155,7 +155,10 @@ def simulate(
             target = now + interval
         else:
             wakes = [d.next_change() for d in drivers.values()]
-            wakes += [agents.next_change(), next_decision_at(rnd.observation.vms, rnd.stats, now, policy)]
+            wakes += [
+                agents.next_change(),
+                next_decision_at(rnd.observation.vms, rnd.stats, now, policy),
+            ]
             later = [t for t in wakes if t is not None and t > now]
             if not later:  # nothing can change any more: jobs left are stuck
                 shim.stop()

@@ -195,7 +195,8 @@ class FakeAgents:
                     self.queue.claim(vm.name, spec)
 
     def _step_timed(self, cloud: str, vm: ObservedVM, job) -> None:
-        assert self.run_job is not None and vm.name is not None
+        assert self.run_job is not None
+        assert vm.name is not None
         now = self.clock()
         held = self._ends.get(vm.name)
         if job is not None and held is not None and held[1] == job.id:
