@@ -208,6 +208,18 @@ class LocalQueue:
         )
         return [(r[0], r[1] or 0.0, json.loads(r[2])) for r in rows]
 
+    def recent_reports(self, per_site: int) -> list[tuple[str, dict[str, Any]]]:
+        """(image, report) of the newest ``per_site`` ok reports per (image, site), newest
+        first: all that :func:`~hepstream.cloud.sitestats.site_stats` ranks by."""
+        rows = self._conn.execute(
+            "SELECT image, report FROM (SELECT image, report, finished_at, ROW_NUMBER() OVER"
+            " (PARTITION BY image, json_extract(report, '$.site') ORDER BY finished_at DESC)"
+            " AS n FROM jobs WHERE report IS NOT NULL AND json_extract(report, '$.status')='ok')"
+            " WHERE n <= ? ORDER BY finished_at DESC",
+            (per_site,),
+        )
+        return [(r[0], json.loads(r[1])) for r in rows]
+
     # -- worker side -------------------------------------------------------------
     def register_worker(self, vm_id: str) -> None:
         """A VM's agent says it is up; the shim counts the VM as registered."""

@@ -32,6 +32,7 @@ class MemoryQueue:
         self._pending: list[Job] | None = None  # pending() until the next change
         self._idle: dict[tuple, list[tuple[float, str]]] = {}  # spec key -> heap of idle jobs
         self._reports: list[tuple[str, float, dict[str, Any]]] = []  # oldest first
+        self._ok: dict[tuple[str, str], list[tuple[float, int, dict[str, Any]]]] = {}
         self._workers: dict[str, float] = {}
 
     def close(self) -> None:
@@ -100,6 +101,15 @@ class MemoryQueue:
         """(image, finished_at, report) of finished jobs that left a report, newest first."""
         return self._reports[::-1]
 
+    def recent_reports(self, per_site: int) -> list[tuple[str, dict[str, Any]]]:
+        """(image, report) of the newest ``per_site`` ok reports per (image, site), newest
+        first: all that :func:`~hepstream.cloud.sitestats.site_stats` ranks by."""
+        newest = [
+            (at, n, key[0], rep) for key, reps in self._ok.items() for at, n, rep in reps[-per_site:]
+        ]
+        newest.sort(key=lambda t: (t[0], t[1]), reverse=True)
+        return [(image, rep) for _, _, image, rep in newest]
+
     # -- worker side -------------------------------------------------------------
     def register_worker(self, vm_id: str) -> None:
         self._workers.setdefault(vm_id, self._clock())
@@ -133,7 +143,11 @@ class MemoryQueue:
         now = self._clock()
         queued = self._set(job_id, status=status, finished_at=now, report=report, error=error)
         if report:
-            self._reports.append((queued.job.spec.image, now, report))
+            image = queued.job.spec.image
+            self._reports.append((image, now, report))
+            if report.get("status") == "ok":
+                key = (image, str(report.get("site", "")))
+                self._ok.setdefault(key, []).append((now, len(self._reports), report))
         return status
 
     def requeue(self, job_id: str, reason: str, max_retries: int, count: bool = True) -> str:

@@ -217,7 +217,7 @@ class Shim:
         """Observe (unless given) and return the actions ``plan`` wants now."""
         obs = obs or self.observe()
         now = self.clock()
-        reports = [(img, rep) for img, _, rep in self.queue.reports()]
+        reports = self.queue.recent_reports(self.policy.report_window)
         stats = site_stats(
             reports, self.state.outcomes(now - self.policy.backoff_window_s), now, self.policy
         )
