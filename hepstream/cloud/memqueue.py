@@ -92,7 +92,7 @@ class MemoryQueue:
         """Idle and running jobs, oldest first, as the planner wants them."""
         if self._pending is None:
             self._pending = [self._jobs[i].job for _, i in self._order]
-        return list(self._pending)
+        return self._pending  # shared until the next change: callers only read it
 
     def counts(self) -> dict[str, int]:
         return dict(Counter(q.job.status for q in self._jobs.values()))
@@ -105,7 +105,9 @@ class MemoryQueue:
         """(image, report) of the newest ``per_site`` ok reports per (image, site), newest
         first: all that :func:`~hepstream.cloud.sitestats.site_stats` ranks by."""
         newest = [
-            (at, n, key[0], rep) for key, reps in self._ok.items() for at, n, rep in reps[-per_site:]
+            (at, n, key[0], rep)
+            for key, reps in self._ok.items()
+            for at, n, rep in reps[-per_site:]
         ]
         newest.sort(key=lambda t: (t[0], t[1]), reverse=True)
         return [(image, rep) for _, _, image, rep in newest]

@@ -19,6 +19,7 @@ from hepstream.cloud.drivers.base import (
     TAG_BOOTED,
     TAG_JOB,
     TAG_SHIM,
+    TAG_VM,
     BootRequest,
     Driver,
     ObservedVM,
@@ -122,11 +123,15 @@ class Shim:
                 log.warning("cloud %s: poll failed, keeping state: %s", name, err)
                 unreachable.add(name)
                 continue
+            shim_id = self.config.shim_id
             for vm in listed:
-                if vm.tags.get(TAG_SHIM) != self.config.shim_id or not vm.name:
+                vm_name = vm.tags.get(TAG_VM)
+                if vm.tags.get(TAG_SHIM) != shim_id or not vm_name:
                     continue
-                seen[vm.name] = vm
-                self._reconcile_row(name, vm, rows, now)
+                seen[vm_name] = vm
+                known = rows.get(vm_name)
+                if known is None or known.cloud_id is None:
+                    self._reconcile_row(name, vm, rows, now)
         jobs = self.queue.pending()
         self._requeue_orphans(jobs, rows)
         jobs = self.queue.pending()
