@@ -37,6 +37,7 @@ CREATE TABLE IF NOT EXISTS boot_outcomes (
     ok INTEGER NOT NULL,
     vm TEXT
 );
+CREATE INDEX IF NOT EXISTS boot_outcomes_at ON boot_outcomes(at);
 CREATE TABLE IF NOT EXISTS history (
     at REAL NOT NULL,
     cloud TEXT NOT NULL,
