@@ -715,8 +715,8 @@ TARGETS = (
 def _cloud_sim_seconds(recs: list[Record]) -> float | None:
     """Wall seconds of the 5,000-job run; None (not met) if a quota broke or a VM was left."""
     rec = _find(recs, "cloud-sim")
-    if rec is None:
-        return None
+    if rec is None or rec.info["jobs"] < 5000 or rec.info["clouds"] < 20:
+        return None  # the quick run simulates fewer jobs: the target is the full run's
     ok = rec.info["quota_exceeded"] == 0 and rec.info["vms_left_running"] == 0
     return rec.median if ok else float("inf")
 
@@ -740,6 +740,6 @@ TARGETS = (
     Target(
         "cloud simulation: 5,000 jobs over 20 clouds < 60 s",
         "wall s of `hepstream cloud simulate -c examples/cloud-sim-20.toml`; quotas held, 0 VMs left",
-        60.0, False, _cloud_sim_seconds, unit=" s",
+        60.0, False, _cloud_sim_seconds, unit=" s", quick=False,
     ),
 )  # fmt: skip

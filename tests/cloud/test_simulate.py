@@ -231,3 +231,6 @@ def test_bench_render_has_the_cloud_sim_row_and_target():
     info["vms_left_running"] = 1
     verdicts = {t.name: (v, verdict) for t, v, verdict in evaluate(records(doc))}
     assert verdicts[name][1] == "miss"
+    info.update(vms_left_running=0, jobs=500)  # the quick run's row: no verdict
+    verdicts = {t.name: (v, verdict) for t, v, verdict in evaluate(records(doc))}
+    assert verdicts[name] == (None, "not run")
