@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
+from operator import attrgetter
 
 from hepstream.cloud.model import (
     VM,
@@ -24,6 +25,8 @@ from hepstream.cloud.model import (
 from hepstream.cloud.policy import Policy
 
 StatsKey = tuple[str, str]  # (image, cloud)
+_BY_BOOT = attrgetter("booted_at", "id")
+_BY_SUBMIT = attrgetter("submitted_at", "id")
 
 
 def _stats_map(site_stats: Iterable[SiteStats] | Mapping[StatsKey, SiteStats]) -> dict:
@@ -118,7 +121,7 @@ def plan(
     replaced: set[str] = set()
     unknown: Counter[str] = Counter()
 
-    for vm in sorted(vms, key=lambda v: (v.booted_at, v.id)):
+    for vm in sorted(vms, key=_BY_BOOT):
         decision = _vm_decision(vm, now, policy)
         if decision is None:
             live.append(vm)
@@ -135,7 +138,7 @@ def plan(
     waiting = [
         j for j in queue if j.status == "idle" or (j.status == "running" and j.vm_id in replaced)
     ]
-    waiting.sort(key=lambda j: (j.submitted_at, j.id))
+    waiting.sort(key=_BY_SUBMIT)
     demand: Counter[tuple] = Counter(j.spec.key for j in waiting)
 
     # Supply: idle registered VMs and VMs still booting for no particular running job.

@@ -176,45 +176,47 @@ class Shim:
                 log.warning("job %s: VM %s is gone; job is %s", job.id, job.vm_id, status)
 
     def _merge(self, row, seen, unreachable, workers, running_on, now) -> VM:
+        name = row.name
+        registered_at = row.registered_at
         if row.cloud in unreachable:
             state = "unknown"
-            registered = row.registered_at is not None
+            registered = registered_at is not None
         elif seen is not None:
             state = _STATE_OF[seen.state]
-            registered = seen.registered or row.name in workers
+            registered = seen.registered or name in workers
             if state == "running" and not registered:
                 state = "starting"  # up at the cloud, but no worker yet
         elif now - row.booted_at > self.policy.missing_grace_s:
             state = "missing"
-            registered = row.registered_at is not None
+            registered = registered_at is not None
         else:
             state = "starting"
             registered = False
-        registered_at = row.registered_at
+        store = self.state
         if registered and registered_at is None and state in ("running", "stopped"):
             registered_at = now
-            self.state.update(row.name, registered_at=now)
-            self.state.outcome(row.spec.image, row.cloud, now, True, row.name)
-        busy = row.name in running_on
+            store.update(name, registered_at=now)
+            store.outcome(row.spec.image, row.cloud, now, True, name)
+        busy = name in running_on
         idle_since = row.idle_since
         if state == "running" and not busy and idle_since is None:
             idle_since = now
-            self.state.update(row.name, idle_since=now)
+            store.update(name, idle_since=now)
         elif busy and idle_since is not None:
             idle_since = None
-            self.state.update(row.name, idle_since=None)
+            store.update(name, idle_since=None)
         if state != row.last_state and state != "unknown":
-            self.state.update(row.name, last_state=state)
+            store.update(name, last_state=state)
         return VM(
-            id=row.name,
-            cloud=row.cloud,
-            spec=row.spec,
-            job_id=row.job_id,
-            state=state,  # type: ignore[arg-type]
-            booted_at=row.booted_at,
-            registered_at=registered_at,
-            busy=busy,
-            idle_since=idle_since,
+            name,
+            row.cloud,
+            row.spec,
+            row.job_id,
+            state,  # type: ignore[arg-type]
+            row.booted_at,
+            registered_at,
+            busy,
+            idle_since,
         )
 
     # -- plan ----------------------------------------------------------------------
