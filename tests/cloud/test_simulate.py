@@ -234,3 +234,12 @@ def test_bench_render_has_the_cloud_sim_row_and_target():
     info.update(vms_left_running=0, jobs=500)  # the quick run's row: no verdict
     verdicts = {t.name: (v, verdict) for t, v, verdict in evaluate(records(doc))}
     assert verdicts[name] == (None, "not run")
+
+
+def test_jobs_no_cloud_can_take_end_the_run_as_unfinished():
+    config = parse_sim_config("[jobs]\ncount = 7\n[[cloud]]\nname = 'full'\nquota = 0\n")
+    s = run_config(config).summary
+    assert s["jobs_unfinished"] == 7
+    assert s["jobs_done"] == 0
+    assert s["vms_booted"] == 0
+    assert s["simulated_hours"] == 0.0  # stopped at once: nothing could ever change
