@@ -159,7 +159,7 @@ def simulate_cmd(
         typer.Option(
             "--config",
             "-c",
-            help="Simulation TOML: [policy], [jobs], [[cloud]] with sim tables (docs/cloud.md).",
+            help="Simulation TOML: policy, jobs and cloud tables with sim settings (docs/cloud.md).",
         ),
     ] = None,
     png: Annotated[
