@@ -150,30 +150,37 @@ def status_cmd(config: ConfigOpt = _DEFAULT_CONFIG, as_json: JsonOpt = False) ->
 
 @app.command("simulate")
 def simulate_cmd(
-    preset: Annotated[str, typer.Option(help="Cloud set to simulate.")] = "paper",
-    jobs: Annotated[int, typer.Option(help="Jobs to queue.")] = 1000,
+    preset: Annotated[str, typer.Option(help="Cloud set when the config has none.")] = "paper",
+    jobs: Annotated[
+        int | None, typer.Option(help="Jobs to queue (default: the config's, else 1000).")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 1,
     config: Annotated[
-        Path | None, typer.Option("--config", "-c", help="Take the policy table from this config.")
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            help="Simulation TOML: policy, jobs and cloud tables with sim settings (docs/cloud.md).",
+        ),
     ] = None,
     png: Annotated[
         Path | None, typer.Option(help="Write VMs starting/running/error over time here.")
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Simulate clouds with boot delays and failures, driven by the real planner.
+    """Simulate clouds with boot delays and failures, driven by the real shim.
 
     \b
     Example:
         hepstream cloud simulate --preset paper --jobs 1000 --png vms.png --json
+        hepstream cloud simulate --config examples/cloud-sim-20.toml --json
     """
-    from hepstream.cloud.simulate import PRESETS, plot, simulate
+    from hepstream.cloud.simconfig import SimConfig, load_sim_config, preset_clouds
+    from hepstream.cloud.simulate import plot, run_config
 
-    if preset not in PRESETS:
-        raise ConfigError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
-    policy = _config(config).policy if config else None
+    sim = load_sim_config(config, preset) if config else SimConfig(preset_clouds(preset))
     t0 = time.perf_counter()
-    result = simulate(PRESETS[preset](), jobs, policy=policy, seed=seed)
+    result = run_config(sim, seed=seed, jobs=jobs)
     result.summary["wall_s"] = round(time.perf_counter() - t0, 2)
     if png:
         plot(result, str(png))

@@ -111,3 +111,6 @@ class CondorQueue:
 
     def reports(self) -> list:
         return []
+
+    def recent_reports(self, per_site: int) -> list:
+        return []

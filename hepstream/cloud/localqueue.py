@@ -87,6 +87,27 @@ class QueuedJob:
         return ShippedJob.from_mapping(self.spec, where=f"queued job {self.job.id}")
 
 
+def finish_status(report: dict[str, Any] | None, error: str | None) -> tuple[str, str | None]:
+    """A finished job's status and error: ``done`` only when its report says ``ok``."""
+    ok = report is not None and report.get("status") == "ok" and error is None
+    if error is None and not ok:
+        error = (report or {}).get("error") or "job left no report"
+    return ("done" if ok else "failed"), error
+
+
+def requeue_status(
+    attempts: int, reason: str, max_retries: int, count: bool = True
+) -> tuple[str, int, str]:
+    """The retry rule: (status, attempts, error) for a job whose VM broke.
+
+    ``count=False`` for a VM that never got the job (boot refused by the API).
+    """
+    attempts += int(count)
+    if attempts > max_retries:
+        return "failed", attempts, f"gave up after {attempts} VMs: {reason}"
+    return "idle", attempts, reason
+
+
 class LocalQueue:
     """Jobs and workers in one SQLite file (shared with the shim's state)."""
 
@@ -188,6 +209,18 @@ class LocalQueue:
         )
         return [(r[0], r[1] or 0.0, json.loads(r[2])) for r in rows]
 
+    def recent_reports(self, per_site: int) -> builtins.list[tuple[str, dict[str, Any]]]:
+        """(image, report) of the newest ``per_site`` ok reports per (image, site), newest
+        first: all that :func:`~hepstream.cloud.sitestats.site_stats` ranks by."""
+        rows = self._conn.execute(
+            "SELECT image, report FROM (SELECT image, report, finished_at, ROW_NUMBER() OVER"
+            " (PARTITION BY image, json_extract(report, '$.site') ORDER BY finished_at DESC)"
+            " AS n FROM jobs WHERE report IS NOT NULL AND json_extract(report, '$.status')='ok')"
+            " WHERE n <= ? ORDER BY finished_at DESC",
+            (per_site,),
+        )
+        return [(r[0], json.loads(r[1])) for r in rows]
+
     # -- worker side -------------------------------------------------------------
     def register_worker(self, vm_id: str) -> None:
         """A VM's agent says it is up; the shim counts the VM as registered."""
@@ -231,10 +264,7 @@ class LocalQueue:
 
     def finish(self, job_id: str, report: dict[str, Any] | None, error: str | None = None) -> str:
         """Record a job's end; ``done`` only when its report says ``ok``."""
-        ok = report is not None and report.get("status") == "ok" and error is None
-        status = "done" if ok else "failed"
-        if error is None and not ok:
-            error = (report or {}).get("error") or "job left no report"
+        status, error = finish_status(report, error)
         self._conn.execute(
             "UPDATE jobs SET status=?, finished_at=?, report=?, error=? WHERE id=?",
             (status, self._clock(), json.dumps(report) if report else None, error, job_id),
@@ -250,16 +280,16 @@ class LocalQueue:
             row = c.execute("SELECT attempts FROM jobs WHERE id=?", (job_id,)).fetchone()
             if row is None:
                 return "missing"
-            attempts = row[0] + int(count)
-            if attempts > max_retries:
+            status, attempts, error = requeue_status(row[0], reason, max_retries, count)
+            if status == "failed":
                 c.execute(
                     "UPDATE jobs SET status='failed', vm_id=NULL, attempts=?, finished_at=?,"
                     " error=? WHERE id=?",
-                    (attempts, self._clock(), f"gave up after {attempts} VMs: {reason}", job_id),
+                    (attempts, self._clock(), error, job_id),
                 )
                 return "failed"
             c.execute(
                 "UPDATE jobs SET status='idle', vm_id=NULL, attempts=?, error=? WHERE id=?",
-                (attempts, reason, job_id),
+                (attempts, error, job_id),
             )
         return "idle"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Literal
 
 JobStatus = Literal["idle", "running", "done", "failed"]
@@ -21,7 +22,7 @@ class VMSpec:
     memory_mb: int = 2048
     owner: str = "nobody"
 
-    @property
+    @cached_property  # read per job and VM every round: built once
     def key(self) -> tuple[str, int, int, str]:
         """Jobs and VMs with equal keys are interchangeable."""
         return (self.image, self.cpus, self.memory_mb, self.owner)

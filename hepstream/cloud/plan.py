@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
+from operator import attrgetter
 
 from hepstream.cloud.model import (
     VM,
@@ -24,6 +25,8 @@ from hepstream.cloud.model import (
 from hepstream.cloud.policy import Policy
 
 StatsKey = tuple[str, str]  # (image, cloud)
+_BY_BOOT = attrgetter("booted_at", "id")
+_BY_SUBMIT = attrgetter("submitted_at", "id")
 
 
 def _stats_map(site_stats: Iterable[SiteStats] | Mapping[StatsKey, SiteStats]) -> dict:
@@ -118,7 +121,7 @@ def plan(
     replaced: set[str] = set()
     unknown: Counter[str] = Counter()
 
-    for vm in sorted(vms, key=lambda v: (v.booted_at, v.id)):
+    for vm in sorted(vms, key=_BY_BOOT):
         decision = _vm_decision(vm, now, policy)
         if decision is None:
             live.append(vm)
@@ -135,7 +138,7 @@ def plan(
     waiting = [
         j for j in queue if j.status == "idle" or (j.status == "running" and j.vm_id in replaced)
     ]
-    waiting.sort(key=lambda j: (j.submitted_at, j.id))
+    waiting.sort(key=_BY_SUBMIT)
     demand: Counter[tuple] = Counter(j.spec.key for j in waiting)
 
     # Supply: idle registered VMs and VMs still booting for no particular running job.
@@ -169,16 +172,26 @@ def plan(
     # Boots, oldest job first; remember why jobs could not be placed.
     blocked: dict[tuple, tuple[int, dict[str, str]]] = {}
     remaining = dict(demand)
+    # A job that found no cloud finds none again while no boot changed the counts: the
+    # answer is reused, so thousands of queued jobs cost one placement per kind.
+    boots = 0
+    refused: dict[tuple, tuple[int, dict[str, str]]] = {}  # (key, targets) -> (boots, why)
     for job in waiting:
         key = job.spec.key
         if remaining.get(key, 0) <= 0:
             continue
         remaining[key] -= 1
-        boot, why_not = _place(job, by_name, clouds, stats, on_cloud, starting, now, policy)
+        seen = refused.get((key, job.target_clouds))
+        if seen is not None and seen[0] == boots:
+            boot, why_not = None, seen[1]
+        else:
+            boot, why_not = _place(job, by_name, clouds, stats, on_cloud, starting, now, policy)
         if boot is None:
+            refused[(key, job.target_clouds)] = (boots, why_not)
             count, _ = blocked.get(key, (0, {}))
             blocked[key] = (count + 1, why_not)
             continue
+        boots += 1
         actions.append(boot)
         on_cloud[boot.cloud] += 1
         starting[boot.cloud] += 1
@@ -251,6 +264,29 @@ def _place(
     if why_not:
         reason += "; skipped " + ", ".join(f"{c} ({w})" for c, w in sorted(why_not.items()))
     return Boot(job.id, best.name, spec, reason), why_not
+
+
+def next_decision_at(
+    vms: Iterable[VM], site_stats: Iterable[SiteStats], now: float, policy: Policy
+) -> float | None:
+    """The earliest time after ``now`` at which a timer alone could change :func:`plan`'s
+    answer for these VMs and stats (boot timeout, keep-alive, lifetime, backoff end);
+    None: no timer runs. A simulator skips the rounds before it when nothing else happens.
+    """
+    times: list[float] = []
+    for vm in vms:
+        if vm.state == "starting":
+            times += [vm.booted_at + policy.boot_timeout_s, vm.booted_at + policy.missing_grace_s]
+        elif vm.state == "running" and not vm.busy:
+            times.append(vm.booted_at + policy.max_lifetime_s)
+            if vm.idle_since is not None:
+                times.append(vm.idle_since + policy.idle_keepalive_s)
+    for st in site_stats:
+        if st.last_failure_at is not None:
+            times += [st.last_failure_at + policy.backoff_s]
+            times += [st.last_failure_at + policy.backoff_window_s]
+    later = [t for t in times if t > now]
+    return min(later) if later else None
 
 
 def count_by_state(vms: Iterable[VM]) -> dict[str, dict[str, int]]:

@@ -78,7 +78,8 @@ def _check_options(cloud: str, options: dict[str, Any]) -> None:
             )
 
 
-def _policy_from(table: dict[str, Any]) -> Policy:
+def policy_from_table(table: dict[str, Any]) -> Policy:
+    """A [policy] table as a :class:`Policy`; unknown keys and non-numbers are refused."""
     known = {f.name: f for f in fields(Policy)}
     values: dict[str, Any] = {}
     for name, value in table.items():
@@ -94,7 +95,8 @@ def _policy_from(table: dict[str, Any]) -> Policy:
     return Policy(**values)
 
 
-def _cloud_from(table: dict[str, Any]) -> Cloud:
+def cloud_from_table(table: dict[str, Any]) -> Cloud:
+    """One [[cloud]] table as a :class:`Cloud`; unknown keys and credentials are refused."""
     table = dict(table)
     name = table.pop("name", None)
     if not name:
@@ -129,8 +131,8 @@ def parse_config(text: str, base: Path | None = None) -> ShimConfig:
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"cloud config is not valid TOML: {err}") from None
     base = base or Path.cwd()
-    policy = _policy_from(data.get("policy", {}))
-    clouds = tuple(_cloud_from(t) for t in data.get("cloud", []))
+    policy = policy_from_table(data.get("policy", {}))
+    clouds = tuple(cloud_from_table(t) for t in data.get("cloud", []))
     names = [c.name for c in clouds]
     if len(set(names)) != len(names):
         raise ConfigError(f"cloud names must be unique, got {names}")

@@ -19,6 +19,7 @@ from hepstream.cloud.drivers.base import (
     TAG_BOOTED,
     TAG_JOB,
     TAG_SHIM,
+    TAG_VM,
     BootRequest,
     Driver,
     ObservedVM,
@@ -26,7 +27,8 @@ from hepstream.cloud.drivers.base import (
     spec_from_tags,
 )
 from hepstream.cloud.localqueue import LocalQueue
-from hepstream.cloud.model import VM, Action, Boot, Job, Replace, Retire, Wait
+from hepstream.cloud.memqueue import MemoryQueue
+from hepstream.cloud.model import VM, Action, Boot, Job, Replace, Retire, SiteStats, Wait
 from hepstream.cloud.plan import count_by_state, plan
 from hepstream.cloud.policy import ShimConfig
 from hepstream.cloud.sitestats import site_stats
@@ -48,6 +50,19 @@ class Observation:
     unreachable: set[str] = field(default_factory=set)
 
 
+@dataclass
+class Round:
+    """One reconcile round as the shim saw and decided it (what a simulator inspects)."""
+
+    observation: Observation
+    stats: list[SiteStats]
+    actions: list[Action]
+
+
+def _uuid_name(shim_id: str) -> str:
+    return f"{shim_id}-{uuid.uuid4().hex[:8]}"
+
+
 class Shim:
     """Reconciler for one shim id: a queue, a state file and one driver per cloud."""
 
@@ -55,16 +70,20 @@ class Shim:
         self,
         config: ShimConfig,
         drivers: Mapping[str, Driver],
-        queue: LocalQueue,
+        queue: LocalQueue | MemoryQueue,
         state: StateStore,
         clock: Callable[[], float] = time.time,
+        vm_name: Callable[[str], str] = _uuid_name,
     ) -> None:
+        """``clock`` and ``vm_name`` (shim id -> a new VM name) are injected by the simulator."""
         self.config = config
         self.policy = config.policy
         self.drivers = dict(drivers)
         self.queue = queue
         self.state = state
         self.clock = clock
+        self.vm_name = vm_name
+        self.last_round: Round | None = None
         self._stop = False
 
     @classmethod
@@ -105,11 +124,15 @@ class Shim:
                 log.warning("cloud %s: poll failed, keeping state: %s", name, err)
                 unreachable.add(name)
                 continue
+            shim_id = self.config.shim_id
             for vm in listed:
-                if vm.tags.get(TAG_SHIM) != self.config.shim_id or not vm.name:
+                vm_name = vm.tags.get(TAG_VM)
+                if vm.tags.get(TAG_SHIM) != shim_id or not vm_name:
                     continue
-                seen[vm.name] = vm
-                self._reconcile_row(name, vm, rows, now)
+                seen[vm_name] = vm
+                known = rows.get(vm_name)
+                if known is None or known.cloud_id is None:
+                    self._reconcile_row(name, vm, rows, now)
         jobs = self.queue.pending()
         self._requeue_orphans(jobs, rows)
         jobs = self.queue.pending()
@@ -154,45 +177,47 @@ class Shim:
                 log.warning("job %s: VM %s is gone; job is %s", job.id, job.vm_id, status)
 
     def _merge(self, row, seen, unreachable, workers, running_on, now) -> VM:
+        name = row.name
+        registered_at = row.registered_at
         if row.cloud in unreachable:
             state = "unknown"
-            registered = row.registered_at is not None
+            registered = registered_at is not None
         elif seen is not None:
             state = _STATE_OF[seen.state]
-            registered = seen.registered or row.name in workers
+            registered = seen.registered or name in workers
             if state == "running" and not registered:
                 state = "starting"  # up at the cloud, but no worker yet
         elif now - row.booted_at > self.policy.missing_grace_s:
             state = "missing"
-            registered = row.registered_at is not None
+            registered = registered_at is not None
         else:
             state = "starting"
             registered = False
-        registered_at = row.registered_at
+        store = self.state
         if registered and registered_at is None and state in ("running", "stopped"):
             registered_at = now
-            self.state.update(row.name, registered_at=now)
-            self.state.outcome(row.spec.image, row.cloud, now, True, row.name)
-        busy = row.name in running_on
+            store.update(name, registered_at=now)
+            store.outcome(row.spec.image, row.cloud, now, True, name)
+        busy = name in running_on
         idle_since = row.idle_since
         if state == "running" and not busy and idle_since is None:
             idle_since = now
-            self.state.update(row.name, idle_since=now)
+            store.update(name, idle_since=now)
         elif busy and idle_since is not None:
             idle_since = None
-            self.state.update(row.name, idle_since=None)
+            store.update(name, idle_since=None)
         if state != row.last_state and state != "unknown":
-            self.state.update(row.name, last_state=state)
+            store.update(name, last_state=state)
         return VM(
-            id=row.name,
-            cloud=row.cloud,
-            spec=row.spec,
-            job_id=row.job_id,
-            state=state,  # type: ignore[arg-type]
-            booted_at=row.booted_at,
-            registered_at=registered_at,
-            busy=busy,
-            idle_since=idle_since,
+            name,
+            row.cloud,
+            row.spec,
+            row.job_id,
+            state,  # type: ignore[arg-type]
+            row.booted_at,
+            registered_at,
+            busy,
+            idle_since,
         )
 
     # -- plan ----------------------------------------------------------------------
@@ -200,11 +225,13 @@ class Shim:
         """Observe (unless given) and return the actions ``plan`` wants now."""
         obs = obs or self.observe()
         now = self.clock()
-        reports = [(img, rep) for img, _, rep in self.queue.reports()]
+        reports = self.queue.recent_reports(self.policy.report_window)
         stats = site_stats(
             reports, self.state.outcomes(now - self.policy.backoff_window_s), now, self.policy
         )
-        return obs, plan(obs.jobs, obs.vms, self.config.clouds, stats, now, self.policy)
+        actions = plan(obs.jobs, obs.vms, self.config.clouds, stats, now, self.policy)
+        self.last_round = Round(obs, stats, actions)
+        return obs, actions
 
     # -- apply ---------------------------------------------------------------------
     def step(self) -> list[Action]:
@@ -223,7 +250,7 @@ class Shim:
     def _boot(self, action: Boot) -> None:
         driver = self.drivers[action.cloud]
         now = self.clock()
-        name = f"{self.config.shim_id}-{uuid.uuid4().hex[:8]}"
+        name = self.vm_name(self.config.shim_id)
         self.state.add(name, action.cloud, action.spec, action.job_id, now)  # before the call
         job: dict[str, Any] | None = None
         if driver.binds_job:
@@ -282,9 +309,13 @@ class Shim:
         )
 
     # -- loop ----------------------------------------------------------------------
+    def stop(self) -> None:
+        """Make :meth:`run` return after the current round (what SIGTERM does)."""
+        self._stop = True
+
     def idle(self) -> bool:
         """True when no job waits or runs and the shim holds no VM."""
-        return not self.queue.pending() and not self.state.live()
+        return not self.state.has_live() and not self.queue.pending()
 
     def run(
         self,

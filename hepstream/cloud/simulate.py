@@ -1,73 +1,48 @@
-"""A discrete-event simulation of clouds, VMs and jobs driven by the real :func:`plan`.
+"""A simulation of clouds, VMs and jobs that runs the real :class:`Shim`.
 
-The shim polls every ``policy.poll_interval_s``; the simulator calls ``plan`` only on poll
-ticks where something happened (a VM came up, a job ended, a timer ran out), so thousands
-of jobs over days of simulated time take seconds.
+The shim is the object ``hepstream cloud run`` runs (observe, :func:`plan`, the
+Boot/Retire/Replace actions and the retry rules); here its clouds are fake drivers with
+boot delays and failures, its queue is in memory, the VM agents are fake agents whose
+jobs take simulated time, and its clock is virtual. The shim polls every
+``policy.poll_interval_s``; a round that changed nothing is followed by the first poll
+after the next thing that can happen (a VM comes up, a job ends, a timer runs out), so
+thousands of jobs over days of simulated time take seconds.
 """
 
 from __future__ import annotations
 
-import heapq
 import itertools
+import logging
 import math
 import os
 import random
 import tempfile
-from collections import Counter, deque
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hepstream.cloud.model import VM, Boot, Cloud, Job, Replace, Retire, SiteStats, VMSpec
-from hepstream.cloud.plan import plan
-from hepstream.cloud.policy import Policy
-from hepstream.cloud.sitestats import BootOutcome, site_stats
+from hepstream.cloud.drivers.fake import FakeAgents, FakeDriver
+from hepstream.cloud.memqueue import MemoryQueue
+from hepstream.cloud.model import Replace, VMSpec, Wait
+from hepstream.cloud.plan import next_decision_at
+from hepstream.cloud.policy import Policy, ShimConfig
+from hepstream.cloud.shim import Round, Shim
+from hepstream.cloud.simconfig import PRESETS, Dist, SimCloud, SimConfig, paper_preset
+from hepstream.cloud.state import StateStore
 from hepstream.errors import ConfigError
 
-
-@dataclass(frozen=True)
-class SimCloud:
-    """A simulated cloud: the config the shim sees plus how it behaves."""
-
-    cloud: Cloud
-    boot_s: float = 300.0  # boot time of one VM with a local image
-    transfer_s: float = 0.0  # extra boot time per VM already starting (shared image link)
-    error_rate: float = 0.0  # share of boots that end in error state
-    silent_rate: float = 0.0  # share of boots that never register
-    events_per_s: float = 110.0  # per job, the paper's Tau1N-data rate
-    kb_per_s: float = 440.0
+__all__ = ["PRESETS", "SimCloud", "SimResult", "paper_preset", "plot", "run_config", "simulate"]
 
 
-def paper_preset() -> list[SimCloud]:
-    """The paper's four clouds (30 + 20 + 40 + 20 slots).
+class VirtualClock:
+    """Simulated seconds; the simulator moves it, the shim, drivers and queue read it."""
 
-    NRC and EC2 hold the image locally and boot fast; the UVIC clouds pull ~16 GB images
-    from NRC over a shared link (60 VMs took ~5 h), and UVIC-b serves the data and ran
-    its jobs slowest; UVIC-a ran ~5 % faster than NRC and EC2.
-    """
-    return [
-        SimCloud(Cloud("nrc", 30, priority=1), 300, 0, 0.03, 0.0, 110, 440),
-        SimCloud(Cloud("uvic-a", 20, priority=1), 300, 600, 0.05, 0.01, 115.5, 462),
-        SimCloud(Cloud("uvic-b", 40, priority=1), 300, 600, 0.05, 0.01, 100, 400),
-        SimCloud(Cloud("amazon-ec2", 20, priority=0), 240, 0, 0.02, 0.0, 110, 440),
-    ]
+    def __init__(self, start: float = 0.0) -> None:
+        self.now = start
 
-
-PRESETS = {"paper": paper_preset}
-
-
-@dataclass
-class _SimVM:
-    id: str
-    cloud: str
-    spec: VMSpec
-    job_id: str
-    booted_at: float
-    fate: str
-    state: str = "starting"
-    registered_at: float | None = None
-    job: str | None = None
-    idle_since: float | None = None
+    def __call__(self) -> float:
+        return self.now
 
 
 @dataclass
@@ -81,180 +56,164 @@ class SimResult:
     error: list[int] = field(default_factory=list)
 
 
+class _Tally:
+    """What the rounds did, and the most VMs each cloud ever held (the quota check)."""
+
+    def __init__(self, drivers: dict[str, FakeDriver], series: SimResult) -> None:
+        self.drivers = drivers
+        self.series = series
+        self.max_vms: Counter[str] = Counter()
+        self.rounds = 0
+        self.replaced = 0
+        self._last: Round | None = None
+
+    def record(self, rnd: Round | None, now: float) -> None:
+        if rnd is None or rnd is self._last:
+            return
+        self._last = rnd
+        self.rounds += 1
+        self.replaced += sum(isinstance(a, Replace) for a in rnd.actions)
+        for name, driver in self.drivers.items():
+            self.max_vms[name] = max(self.max_vms[name], len(driver.vms))
+        states = Counter(vm.state for vm in rnd.observation.vms)
+        self.series.times_h.append(now / 3600)
+        self.series.starting.append(states["starting"])
+        self.series.running.append(states["running"])
+        self.series.error.append(states["error"])
+
+
 def simulate(
     clouds: list[SimCloud],
     jobs: int,
     policy: Policy | None = None,
-    job_events: float = 4.75e6,
+    job_events: float | Dist = 4.75e6,
     image: str = "babar-sl55",
     seed: int = 1,
     max_hours: float = 24 * 60,
 ) -> SimResult:
-    """Run ``jobs`` identical jobs through the simulated clouds with the real planner.
+    """Run ``jobs`` jobs of one image through the simulated clouds with the real shim.
 
-    ``job_events``: events per job (the paper's ~12 h at 110 events/s).
+    ``job_events``: events per job (the paper's ~12 h at 110 events/s), a number or a
+    :class:`Dist`; a job takes its events over its cloud's ``events_per_s`` (+-10 %).
+    The same ``seed`` gives the same run.
     """
     if jobs < 0:
         raise ConfigError("--jobs must be >= 0")
     policy = policy or Policy()
+    events = job_events if isinstance(job_events, Dist) else Dist("fixed", float(job_events))
     rng = random.Random(seed)
+    clock = VirtualClock()
     behave = {c.cloud.name: c for c in clouds}
-    configs = [c.cloud for c in clouds]
-    spec = VMSpec(image=image, cpus=1, memory_mb=2048, owner="analyst")
-    idle: deque[str] = deque(f"job-{i:05d}" for i in range(jobs))
-    running: dict[str, str] = {}  # job -> vm
-    attempts: Counter[str] = Counter()
-    vms: dict[str, _SimVM] = {}
-    events: list[tuple[float, int, str, str]] = []  # (time, seq, kind, id)
-    seq = itertools.count()
-    reports: deque[tuple[str, dict[str, Any]]] = deque(maxlen=policy.report_window * 8)
-    outcomes: list[BootOutcome] = []
-    done = failed = replaced = boots = plan_calls = 0
-    max_vms: Counter[str] = Counter()
-    series = SimResult(summary={})
-    vm_ids = itertools.count(1)
-    tick = policy.poll_interval_s
-    now = 0.0
-    dirty = True  # something changed since the last plan
-
-    def at(t: float, kind: str, ident: str) -> None:
-        heapq.heappush(events, (t, next(seq), kind, ident))
-
-    def take_job(vm: _SimVM) -> None:
-        if not idle:
-            if vm.idle_since is None:
-                vm.idle_since = now
-                at(now + policy.idle_keepalive_s + 1e-6, "timer", vm.id)
-            return
-        job = idle.popleft()
-        running[job] = vm.id
-        vm.job, vm.idle_since = job, None
-        site = behave[vm.cloud]
-        eps = site.events_per_s * rng.uniform(0.9, 1.1)
-        at(now + job_events / eps, "job_end", vm.id)
-        vm_kbps = site.kb_per_s * eps / site.events_per_s
-        reports.appendleft(
-            (image, {"status": "ok", "site": vm.cloud, "events_per_s": eps, "kb_per_s": vm_kbps})
+    drivers = {
+        c.cloud.name: FakeDriver(
+            c.cloud.name,
+            boot_delay_s=c.boot_delay(),
+            error_rate=c.error_rate,
+            seed=rng.randrange(2**32),
+            clock=clock,
+            silent_rate=c.silent_rate,
+            refuse_rate=c.refuse_rate,
         )
+        for c in clouds
+    }
+    job_rng = random.Random(rng.randrange(2**32))
 
-    def fail_job_of(vm: _SimVM) -> None:
-        nonlocal failed
-        if vm.job is None:
+    def run_job(cloud: str, _job_id: str) -> tuple[float, dict]:
+        site = behave[cloud]
+        eps = site.events_per_s * job_rng.uniform(0.9, 1.1)
+        n = events.sample(job_rng)
+        seconds = n / eps
+        kbps = site.kb_per_s * eps / site.events_per_s
+        report = {"status": "ok", "site": cloud, "events_per_s": eps, "kb_per_s": kbps,
+                  "wall_s": seconds, "events_read": int(n), "bytes_read": int(kbps * 1e3 * seconds),
+                  "hepstream_version": "simulated"}  # fmt: skip
+        return seconds, report
+
+    queue = MemoryQueue(clock)
+    state = StateStore(":memory:", cache_live=True)
+    names = itertools.count(1)
+    config = ShimConfig(policy=policy, clouds=tuple(c.cloud for c in clouds), shim_id="sim")
+    shim = Shim(
+        config, drivers, queue, state, clock=clock, vm_name=lambda sid: f"{sid}-{next(names):06d}"
+    )
+    agents = FakeAgents(queue, drivers, run_job=run_job, clock=clock)
+    spec = VMSpec(image=image, cpus=1, memory_mb=2048, owner="analyst")
+    for i in range(jobs):
+        queue.add(spec, job_id=f"job-{i:05d}")
+    series = SimResult(summary={})
+    tally = _Tally(drivers, series)
+    tick = policy.poll_interval_s
+    end = max_hours * 3600
+
+    def sleep(interval: float) -> None:
+        """Between two rounds: move the clock to the next round worth running."""
+        rnd = shim.last_round
+        now = clock.now
+        tally.record(rnd, now)
+        assert rnd is not None
+        if any(not isinstance(a, Wait) for a in rnd.actions):
+            target = now + interval
+        else:
+            wakes = [d.next_change() for d in drivers.values()]
+            wakes += [
+                agents.next_change(),
+                next_decision_at(rnd.observation.vms, rnd.stats, now, policy),
+            ]
+            later = [t for t in wakes if t is not None and t > now]
+            if not later:  # nothing can change any more: jobs left are stuck
+                shim.stop()
+                return
+            target = max(now + interval, (math.floor(min(later) / interval) + 1) * interval)
+        if target > end:
+            shim.stop()
             return
-        running.pop(vm.job, None)
-        attempts[vm.job] += 1
-        if attempts[vm.job] > policy.job_retries:
-            failed += 1
-        else:
-            idle.appendleft(vm.job)
-        vm.job = None
+        clock.now = target
+        agents.step()
 
-    while now <= max_hours * 3600:
-        # apply every event up to now
-        while events and events[0][0] <= now:
-            _, _, kind, ident = heapq.heappop(events)
-            vm = vms.get(ident)
-            dirty = True
-            if vm is None:
-                continue
-            if kind == "ready":
-                if vm.fate == "error":
-                    vm.state = "error"
-                elif vm.fate == "ok":
-                    vm.state, vm.registered_at = "running", now
-                    outcomes.append(BootOutcome(image, vm.cloud, now, True))
-                    take_job(vm)
-            elif kind == "job_end" and vm.job is not None:
-                running.pop(vm.job, None)
-                done += 1
-                vm.job = None
-                take_job(vm)
-        if dirty:
-            dirty = False
-            plan_calls += 1
-            capacity = sum(c.quota for c in configs) + len(vms)
-            queue = [Job(j, spec, "running", vm_id=v) for j, v in running.items()] + [
-                Job(j, spec, "idle", submitted_at=0.0) for j in itertools.islice(idle, capacity)
-            ]
-            view = [
-                VM(
-                    v.id,
-                    v.cloud,
-                    v.spec,
-                    v.job_id,
-                    v.state,  # type: ignore[arg-type]
-                    v.booted_at,
-                    v.registered_at,
-                    busy=v.job is not None,
-                    idle_since=v.idle_since,
-                )
-                for v in vms.values()
-            ]
-            stats: list[SiteStats] = site_stats(reports, outcomes, now, policy)
-            for action in plan(queue, view, configs, stats, now, policy):
-                if isinstance(action, Retire | Replace):
-                    vm = vms.pop(action.vm_id)
-                    if isinstance(action, Replace):
-                        replaced += 1
-                        outcomes.append(BootOutcome(image, vm.cloud, now, False))
-                        at(now + policy.backoff_s + 1e-6, "timer", "")
-                    fail_job_of(vm)
-                    dirty = True
-                elif isinstance(action, Boot):
-                    boots += 1
-                    site = behave[action.cloud]
-                    busy_link = sum(
-                        1 for v in vms.values() if v.cloud == action.cloud and v.state == "starting"
-                    )
-                    delay = site.boot_s * rng.uniform(0.8, 1.2) + site.transfer_s * busy_link
-                    r = rng.random()
-                    fate = (
-                        "error"
-                        if r < site.error_rate
-                        else "silent"
-                        if r < site.error_rate + site.silent_rate
-                        else "ok"
-                    )
-                    vid = f"vm-{next(vm_ids):05d}"
-                    vms[vid] = _SimVM(vid, action.cloud, action.spec, action.job_id, now, fate)
-                    at(now + delay, "ready", vid)
-                    at(now + policy.boot_timeout_s + 1e-6, "timer", vid)
-                    dirty = True
-            on_cloud = Counter(v.cloud for v in vms.values())
-            for c in configs:
-                max_vms[c.name] = max(max_vms[c.name], on_cloud[c.name])
-            states = Counter(v.state for v in vms.values())
-            series.times_h.append(now / 3600)
-            series.starting.append(states["starting"])
-            series.running.append(states["running"])
-            series.error.append(states["error"])
-            # A plan that changed something is followed by another at the next poll.
-        if not vms and not idle and not running:
-            break
-        if dirty:
-            now += tick
-        elif events:
-            now = max(now + tick, math.ceil(events[0][0] / tick) * tick)
-        else:
-            break
+    max_rounds = int(end / tick) + 2
+    log = logging.getLogger("hepstream.cloud")
+    level = log.level
+    if not logging.getLogger().handlers:  # nobody asked for logs: no warning per fault
+        log.setLevel(logging.ERROR)
+    try:
+        shim.run(interval=tick, until_idle=True, max_rounds=max_rounds, sleep=sleep)
+        tally.record(shim.last_round, clock.now)
+        counts = queue.counts()
+        recent = queue.reports()[: policy.report_window * 8]
+    finally:
+        log.setLevel(level)
+        state.close()
     per_site: dict[str, list[float]] = {}
-    for _, rep in reports:
+    for _, _, rep in recent:
         per_site.setdefault(rep["site"], []).append(rep["events_per_s"])
+    done, failed = counts.get("done", 0), counts.get("failed", 0)
     series.summary = {
         "jobs": jobs,
         "jobs_done": done,
         "jobs_failed": failed,
         "jobs_unfinished": jobs - done - failed,
-        "quota": {c.name: c.quota for c in configs},
-        "max_vms": {c.name: max_vms[c.name] for c in configs},
-        "vms_booted": boots,
-        "vms_replaced": replaced,
-        "vms_left_running": len(vms),
-        "simulated_hours": round(now / 3600, 2),
-        "plan_calls": plan_calls,
+        "quota": {c.cloud.name: c.cloud.quota for c in clouds},
+        "max_vms": {c.cloud.name: tally.max_vms[c.cloud.name] for c in clouds},
+        "vms_booted": sum(d.boots for d in drivers.values()),
+        "vms_replaced": tally.replaced,
+        "vms_left_running": sum(len(d.vms) for d in drivers.values()),
+        "simulated_hours": round(clock.now / 3600, 2),
+        "plan_calls": tally.rounds,
         "recent_events_per_s": {s: round(sum(v) / len(v), 1) for s, v in sorted(per_site.items())},
     }
     return series
+
+
+def run_config(config: SimConfig, seed: int = 1, jobs: int | None = None) -> SimResult:
+    """Simulate a loaded :class:`SimConfig` (``jobs`` overrides its job count)."""
+    return simulate(
+        config.clouds,
+        config.jobs if jobs is None else jobs,
+        policy=config.policy,
+        job_events=config.job_events,
+        image=config.image,
+        seed=seed,
+    )
 
 
 def plot(result: SimResult, path: str) -> None:

@@ -135,3 +135,6 @@ class SlurmQueue:
 
     def reports(self) -> list:
         return []
+
+    def recent_reports(self, per_site: int) -> list:
+        return []

@@ -7,7 +7,7 @@ row or the tagged VM on the cloud after a restart, and leaks neither.
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from hepstream.cloud.localqueue import connect
@@ -37,6 +37,7 @@ CREATE TABLE IF NOT EXISTS boot_outcomes (
     ok INTEGER NOT NULL,
     vm TEXT
 );
+CREATE INDEX IF NOT EXISTS boot_outcomes_at ON boot_outcomes(at);
 CREATE TABLE IF NOT EXISTS history (
     at REAL NOT NULL,
     cloud TEXT NOT NULL,
@@ -65,10 +66,15 @@ class VMRow:
 class StateStore:
     """VM rows and boot outcomes; shares the SQLite file with the local queue."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, cache_live: bool = False) -> None:
+        """``cache_live``: keep the live rows in memory too (a sole writer, e.g. the
+        simulator's in-memory store, reads them every round without a query)."""
         self.path = Path(path)
         self._conn = connect(self.path)
         self._conn.executescript(_SCHEMA)
+        self._cache: dict[str, VMRow] | None = None
+        if cache_live:
+            self._cache = {r.name: r for r in self._query_live()}
 
     def close(self) -> None:
         self._conn.close()
@@ -112,14 +118,45 @@ class StateStore:
                 booted_at,
             ),
         )
+        if self._cache is not None and name not in self._cache and not self.was_gone(name):
+            self._cache[name] = VMRow(
+                name, cloud, cloud_id, spec, job_id, booted_at, None, None, "starting"
+            )
 
     def get(self, name: str) -> VMRow | None:
         r = self._conn.execute("SELECT * FROM vms WHERE name=?", (name,)).fetchone()
         return self._row(r) if r else None
 
     def live(self) -> list[VMRow]:
-        rows = self._conn.execute("SELECT * FROM vms WHERE gone_at IS NULL ORDER BY booted_at")
-        return [self._row(r) for r in rows]
+        """VMs not yet seen destroyed, oldest first."""
+        if self._cache is not None:
+            return sorted(self._cache.values(), key=lambda r: r.booted_at)
+        return self._query_live()
+
+    def _query_live(self) -> list[VMRow]:
+        cur = self._conn.cursor()
+        cur.row_factory = None
+        cur.execute(
+            "SELECT name, cloud, cloud_id, image, cpus, memory_mb, owner, job_id, booted_at,"
+            " registered_at, idle_since, last_state FROM vms WHERE gone_at IS NULL"
+            " ORDER BY booted_at"
+        )
+        specs: dict[tuple, VMSpec] = {}
+        out = []
+        for name, cloud, cid, image, cpus, mem, owner, job, booted, reg, idle, last in cur:
+            key = (image, cpus, mem, owner)
+            spec = specs.get(key)
+            if spec is None:
+                spec = specs[key] = VMSpec(image, cpus, mem, owner)
+            out.append(VMRow(name, cloud, cid, spec, job, booted, reg, idle, last))
+        return out
+
+    def has_live(self) -> bool:
+        """True while any VM is not yet seen destroyed."""
+        if self._cache is not None:
+            return bool(self._cache)
+        q = "SELECT 1 FROM vms WHERE gone_at IS NULL LIMIT 1"
+        return self._conn.execute(q).fetchone() is not None
 
     def update(self, name: str, **values: object) -> None:
         allowed = {"cloud_id", "registered_at", "idle_since", "last_state"}
@@ -127,9 +164,13 @@ class StateStore:
             raise ValueError(f"cannot update {sorted(set(values) - allowed)}")
         cols = ", ".join(f"{k}=?" for k in values)
         self._conn.execute(f"UPDATE vms SET {cols} WHERE name=?", (*values.values(), name))
+        if self._cache is not None and name in self._cache:
+            self._cache[name] = replace(self._cache[name], **values)  # type: ignore[arg-type]
 
     def gone(self, name: str, at: float) -> None:
         self._conn.execute("UPDATE vms SET gone_at=? WHERE name=?", (at, name))
+        if self._cache is not None:
+            self._cache.pop(name, None)
 
     def was_gone(self, name: str) -> bool:
         r = self._conn.execute("SELECT gone_at FROM vms WHERE name=?", (name,)).fetchone()
