@@ -352,6 +352,8 @@ def _convert(name: str, value: Any) -> Any:
             return bool(value)
         if isinstance(current, int):
             return int(value)
+        if isinstance(current, float):
+            return float(value)
     except (TypeError, ValueError):
         raise ConfigError(f"job setting {name}={value!r} is not a valid value") from None
     return value

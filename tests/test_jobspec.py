@@ -24,6 +24,8 @@ STREAM = StreamConfig(
     timeout=17,
     connection_retry=5,
     connection_window=4,
+    retries=1,
+    retry_backoff=0.25,
 )
 FULL = JobSpec(
     plugin="/opt/sel.py",

@@ -78,7 +78,9 @@ class StreamingSource(uproot.source.chunk.Source):
         self._file_path = file_path
         if is_remote(file_path):
             configure_client(self.config.connection_retry, self.config.connection_window)
-            self._backend = XRootDBackend(file_path, timeout=self.config.timeout)
+            self._backend = XRootDBackend(
+                file_path, self.config.timeout, self.config.retries, self.config.retry_backoff
+            )
         else:
             self._backend = LocalBackend(file_path)
         self._num_bytes = self._backend.size
