@@ -294,6 +294,7 @@ class Reader:
                 ahead.append(opener.submit(self._prepare, submitted))
                 submitted += 1
 
+        failed = False
         try:
             open_more()
             for index in range(len(paths)):
@@ -310,13 +311,17 @@ class Reader:
                     closer.submit(opened.close)
             put(_DONE)
         except BaseException as err:
+            failed = True
             put(err)
         finally:
+            # After a failure nothing here is waited for: an open or a close stuck on a
+            # stalled server ends within its retry policy, on its own thread, and the job
+            # reports at once.
+            quick = failed or stop.is_set()
             for future in ahead:
-                if future.exception() is None:
-                    future.result().close()
-            opener.shutdown(wait=True)
-            closer.shutdown(wait=True)
+                future.add_done_callback(_close_when_opened)
+            opener.shutdown(wait=not quick, cancel_futures=quick)
+            closer.shutdown(wait=not quick)
 
     def __iter__(self) -> Iterator[Chunk]:
         """Chunks from the reader thread, ``spec.prefetch`` decoded ahead."""
@@ -340,3 +345,9 @@ class Reader:
 
 
 _DONE = object()
+
+
+def _close_when_opened(future: Future) -> None:
+    """Close an input opened ahead that the job will not read (it stopped first)."""
+    if not future.cancelled() and future.exception() is None:
+        future.result().close()

@@ -58,8 +58,9 @@ def run_job(spec: JobSpec, progress: Callable[[int, int], None] | None = None) -
     conditions = None  # hepstream.conditions.job.JobConditions when the plugin declares any
     try:
         if is_remote(spec.output) or any(is_remote(p) for p in spec.inputs):
-            from hepstream.io.xrootd import configure_client, warm_up
+            from hepstream.io.xrootd import configure_client, forget_gone, warm_up
 
+            forget_gone()  # a server an earlier job in this process gave up on may be back
             configure_client(spec.stream.connection_retry, spec.stream.connection_window)
             # connect and log in to the first input's server while the plugin (and numba)
             # load: on the WAN that handshake is several round trips
@@ -180,6 +181,7 @@ def _collect_io(report: JobReport, io_stats: dict[int, IOStats]) -> None:
         report.cache_hits += stats.cache_hits
         report.cache_misses += stats.cache_misses
         report.reads_waited += stats.reads_waited
+        report.read_retries += stats.retries
         report.cache_peak_bytes = max(report.cache_peak_bytes, stats.cache_peak)
         if index < len(report.files):
             entry = report.files[index]

@@ -48,6 +48,8 @@ class IOStats:
     cache_peak: int = 0
     #: Planned reads uproot asked for before their bytes had landed (it then waited).
     reads_waited: int = 0
+    #: Requests sent again after a transient storage fault (see XRootDBackend).
+    retries: int = 0
     latencies: list[float] = field(default_factory=list, repr=False)
 
     def asdict(self) -> dict[str, int]:
@@ -262,6 +264,7 @@ class StreamingSource(uproot.source.chunk.Source):
             snapshot.cache_hits += self._reads.spans_ready + self._reads.spans_waited
             snapshot.reads_waited = self._reads.spans_waited
         snapshot.cache_peak = self._prefetcher.budget.peak
+        snapshot.retries = getattr(self._backend, "retried", 0)
         return snapshot
 
     @property
@@ -283,8 +286,13 @@ class StreamingSource(uproot.source.chunk.Source):
             self._closed = True
             if self._reads is not None:
                 self._prefetcher.remove(self._reads)
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._backend.close()
+            if getattr(self._backend, "unavailable", False):
+                # its server stopped answering: reads still in flight end within their
+                # retry policy on their own; closing would only wait for them
+                self._pool.shutdown(wait=False, cancel_futures=True)
+            else:
+                self._pool.shutdown(wait=True, cancel_futures=True)
+                self._backend.close()
             self._cache.clear()
 
     def __enter__(self) -> StreamingSource:

@@ -171,6 +171,8 @@ class XRootDBackend:
         self._retries = retries
         self._backoff = backoff
         self._lock = threading.Lock()
+        #: Tries after a transient failure so far (the job report's ``read_retries``).
+        self.retried = 0
         self._generation = 0  # bumped at each reopen: threads that saw a failure reopen once
         self._file = self._call("open", self._open_new, reopen=False)
         info = self._call("stat", lambda f: f.stat(timeout=self._timeout))
@@ -195,39 +197,54 @@ class XRootDBackend:
                 time.sleep(self._backoff * 2 ** (attempt - 1))
                 if _gone(self.server):  # another read already found the server gone
                     break
+                self.retried += 1
                 if reopen:
-                    self._reopen(generation)
+                    failed = self._reopen(generation)
+                    if failed is not None:  # the reopen was this try: it failed too
+                        status = failed
+                        if not _transient(status):
+                            self._refused("open", status)
+                        continue
             generation = self._generation
             handle = getattr(self, "_file", None)
             status, result = op(handle)
             if status.ok:
                 return result
             if not _transient(status):
-                if what == "open":
-                    todo = _what_to_do(status, "check the file exists and the server runs")
-                    raise InputError(f"cannot open {self.path}: {_why(status)}; {todo}")
-                raise InputError(f"XRootD {what} of {self.path} failed: {_why(status)}")
+                self._refused(what, status)
         waited = time.monotonic() - began
         _mark_gone(self.server)
+        # one stable line (which read hit the outage first varies); the rest in the detail
         error = StorageUnavailable(
-            f"storage server {self.server} did not answer: {what} of {self.path} failed "
-            f"{self._retries + 1} times in {waited:.0f} s; check the server is up, then run "
-            f"the job again (or allow longer: --set stream.retries=N --set stream.timeout=S)"
+            f"storage server {self.server} stopped answering (every try of the retry policy "
+            f"failed); check the server is up, then run the job again (or allow longer: "
+            f"--set stream.retries=N --set stream.timeout=SECONDS)"
         )
-        error.detail = _why(status) if status is not None else None
+        last = _why(status) if status is not None else "another read found the server gone"
+        error.detail = f"{what} of {self.path}: {last} (gave up after {waited:.1f} s)"
         raise error
 
-    def _reopen(self, generation: int) -> None:
-        """A fresh handle on a fresh connection, once for all threads that saw the failure."""
+    def _refused(self, what: str, status) -> None:
+        """Raise the one line for a request the server refused (retrying cannot help)."""
+        if what == "open":
+            todo = _what_to_do(status, "check the file exists and the server runs")
+            raise InputError(f"cannot open {self.path}: {_why(status)}; {todo}")
+        raise InputError(f"XRootD {what} of {self.path} failed: {_why(status)}")
+
+    def _reopen(self, generation: int):
+        """A fresh handle on a fresh connection, once for all threads that saw the failure;
+        the failed status if it could not be opened, else None."""
         with self._lock:
             if generation != self._generation:
-                return  # another thread reopened it meanwhile
+                return None  # another thread reopened it meanwhile
             old = self._file
             status, handle = self._open_new(None)
-            if status.ok:
-                self._file = handle
-                self._generation += 1
-                _close_quietly(old)
+            if not status.ok:
+                return status
+            self._file = handle
+            self._generation += 1
+        _close_quietly(old, 1)
+        return None
 
     def read(self, start: int, stop: int) -> bytes:
         """Bytes ``[start, stop)``."""
@@ -261,6 +278,11 @@ class XRootDBackend:
             out.append(parts[0] if len(parts) == 1 else b"".join(parts))
         return out
 
+    @property
+    def unavailable(self) -> bool:
+        """True once this file's server exhausted a retry policy in this process."""
+        return _gone(self.server)
+
     def close(self) -> None:
         _close_quietly(self._file, self._timeout if not _gone(self.server) else 1)
 
@@ -284,6 +306,11 @@ def _gone(server: str) -> bool:
 
 def _mark_gone(server: str) -> None:
     _GONE.add(server)
+
+
+def storage_unavailable() -> bool:
+    """True if some server exhausted a retry policy in this process."""
+    return bool(_GONE)
 
 
 def forget_gone(server: str | None = None) -> None:
