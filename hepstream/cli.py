@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from hepstream.errors import HepstreamError
+from hepstream.errors import HepstreamError, JobIncomplete
 
 app = typer.Typer(
     name="hepstream",
@@ -87,6 +87,9 @@ def _main(argv: list[str] | None, prog_name: str | None) -> int:
     try:
         # typer returns a command's exit code (130 for a KeyboardInterrupt) in this mode
         code = app(args=argv, prog_name=prog_name, standalone_mode=False)
+    except JobIncomplete as err:  # the job ran; some inputs were skipped on request
+        print(f"hepstream: warning: {err}", file=sys.stderr)
+        return err.exit_code
     except HepstreamError as err:
         print(f"hepstream: error: {err}", file=sys.stderr)
         return err.exit_code

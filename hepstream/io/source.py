@@ -353,8 +353,11 @@ def open_source(path: str, config: StreamConfig | None = None) -> StreamingSourc
     return StreamingSource(path, hepstream_config=config or StreamConfig())
 
 
-def expand_inputs(patterns: list[str]) -> list[str]:
-    """Input paths with globs expanded (``root://`` via directory listing), in order."""
+def expand_inputs(patterns: list[str], *, allow_missing: bool = False) -> list[str]:
+    """Input paths with globs expanded (``root://`` via directory listing), in order.
+
+    A local path named without a glob must exist unless ``allow_missing`` (then
+    :func:`missing_inputs` says which are not there)."""
     paths: list[str] = []
     for pattern in patterns:
         if is_remote(pattern):
@@ -363,9 +366,34 @@ def expand_inputs(patterns: list[str]) -> list[str]:
             found = sorted(glob.glob(pattern))
         else:
             found = [pattern]
-            if not os.path.exists(pattern.removeprefix("file://")):
+            if not allow_missing and not os.path.exists(pattern.removeprefix("file://")):
                 raise InputError(f"input file not found: {pattern}; check the path")
         if not found:
             raise InputError(f"no input matches {pattern}; check the pattern and directory")
         paths.extend(found)
     return paths
+
+
+def missing_inputs(paths: list[str], timeout: int = 30) -> dict[int, InputError]:
+    """Which inputs do not exist, by index, before any of them is read: local ones by a
+    stat, ``root://`` ones by one stat request each, all sent at once.
+
+    Only a definite "no such file" counts; a server that does not answer is left to the
+    open, whose retry policy gives the error.
+    """
+    found: dict[int, InputError] = {}
+    remote = [i for i, p in enumerate(paths) if is_remote(p)]
+    for index, path in enumerate(paths):
+        if not is_remote(path) and not os.path.exists(path.removeprefix("file://")):
+            found[index] = InputError(f"input file not found: {path}; check the path")
+    if remote:
+        from hepstream.io.xrootd import stat_missing
+
+        with ThreadPoolExecutor(min(16, len(remote)), thread_name_prefix="hepstream-stat") as pool:
+            answers = pool.map(lambda i: stat_missing(paths[i], timeout), remote)
+            for index, why in zip(remote, answers, strict=True):
+                if why is not None:  # the server's own words ("no such file") add nothing
+                    found[index] = InputError(
+                        f"input file not found: {paths[index]}; check the path"
+                    )
+    return dict(sorted(found.items()))

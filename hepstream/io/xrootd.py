@@ -321,6 +321,22 @@ def forget_gone(server: str | None = None) -> None:
         _GONE.discard(server)
 
 
+#: kXR_NotFound: the server's "no such file".
+_NOT_FOUND = 3011
+
+
+def stat_missing(url: str, timeout: int = 30) -> str | None:
+    """Why ``url`` does not exist (the server's words), or None if it does or the server
+    could not say (not answering: the open's retry policy reports that)."""
+    from XRootD import client
+
+    server, path = split_url(url)
+    status, _ = client.FileSystem(server).stat(path, timeout=timeout)
+    if status.ok or status.code != _ERROR_RESPONSE or status.errno != _NOT_FOUND:
+        return None
+    return _why(status)
+
+
 def expand_remote(pattern: str, timeout: int = 30) -> list[str]:
     """Expand a glob in the file name of a ``root://`` URL by listing its directory."""
     from XRootD import client
