@@ -177,7 +177,7 @@ class XRootDBackend:
         self._file = self._call("open", self._open_new, reopen=False)
         info = self._call("stat", lambda f: f.stat(timeout=self._timeout))
         self.size = info.size
-        self._limits = readv_limits(self.server, timeout=min(timeout, 10) or 10)
+        self._limits: ReadvLimits | None = None  # asked at the first vector read
 
     def _open_new(self, _old):
         from XRootD import client
@@ -257,6 +257,8 @@ class XRootDBackend:
         segments exceed the server's readv limits (elements, bytes per element)."""
         if len(segments) == 1:
             return [self.read(*segments[0])]
+        if self._limits is None:
+            self._limits = readv_limits(self.server, timeout=min(self._timeout, 10) or 10)
         data: list[bytes] = []
         for request in split_readv(segments, self._limits):
             if len(request) == 1:
