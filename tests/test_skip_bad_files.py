@@ -138,3 +138,17 @@ def test_without_the_flag_a_missing_input_fails_before_any_event_is_read(
     assert data["bytes_read"] == 0
     assert data["files"][2]["status"] == "failed"
     assert not out.exists()
+
+
+def test_without_the_flag_a_corrupt_basket_header_is_one_line(tmp_path, capsys, inputs_dir):
+    """uproot's DeserializationError (a basket header of garbage) was a traceback."""
+    path = inputs_dir / "corrupt.root"
+    code, err, data, out = _run(tmp_path, capsys, [str(path)], "c")
+    assert code == 3, err
+    errors = [line for line in err.splitlines() if line.startswith("hepstream: error:")]
+    assert len(errors) == 1
+    assert errors[0].startswith(f"hepstream: error: {path}: cannot read entries ")
+    assert errors[0].endswith("the file may be corrupt, copy it again")
+    assert "Traceback" not in err
+    assert data["status"] == "failed"
+    assert not out.exists()
