@@ -1,5 +1,3 @@
-import sys
+from hepstream.cli import entry
 
-from hepstream.cli import main
-
-sys.exit(main())
+entry()

@@ -35,6 +35,13 @@ class OutputError(HepstreamError):
     exit_code = 5
 
 
+class JobIncomplete(HepstreamError):
+    """The job finished without some inputs (``--skip-bad-files`` skipped them): its report
+    says ``partial`` and lists them; the output holds exactly the other files' events."""
+
+    exit_code = 6
+
+
 class Interrupted(KeyboardInterrupt):
     """SIGINT or SIGTERM stopped the job; exits ``128 + signal`` (130 / 143) as a shell would.
 

@@ -192,11 +192,14 @@ def _form_keys(form: Any, out: list[str]) -> None:
 
 def _guard(path: str, start: int, stop: int, read):
     """Run ``read``; damaged data becomes one InputError naming the file and entries."""
+    from uproot.deserialization import DeserializationError
+
     try:
         return read()
     except HepstreamError:
         raise
-    except (OSError, ValueError, zlib.error, RuntimeError, AssertionError) as err:
+    except (OSError, ValueError, zlib.error, RuntimeError, AssertionError,
+            DeserializationError) as err:  # fmt: skip
         first = str(err).strip().splitlines()[0] if str(err).strip() else ""
         raise InputError(
             f"{path}: cannot read entries {start}-{stop} ({type(err).__name__}: {first}); "

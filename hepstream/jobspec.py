@@ -43,6 +43,7 @@ _OPTIONS = {
     "conditions": "--conditions",  # repeated, one per source
     "global_tag": "--global-tag",
     "allow_open_tag": "--allow-open-tag",  # a flag
+    "skip_bad_files": "--skip-bad-files",  # a flag
 }
 
 EntryRange = tuple[int, "int | None"]
@@ -81,6 +82,11 @@ class JobSpec:
     #: per input in order; empty reads every input whole. Set by the dataset splitter so
     #: one big file can be several jobs; inputs must then be files, not globs.
     entry_ranges: tuple[EntryRange, ...] = ()
+    #: Skip an input that is missing, truncated or corrupt instead of failing the job (as
+    #: coffea's ``skipbadfiles``): the report lists it, its status is ``partial``, and the
+    #: output holds exactly the other files' events (each file's output is held in memory
+    #: until the file has been read to its end). A server that stops answering still fails.
+    skip_bad_files: bool = False
     # --- conditions (hepstream.conditions.job) ---------------------------------------------
     #: Conditions sources tried in order: http(s):// service URLs or snapshot directories.
     conditions: tuple[str, ...] = ()
@@ -352,6 +358,8 @@ def _convert(name: str, value: Any) -> Any:
             return bool(value)
         if isinstance(current, int):
             return int(value)
+        if isinstance(current, float):
+            return float(value)
     except (TypeError, ValueError):
         raise ConfigError(f"job setting {name}={value!r} is not a valid value") from None
     return value

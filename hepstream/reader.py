@@ -52,6 +52,15 @@ class Chunk:
 
 
 @dataclass
+class FileEnd:
+    """Input ``file_index`` is over: read to its end (``error`` None), or skipped because
+    of ``error`` (``--skip-bad-files``; its chunks already handed out must be dropped)."""
+
+    file_index: int
+    error: BaseException | None = None
+
+
+@dataclass
 class OpenInput:
     """An opened input with its chunks and read plan (already being fetched)."""
 
@@ -147,8 +156,11 @@ class Reader:
     """Streams a job's inputs as decoded chunks (iterate it once)."""
 
     def __init__(self, paths: list[str], selection: Selection, spec: JobSpec,
-                 files: list[FileReport]) -> None:  # fmt: skip
+                 files: list[FileReport],
+                 missing: dict[int, InputError] | None = None) -> None:  # fmt: skip
         self.paths = paths
+        #: Inputs known not to exist (skipped without opening them, ``skip_bad_files``).
+        self.missing = dict(missing or {})
         self.selection = selection
         self.spec = spec
         self.files = files
@@ -216,6 +228,17 @@ class Reader:
                 f"basket or page is {plan.largest_span} bytes; use --cache "
                 f"{plan.largest_span} or more, or leave --cache unset"
             )
+
+    def _skippable(self, err: BaseException) -> bool:
+        """An input's own fault that ``skip_bad_files`` skips: missing, truncated, corrupt;
+        not a server that stopped answering, a plugin error or an interruption."""
+        from hepstream.io.xrootd import StorageUnavailable
+
+        return (
+            self.spec.skip_bad_files
+            and isinstance(err, InputError)
+            and not isinstance(err, StorageUnavailable)
+        )
 
     # -- reading (the reader thread) ------------------------------------------------------
     def _read_file(self, index: int, opened: OpenInput, put) -> bool:
@@ -303,35 +326,62 @@ class Reader:
         def open_more() -> None:
             nonlocal submitted
             while submitted < len(paths) and len(ahead) < spec.open_ahead:
-                ahead.append(opener.submit(self._prepare, submitted))
+                if submitted in self.missing:
+                    known: Future = Future()
+                    known.set_exception(self.missing[submitted])
+                    self.prefetcher.skip(submitted)
+                    ahead.append(known)
+                else:
+                    ahead.append(opener.submit(self._prepare, submitted))
                 submitted += 1
 
+        failed = False
         try:
             open_more()
             for index in range(len(paths)):
-                opened = ahead.popleft().result()
+                try:
+                    opened = ahead.popleft().result()
+                except BaseException as err:
+                    if not self._skippable(err):
+                        raise
+                    open_more()
+                    if not put(FileEnd(index, err)):
+                        return
+                    continue
                 open_more()
+                error = None
                 try:
                     if not self._read_file(index, opened, put):
                         return
+                except BaseException as err:
+                    if not self._skippable(err):
+                        raise
+                    error = err  # broke mid-way: the runner drops what it had of it
                 finally:
                     self.stats[index] = opened.source.stats
                     with self._open_lock:
                         self._open.pop(index, None)
                     # closing a remote file is a round trip: do it off the reading path
                     closer.submit(opened.close)
+                if not put(FileEnd(index, error)):
+                    return
             put(_DONE)
         except BaseException as err:
+            failed = True
             put(err)
         finally:
+            # After a failure nothing here is waited for: an open or a close stuck on a
+            # stalled server ends within its retry policy, on its own thread, and the job
+            # reports at once.
+            quick = failed or stop.is_set()
             for future in ahead:
-                if future.exception() is None:
-                    future.result().close()
-            opener.shutdown(wait=True)
-            closer.shutdown(wait=True)
+                future.add_done_callback(_close_when_opened)
+            opener.shutdown(wait=not quick, cancel_futures=quick)
+            closer.shutdown(wait=not quick)
 
-    def __iter__(self) -> Iterator[Chunk]:
-        """Chunks from the reader thread, ``spec.prefetch`` decoded ahead."""
+    def __iter__(self) -> Iterator[Chunk | FileEnd]:
+        """Chunks from the reader thread, ``spec.prefetch`` decoded ahead; after each
+        input's chunks, its :class:`FileEnd`."""
         out: queue.Queue = queue.Queue(maxsize=max(1, self.spec.prefetch))
         stop = threading.Event()
         thread = threading.Thread(
@@ -352,3 +402,9 @@ class Reader:
 
 
 _DONE = object()
+
+
+def _close_when_opened(future: Future) -> None:
+    """Close an input opened ahead that the job will not read (it stopped first)."""
+    if not future.cancelled() and future.exception() is None:
+        future.result().close()

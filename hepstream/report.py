@@ -63,6 +63,8 @@ class JobReport:
     cache_misses: int = 0
     cache_peak_bytes: int = 0
     reads_waited: int = 0
+    #: Reads and opens sent again after a transient storage fault (stream.retries).
+    read_retries: int = 0
     output_bytes: int = 0
     wall_s: float = 0.0
     cpu_s: float = 0.0

@@ -16,6 +16,7 @@ import numpy as np
 
 from hepstream.errors import HepstreamError, Interrupted, OutputError, PluginError
 from hepstream.io import IOStats, expand_inputs, is_remote
+from hepstream.io.source import missing_inputs
 from hepstream.jobspec import JobSpec, validate_spec  # noqa: F401 (re-exported)
 from hepstream.report import FileReport, JobReport, keep_detail
 from hepstream.selection import Selection, call_plugin, check_mask, load_plugin
@@ -39,7 +40,7 @@ def run_job(spec: JobSpec, progress: Callable[[int, int], None] | None = None) -
 
     Raises the job's :class:`HepstreamError` after writing a ``failed`` report.
     """
-    from hepstream.reader import Reader
+    from hepstream.reader import FileEnd, Reader
     from hepstream.writer import OutputWriter, scratch_dir, write_report
 
     report = JobReport(
@@ -55,8 +56,9 @@ def run_job(spec: JobSpec, progress: Callable[[int, int], None] | None = None) -
     conditions = None  # hepstream.conditions.job.JobConditions when the plugin declares any
     try:
         if is_remote(spec.output) or any(is_remote(p) for p in spec.inputs):
-            from hepstream.io.xrootd import configure_client, warm_up
+            from hepstream.io.xrootd import configure_client, forget_gone, warm_up
 
+            forget_gone()  # a server an earlier job in this process gave up on may be back
             configure_client(spec.stream.connection_retry, spec.stream.connection_window)
             # connect and log in to the first input's server while the plugin (and numba)
             # load: on the WAN that handshake is several round trips
@@ -70,11 +72,23 @@ def run_job(spec: JobSpec, progress: Callable[[int, int], None] | None = None) -
             spec.conditions_cache, spec.plugin,
         )  # fmt: skip
         writer = OutputWriter(spec.output, tree=selection.tree)
-        paths = expand_inputs(list(spec.inputs))
+        paths = expand_inputs(list(spec.inputs), allow_missing=True)  # listed just below
         report.files = [FileReport(path=p) for p in paths]
-        reader = Reader(paths, selection, spec, report.files)
+        # every input is there before any event is read (root:// ones asked all at once)
+        missing = missing_inputs(paths, spec.stream.timeout or 30)
+        if missing and not spec.skip_bad_files:
+            for index, error in missing.items():
+                report.files[index].status, report.files[index].error = "failed", str(error)
+            raise next(iter(missing.values()))
+        reader = Reader(paths, selection, spec, report.files, missing)
         io_stats = reader.stats
+        #: With skip_bad_files, each file's output columns wait here until the file has been
+        #: read to its end: a file that breaks mid-way leaves nothing in the output.
+        held: dict[int, list[dict[str, Any]]] = {}
         for chunk in reader:
+            if isinstance(chunk, FileEnd):
+                _file_ended(report, chunk, held, writer)
+                continue
             where = (
                 f"plugin {spec.plugin} on {paths[chunk.file_index]} entries "
                 f"{chunk.start}-{chunk.stop}"
@@ -103,26 +117,31 @@ def run_job(spec: JobSpec, progress: Callable[[int, int], None] | None = None) -
             selection._hepstream_payloads = None
             report.select_s += time.perf_counter() - t0
             report.io_wait_s += chunk.io_wait
-            for columns in outputs:
-                writer.write(columns)
+            if spec.skip_bad_files:
+                held.setdefault(chunk.file_index, []).extend(outputs)
+            else:
+                for columns in outputs:
+                    writer.write(columns)
             entry = report.files[chunk.file_index]
             entry.events_read += chunk.stop - chunk.start
             entry.events_selected += n_sel
-            if entry.events_read == entry.entries:
-                entry.status = "ok"
+            entry.events_preselected += len(chunk.events)
             report.events_read += chunk.stop - chunk.start
             report.events_preselected += len(chunk.events)
-            report.clusters_skipped = sum(f.clusters_skipped for f in report.files)
+            report.clusters_skipped = sum(
+                f.clusters_skipped for f in report.files if f.status != "skipped"
+            )
             report.events_selected += n_sel
             if progress is not None:
                 progress(chunk.stop - chunk.start, sum(f.entries for f in report.files))
         for entry in report.files:
-            if entry.entries == 0:
+            if entry.entries == 0 and entry.status == "pending":
                 entry.status = "ok"
         if conditions is not None:  # provenance in the output file's metadata
             writer.metadata.update(conditions.metadata())
         report.output_bytes = writer.commit()
-        report.status = "ok"
+        skipped = any(entry.status == "skipped" for entry in report.files)
+        report.status = "partial" if skipped else "ok"
     except BaseException as err:
         if writer is not None:
             writer.abort()
@@ -158,6 +177,24 @@ def run_job(spec: JobSpec, progress: Callable[[int, int], None] | None = None) -
     return report
 
 
+def _file_ended(report: JobReport, end: Any, held: dict[int, list[dict[str, Any]]],
+                writer: Any) -> None:  # fmt: skip
+    """Input ``end.file_index`` is over: write what it held, or drop it (and its counts
+    from the job's totals) if it was skipped."""
+    entry = report.files[end.file_index]
+    columns = held.pop(end.file_index, [])
+    if end.error is None:
+        for piece in columns:
+            writer.write(piece)
+        entry.status = "ok"
+        return
+    entry.status, entry.error = "skipped", str(end.error)
+    report.events_read -= entry.events_read
+    report.events_selected -= entry.events_selected
+    report.events_preselected -= entry.events_preselected
+    report.clusters_skipped = sum(f.clusters_skipped for f in report.files if f.status != "skipped")
+
+
 def _collect_io(report: JobReport, io_stats: dict[int, IOStats]) -> None:
     for index, stats in sorted(io_stats.items()):
         report.bytes_read += stats.bytes_read
@@ -168,6 +205,7 @@ def _collect_io(report: JobReport, io_stats: dict[int, IOStats]) -> None:
         report.cache_hits += stats.cache_hits
         report.cache_misses += stats.cache_misses
         report.reads_waited += stats.reads_waited
+        report.read_retries += stats.retries
         report.cache_peak_bytes = max(report.cache_peak_bytes, stats.cache_peak)
         if index < len(report.files):
             entry = report.files[index]

@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from hepstream.errors import ConfigError, InputError
@@ -35,8 +36,13 @@ class _XRootDFile:
     def __init__(self, url: str, timeout: int) -> None:
         from XRootD import client
 
+        from hepstream.io.urls import split_url
+        from hepstream.io.xrootd import readv_limits
+
         self.url, self.timeout = url, timeout
         self.file = client.File()
+        #: the server's readv limits (asked once per process), as the runner's backend obeys
+        self.limits = readv_limits(split_url(url)[0], timeout=min(timeout, 10) or 10)
 
     def open(self, done: Done) -> None:
         from XRootD.client.flags import OpenFlags
@@ -48,21 +54,22 @@ class _XRootDFile:
                                    callback=opened), done)  # fmt: skip
 
     def request(self, segments: Segments, done: Done) -> None:
-        def arrived(status, response, _hosts) -> None:
-            if not status.ok:
-                done(" ".join(str(status.message).split()), 0)
-            elif len(segments) == 1:
-                done(None, len(response or b""))
-            else:
-                done(None, sum(len(c.buffer) for c in response.chunks))
+        """One of the job's requests, cut into vector reads within the server's readv limits
+        (as the runner's backend does); ``done`` once every piece has arrived."""
+        from hepstream.io.xrootd import split_readv
 
-        if len(segments) == 1:
-            start, stop = segments[0]
-            status = self.file.read(start, stop - start, timeout=self.timeout, callback=arrived)
-        else:
-            chunks = [(start, stop - start) for start, stop in segments]
-            status = self.file.vector_read(chunks, timeout=self.timeout, callback=arrived)
-        self._check(status, done)
+        parts = split_readv(tuple(segments), self.limits)
+        gather = _Gather(len(parts), done)
+        for part in parts:
+            arrived = partial(_arrived, gather, len(part) == 1)
+            if len(part) == 1:
+                start, stop = part[0]
+                status = self.file.read(start, stop - start, timeout=self.timeout, callback=arrived)
+            else:
+                chunks = [(start, stop - start) for start, stop in part]
+                status = self.file.vector_read(chunks, timeout=self.timeout, callback=arrived)
+            if not status.ok:  # refused before it was sent: no callback will come
+                gather.one(" ".join(str(status.message).split()), 0)
 
     @staticmethod
     def _check(status, done: Done) -> None:
@@ -72,6 +79,34 @@ class _XRootDFile:
     def close(self) -> None:
         if self.file.is_open():
             self.file.close(timeout=self.timeout)
+
+
+class _Gather:
+    """Calls ``done`` once, when all ``parts`` pieces of one request have arrived."""
+
+    def __init__(self, parts: int, done: Done) -> None:
+        self.left, self.nbytes, self.done = parts, 0, done
+        self.error: str | None = None
+        self.lock = threading.Lock()
+
+    def one(self, error: str | None, nbytes: int) -> None:
+        with self.lock:
+            self.nbytes += nbytes
+            self.error = self.error or error
+            self.left -= 1
+            last = self.left == 0
+        if last:
+            self.done(self.error, 0 if self.error else self.nbytes)
+
+
+def _arrived(gather: _Gather, single: bool, status, response, _hosts) -> None:
+    """The XRootD client's callback for one piece of a request."""
+    if not status.ok:
+        gather.one(" ".join(str(status.message).split()), 0)
+    elif single:
+        gather.one(None, len(response or b""))
+    else:
+        gather.one(None, sum(len(c.buffer) for c in response.chunks))
 
 
 class _LocalFile:

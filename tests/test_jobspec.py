@@ -24,6 +24,8 @@ STREAM = StreamConfig(
     timeout=17,
     connection_retry=5,
     connection_window=4,
+    retries=1,
+    retry_backoff=0.25,
 )
 FULL = JobSpec(
     plugin="/opt/sel.py",
@@ -39,6 +41,7 @@ FULL = JobSpec(
     fetch_ahead=0,
     decompress_threads=7,
     entry_ranges=((0, 1000), (500, None)),
+    skip_bad_files=True,
     conditions=("http://127.0.0.1:8080", "/opt/conditions-snapshot"),
     global_tag="data-v3",
     allow_open_tag=True,

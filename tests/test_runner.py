@@ -233,3 +233,25 @@ def test_pipeline_options_are_checked_before_any_io(option, value):
         validate_spec(
             JobSpec(PLUGIN, ("root://nowhere.invalid//x.root",), "o.root", **{option: value})
         )
+
+
+@pytest.mark.xrootd
+@pytest.mark.parametrize("readahead", ["4M", "16M"])
+def test_a_readahead_above_the_readv_element_limit_streams_the_same(
+    sample_dir, xrootd_server, out_dir, readahead
+):
+    """Read-ahead windows larger than one kXR_readv element (2 MiB - 16) are cut to the
+    server's limits; before, the server refused: ``[3008] Single readv transfer is too large``."""
+    from hepstream.cli.analyst import spec_from_options
+
+    name = "tau1n_mc_000.root"
+    spec = spec_from_options(
+        PLUGIN, [xrootd_server.data_url(name)], str(out_dir / "ra.root"), readahead=readahead
+    )
+    assert spec.stream.readahead > 2 << 20
+    report = run_job(spec)
+    assert report.status == "ok"
+    assert report.events_read == 20_000
+    assert report.vector_reads > 0
+    expected = _expected(sample_dir / name)
+    assert ak.array_equal(_written(out_dir / "ra.root"), expected[BRANCHES])

@@ -216,6 +216,21 @@ def test_storage_bench_against_xrootd(xrootd_server, tmp_path, capsys) -> None:
     assert plot.read_bytes().startswith(PNG_MAGIC)
 
 
+@pytest.mark.xrootd
+def test_storage_bench_sweeps_readahead_up_to_4m_against_xrootd(xrootd_server, capsys) -> None:
+    """Its own --help example sweeps 4M: vector reads are cut to the server's readv limits
+    (before: ``[3008] Single readv transfer is too large``)."""
+    doc = _run_cli(
+        [xrootd_server.data_url(MC), "--max-jobs", "1", "--duration", "1",
+         "--max-requests", "6", "--readahead-sweep", "1M,4M"],
+        capsys,
+    )  # fmt: skip
+    assert [lv["readahead"] for lv in doc["levels"]] == [1 << 20, 4 << 20]
+    for level in doc["levels"]:
+        assert level["bytes_read"] > 0
+        assert level["aggregate_mb_s"] > 0
+
+
 def test_storage_bench_sweeps_readahead_on_a_local_file(sample_dir, capsys) -> None:
     doc = _run_cli(
         [str(sample_dir / MC), "--max-jobs", "1", "--duration", "0.5",

@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from hepstream.errors import HepstreamError
+from hepstream.errors import HepstreamError, JobIncomplete
 
 app = typer.Typer(
     name="hepstream",
@@ -61,10 +61,40 @@ def main(argv: list[str] | None = None, prog_name: str | None = None) -> int:
     return code
 
 
+def entry() -> None:
+    """The ``hepstream`` console script: :func:`main`, then exit with its code.
+
+    A failed job has written its report and removed its temp files before ``main``
+    returns. What is left of it must not keep the process alive: a read blocked on a
+    stalled server (it ends within its retry policy) that the interpreter's exit would
+    join, or an XRootD file handle whose destructor would wait for that server to answer
+    a close. Then the process ends at once, with its code.
+    """
+    import os
+    import threading
+
+    from hepstream.io.xrootd import storage_unavailable
+
+    code = main()
+    if code != 0:
+        stuck = [
+            t for t in threading.enumerate()
+            if t is not threading.main_thread() and not t.daemon and t.is_alive()
+        ]  # fmt: skip
+        if stuck or storage_unavailable():
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+    sys.exit(code)
+
+
 def _main(argv: list[str] | None, prog_name: str | None) -> int:
     try:
         # typer returns a command's exit code (130 for a KeyboardInterrupt) in this mode
         code = app(args=argv, prog_name=prog_name, standalone_mode=False)
+    except JobIncomplete as err:  # the job ran; some inputs were skipped on request
+        print(f"hepstream: warning: {err}", file=sys.stderr)
+        return err.exit_code
     except HepstreamError as err:
         print(f"hepstream: error: {err}", file=sys.stderr)
         return err.exit_code
@@ -104,4 +134,4 @@ def _click_errors() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseExc
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from hepstream.errors import HepstreamError, Interrupted
+from hepstream.errors import HepstreamError, Interrupted, JobIncomplete
 
 if TYPE_CHECKING:
     from hepstream.jobspec import JobSpec
@@ -74,6 +74,14 @@ def run(
     allow_open_tag: Annotated[
         bool, typer.Option("--allow-open-tag", help="Accept an OPEN global tag (test jobs).")
     ] = False,
+    skip_bad_files: Annotated[
+        bool,
+        typer.Option(
+            "--skip-bad-files",
+            help="Skip missing, truncated or corrupt inputs (listed in the report; status "
+            "partial, exit 6) instead of failing the job.",
+        ),
+    ] = False,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the report JSON on stdout.")
     ] = False,
@@ -93,7 +101,7 @@ def run(
 
     spec = spec_from_options(
         plugin, inputs, output, report, site, readahead, cache, chunk, prefetch, settings,
-        conditions, global_tag, allow_open_tag,
+        conditions, global_tag, allow_open_tag, skip_bad_files,
     )  # fmt: skip
     job_report = None
     try:
@@ -108,6 +116,12 @@ def run(
     if as_json:
         print(job_report.to_json(), end="")
     print_summary(job_report)
+    if job_report.status == "partial":
+        skipped = [f.path for f in job_report.files if f.status == "skipped"]
+        raise JobIncomplete(
+            f"{len(skipped)} of {len(job_report.files)} inputs skipped ({', '.join(skipped)}); "
+            f"the output holds the other files' events; the report lists why"
+        )
 
 
 def spec_from_options(
@@ -124,6 +138,7 @@ def spec_from_options(
     conditions: list[str] | None = None,
     global_tag: str | None = None,
     allow_open_tag: bool = False,
+    skip_bad_files: bool = False,
 ) -> JobSpec:
     """The :class:`JobSpec` of ``hepstream run``'s parsed options (``JobSpec.to_argv``'s
     inverse): the options become a mapping, read by ``JobSpec.from_mapping``."""
@@ -144,6 +159,7 @@ def spec_from_options(
         "conditions": list(conditions or ()),
         "global_tag": global_tag,
         "allow_open_tag": allow_open_tag,
+        "skip_bad_files": skip_bad_files,
         **parse_set(settings or []),
     }
     return JobSpec.from_mapping(mapping, where="hepstream run")

@@ -44,6 +44,8 @@ class IOStats:
     cache_peak: int = 0
     #: Planned reads uproot asked for before their bytes had landed (it then waited).
     reads_waited: int = 0
+    #: Requests sent again after a transient storage fault (see XRootDBackend).
+    retries: int = 0
     latencies: list[float] = field(default_factory=list, repr=False)
 
     def asdict(self) -> dict[str, int]:
@@ -75,7 +77,9 @@ class StreamingSource(uproot.source.chunk.Source):
         self._backend: XRootDBackend | LocalBackend
         if is_remote(file_path):
             configure_client(self.config.connection_retry, self.config.connection_window)
-            self._backend = XRootDBackend(file_path, timeout=self.config.timeout)
+            self._backend = XRootDBackend(
+                file_path, self.config.timeout, self.config.retries, self.config.retry_backoff
+            )
         else:
             self._backend = LocalBackend(file_path)
         self._num_bytes = self._backend.size
@@ -257,6 +261,7 @@ class StreamingSource(uproot.source.chunk.Source):
             snapshot.cache_hits += self._reads.spans_ready + self._reads.spans_waited
             snapshot.reads_waited = self._reads.spans_waited
         snapshot.cache_peak = self._prefetcher.budget.peak
+        snapshot.retries = getattr(self._backend, "retried", 0)
         return snapshot
 
     @property
@@ -278,8 +283,13 @@ class StreamingSource(uproot.source.chunk.Source):
             self._closed = True
             if self._reads is not None:
                 self._prefetcher.remove(self._reads)
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._backend.close()
+            if getattr(self._backend, "unavailable", False):
+                # its server stopped answering: reads still in flight end within their
+                # retry policy on their own; closing would only wait for them
+                self._pool.shutdown(wait=False, cancel_futures=True)
+            else:
+                self._pool.shutdown(wait=True, cancel_futures=True)
+                self._backend.close()
             self._cache.clear()
 
     def __enter__(self) -> StreamingSource:
@@ -340,8 +350,11 @@ def open_source(path: str, config: StreamConfig | None = None) -> StreamingSourc
     return StreamingSource(path, hepstream_config=config or StreamConfig())
 
 
-def expand_inputs(patterns: list[str]) -> list[str]:
-    """Input paths with globs expanded (``root://`` via directory listing), in order."""
+def expand_inputs(patterns: list[str], *, allow_missing: bool = False) -> list[str]:
+    """Input paths with globs expanded (``root://`` via directory listing), in order.
+
+    A local path named without a glob must exist unless ``allow_missing`` (then
+    :func:`missing_inputs` says which are not there)."""
     paths: list[str] = []
     for pattern in patterns:
         if is_remote(pattern):
@@ -350,9 +363,34 @@ def expand_inputs(patterns: list[str]) -> list[str]:
             found = sorted(glob.glob(pattern))
         else:
             found = [pattern]
-            if not os.path.exists(pattern.removeprefix("file://")):
+            if not allow_missing and not os.path.exists(pattern.removeprefix("file://")):
                 raise InputError(f"input file not found: {pattern}; check the path")
         if not found:
             raise InputError(f"no input matches {pattern}; check the pattern and directory")
         paths.extend(found)
     return paths
+
+
+def missing_inputs(paths: list[str], timeout: int = 30) -> dict[int, InputError]:
+    """Which inputs do not exist, by index, before any of them is read: local ones by a
+    stat, ``root://`` ones by one stat request each, all sent at once.
+
+    Only a definite "no such file" counts; a server that does not answer is left to the
+    open, whose retry policy gives the error.
+    """
+    found: dict[int, InputError] = {}
+    remote = [i for i, p in enumerate(paths) if is_remote(p)]
+    for index, path in enumerate(paths):
+        if not is_remote(path) and not os.path.exists(path.removeprefix("file://")):
+            found[index] = InputError(f"input file not found: {path}; check the path")
+    if remote:
+        from hepstream.io.xrootd import stat_missing
+
+        with ThreadPoolExecutor(min(16, len(remote)), thread_name_prefix="hepstream-stat") as pool:
+            answers = pool.map(lambda i: stat_missing(paths[i], timeout), remote)
+            for index, why in zip(remote, answers, strict=True):
+                if why is not None:  # the server's own words ("no such file") add nothing
+                    found[index] = InputError(
+                        f"input file not found: {paths[index]}; check the path"
+                    )
+    return dict(sorted(found.items()))
