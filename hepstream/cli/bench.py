@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -10,12 +11,134 @@ from typing import Annotated
 import typer
 
 from hepstream.errors import ConfigError
-from hepstream.storagebench import storage_cmd
+from hepstream.storagebench import (
+    MB,
+    BenchConfig,
+    LevelResult,
+    job_levels,
+    output_console,
+    parse_size_list,
+    read_pattern,
+    report_dict,
+    results_table,
+    run_sweep,
+    write_plot,
+)
 
 app = typer.Typer(
     help="Benchmarks: storage throughput and the performance suites.", no_args_is_help=True
 )
-app.command("storage")(storage_cmd)
+
+
+@app.command("storage")
+def storage_cmd(
+    url: Annotated[str, typer.Argument(help="root://host:port//path/file.root or a local path.")],
+    tree: Annotated[str | None, typer.Option(help="TTree to replay; default: the first.")] = None,
+    branches: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated branch names or globs; default: all branches."),
+    ] = None,
+    plugin: Annotated[
+        Path | None,
+        typer.Option(help="Replay this selection plugin's tree and branches (as its job reads)."),
+    ] = None,
+    max_jobs: Annotated[
+        int | None,
+        typer.Option(help="Highest number of concurrent readers (<= 1024); default 2 x cores."),
+    ] = None,
+    readers_per_process: Annotated[
+        int, typer.Option(help="Asynchronous readers per reader process.")
+    ] = BenchConfig.readers_per_process,
+    readahead: Annotated[str, typer.Option(help="Read-ahead window, e.g. 1M.")] = "1M",
+    cache: Annotated[str, typer.Option(help="Per-reader cache bound, e.g. 10M.")] = "10M",
+    chunk: Annotated[
+        str | None, typer.Option(help="The job's chunk size, as hepstream run --chunk.")
+    ] = None,
+    readahead_sweep: Annotated[
+        str | None,
+        typer.Option(help="Repeat for each read-ahead, e.g. 0,256k,1M,4M (overrides --readahead)."),
+    ] = None,
+    duration: Annotated[
+        float, typer.Option(help="Seconds per concurrency level.")
+    ] = BenchConfig.duration,
+    max_requests: Annotated[
+        int, typer.Option(help="Backend requests per reader per level, at most.")
+    ] = BenchConfig.max_requests,
+    xrdcp: Annotated[
+        bool, typer.Option("--xrdcp", help="Also time as many concurrent xrdcp copies per level.")
+    ] = False,
+    plot: Annotated[
+        Path | None, typer.Option(help="Write aggregate MB/s vs jobs as a PNG here.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Measure how a storage endpoint serves 1, 2, 4, ... concurrent analysis jobs.
+
+    The runner's own reader opens the file and plans a job's reads (its metadata reads, then
+    each chunk's baskets as the prefetcher requests them); many asynchronous readers per
+    process replay those requests, cycling through the file. Read-only; each level stops
+    after --duration seconds or --max-requests per reader.
+
+    \b
+    Example:
+        hepstream bench storage root://xrootd.example.org//data/tau1n_mc_000.root \\
+            --max-jobs 512 --readahead-sweep 0,1M --duration 10 --xrdcp --plot storage.png
+    """
+    from hepstream.io import StreamConfig, is_remote, parse_size
+
+    if max_jobs is not None and max_jobs < 1:
+        raise ConfigError(f"--max-jobs {max_jobs} must be >= 1")
+    if xrdcp and not is_remote(url):
+        raise ConfigError(f"--xrdcp compares with a root:// URL, not {url}; drop --xrdcp")
+    bench = BenchConfig(
+        duration=duration, max_requests=max_requests, max_jobs=max_jobs or 0,
+        readers_per_process=readers_per_process,
+    )  # fmt: skip
+    sizes = parse_size_list(readahead_sweep) if readahead_sweep else [parse_size(readahead)]
+    streams = [StreamConfig(readahead=size, cache=parse_size(cache)) for size in sizes]
+    levels = job_levels(bench.jobs)
+    branch_list = [b.strip() for b in branches.split(",") if b.strip()] if branches else None
+    if plugin is not None:
+        from hepstream.selection import load_plugin
+
+        selection = load_plugin(plugin)
+        tree, branch_list = tree or selection.tree, branch_list or list(selection.branches)
+    chunk_bytes = parse_size(chunk) if chunk else None
+    patterns = [(read_pattern(url, tree, branch_list, s, chunk_bytes), s) for s in streams]
+    pattern = patterns[0][0]
+
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    err = Console(stderr=True, soft_wrap=True)  # a long line stays one line in a log
+    err.print(
+        f"replaying {pattern.chunks} chunks ({pattern.nbytes / MB:.1f} MB, "
+        f"{pattern.events:,} events) of {pattern.tree}: levels {levels}, "
+        f"{bench.duration:g} s each",
+        highlight=False,
+    )
+    total = len(streams) * len(levels)
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
+        console=err, transient=True, disable=as_json,
+    ) as bar:  # fmt: skip
+        task = bar.add_task("levels", total=total)
+
+        def done(level: LevelResult) -> None:
+            bar.update(
+                task, advance=1, description=f"{level.jobs} jobs: {level.aggregate_mb_s:.0f} MB/s"
+            )
+
+        results = run_sweep(patterns, levels, bench, on_level=done, xrdcp=xrdcp)
+    if plot is not None:
+        write_plot(results, plot, f"{pattern.url.rsplit('/', 1)[-1]} ({pattern.tree})")
+    if as_json:
+        typer.echo(json.dumps(report_dict(pattern, bench, results), indent=2))
+    else:
+        output_console().print(results_table(results, pattern))
+        if plot is not None:
+            typer.echo(f"plot: {plot}")
+
 
 #: A source checkout: the package's parent directory holds bench/ (not installed with it).
 _CHECKOUT = Path(__file__).resolve().parents[2]
