@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-EXAMPLE_PLUGIN = Path(__file__).resolve().parent.parent / "examples" / "tau1n_calib.py"
+EXAMPLE_PLUGIN = Path(__file__).resolve().parents[2] / "examples" / "tau1n_calib.py"
 GLOBAL_TAG = "demo-beam-v1"
 
 
