@@ -36,7 +36,9 @@ def test_storage_levels(benchmark, settings: BenchSettings, storage_url: str) ->
     from hepstream.storagebench import BenchConfig, read_pattern, run_sweep
 
     quick = settings.mode == "quick"
-    levels = [8, 512] if quick else [1, 8, 64, 512]
+    # the quick smoke stays well inside a loaded 2-core CI machine; tests/test_storagebench.py
+    # runs 512 readers in a short test-sized run, the full bench measures 512 against xrdcp
+    levels = [8, 64] if quick else [1, 8, 64, 512]
     bench = BenchConfig(duration=2.0 if quick else 5.0, max_jobs=max(levels))
     stream = StreamConfig()
     pattern = read_pattern(storage_url, stream=stream)
