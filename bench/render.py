@@ -111,10 +111,8 @@ class Target:
         """By how much a value passes (+) or misses (-) the threshold, in percent of it."""
         if value is None or self.threshold == 0:
             return "-"
-        if self.at_least:
-            rel = value / self.threshold - 1.0
-        else:
-            rel = self.threshold / value - 1.0 if value > 0 else float("inf")
+        # at least: how far above; an upper bound: the room left below it (0 is +100 %)
+        rel = value / self.threshold - 1.0 if self.at_least else 1.0 - value / self.threshold
         return f"{rel * 100:+.0f} %"
 
 
