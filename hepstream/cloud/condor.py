@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from hepstream.cloud.externalqueue import ExternalQueue
 from hepstream.cloud.model import Job, VMSpec
 
 # Condor JobStatus codes: 1 idle, 2 running, 5 held (counts as not needing a VM).
@@ -70,8 +71,10 @@ def workers_from_ads(startd_ads: list[Mapping[str, Any]]) -> dict[str, float]:
     return out
 
 
-class CondorQueue:
+class CondorQueue(ExternalQueue):
     """Read-only view of a schedd and collector; Condor itself matches jobs to VMs."""
+
+    owner = "condor"
 
     def __init__(self, schedd_name: str | None = None) -> None:
         import htcondor2
@@ -98,19 +101,3 @@ class CondorQueue:
             htcondor2.AdTypes.Startd, projection=["HepstreamVM", "DaemonStartTime"]
         )
         return workers_from_ads([dict(a) for a in ads])
-
-    # Condor retries and finishes jobs itself; the shim has nothing to record.
-    def requeue(self, job_id: str, reason: str, max_retries: int, count: bool = True) -> str:
-        return "condor"
-
-    def finish(self, job_id: str, report: Mapping[str, Any] | None, error: str | None = None):
-        return "condor"
-
-    def forget_worker(self, vm_id: str) -> None:
-        return None
-
-    def reports(self) -> list:
-        return []
-
-    def recent_reports(self, per_site: int) -> list:
-        return []

@@ -15,8 +15,8 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
 
+from hepstream.cloud.externalqueue import ExternalQueue
 from hepstream.cloud.model import Job, VMSpec
 from hepstream.errors import ConfigError, HepstreamError
 
@@ -92,11 +92,13 @@ def workers_from_scontrol(text: str) -> dict[str, float]:
     return out
 
 
-class SlurmQueue:
+class SlurmQueue(ExternalQueue):
     """Read-only view of slurmctld through ``squeue`` and ``scontrol``; Slurm runs the jobs.
 
     ``env`` selects the cluster (``SLURM_CONF``); the default is the machine's own.
     """
+
+    owner = "slurm"
 
     def __init__(self, env: Mapping[str, str] | None = None, timeout_s: float = 30.0) -> None:
         self.env = dict(env) if env is not None else None
@@ -122,19 +124,3 @@ class SlurmQueue:
 
     def workers(self) -> dict[str, float]:
         return workers_from_scontrol(self._run("scontrol", "show", "node", "-o"))
-
-    # Slurm requeues and finishes jobs itself; the shim has nothing to record.
-    def requeue(self, job_id: str, reason: str, max_retries: int, count: bool = True) -> str:
-        return "slurm"
-
-    def finish(self, job_id: str, report: Mapping[str, Any] | None, error: str | None = None):
-        return "slurm"
-
-    def forget_worker(self, vm_id: str) -> None:
-        return None
-
-    def reports(self) -> list:
-        return []
-
-    def recent_reports(self, per_site: int) -> list:
-        return []
