@@ -176,10 +176,17 @@ def plan(
     # answer is reused, so thousands of queued jobs cost one placement per kind.
     boots = 0
     refused: dict[tuple, tuple[int, dict[str, str]]] = {}  # (key, targets) -> (boots, why)
-    for job in waiting:
+    # Boots only fill clouds: once every cloud is full or at its starting cap, no later job
+    # can be placed, and the rest are counted per kind without placing each one.
+    closed = _all_closed(clouds, on_cloud, starting, policy)
+    for i, job in enumerate(waiting):
         key = job.spec.key
         if remaining.get(key, 0) <= 0:
             continue
+        if closed:
+            _block_rest(waiting[i:], remaining, blocked, by_name, clouds, stats, on_cloud,
+                        starting, now, policy)  # fmt: skip
+            break
         remaining[key] -= 1
         seen = refused.get((key, job.target_clouds))
         if seen is not None and seen[0] == boots:
@@ -195,6 +202,7 @@ def plan(
         actions.append(boot)
         on_cloud[boot.cloud] += 1
         starting[boot.cloud] += 1
+        closed = _all_closed(clouds, on_cloud, starting, policy)
 
     for (image, cpus, mem, owner), (count, why_not) in blocked.items():
         detail = "; ".join(f"{c}: {w}" for c, w in sorted(why_not.items())) or "no cloud"
@@ -206,6 +214,47 @@ def plan(
             )
         )
     return actions
+
+
+def _all_closed(
+    clouds: Sequence[Cloud], on_cloud: Counter[str], starting: Counter[str], policy: Policy
+) -> bool:
+    """True when no cloud has a free slot under its quota and its starting cap."""
+    for cloud in clouds:
+        cap = cloud.max_starting if cloud.max_starting is not None else policy.max_starting
+        if on_cloud[cloud.name] < cloud.quota and starting[cloud.name] < cap:
+            return False
+    return True
+
+
+def _block_rest(
+    rest: Sequence[Job],
+    remaining: dict[tuple, int],
+    blocked: dict[tuple, tuple[int, dict[str, str]]],
+    by_name: Mapping[str, Cloud],
+    clouds: Sequence[Cloud],
+    stats: Mapping[StatsKey, SiteStats],
+    on_cloud: Counter[str],
+    starting: Counter[str],
+    now: float,
+    policy: Policy,
+) -> None:
+    """Count ``rest`` (jobs no cloud can take) as blocked, as placing each one would: a kind
+    counts its unmet demand (each of its jobs in ``rest`` until that is used up), with the
+    reasons given to its first job here."""
+    first: dict[tuple, Job] = {}
+    wanted = sum(1 for n in remaining.values() if n > 0)
+    for job in rest:  # usually one kind of job: the first job ends the loop
+        key = job.spec.key
+        if key not in first and remaining.get(key, 0) > 0:
+            first[key] = job
+            if len(first) == wanted:
+                break
+    for key, job in first.items():
+        _, why_not = _place(job, by_name, clouds, stats, on_cloud, starting, now, policy)
+        count, _ = blocked.get(key, (0, {}))
+        blocked[key] = (count + remaining[key], why_not)
+        remaining[key] = 0
 
 
 def _place(

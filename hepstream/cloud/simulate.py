@@ -14,12 +14,9 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-import os
 import random
-import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from hepstream.cloud.drivers.fake import FakeAgents, FakeDriver
@@ -31,6 +28,7 @@ from hepstream.cloud.shim import Round, Shim
 from hepstream.cloud.simconfig import PRESETS, Dist, SimCloud, SimConfig, paper_preset
 from hepstream.cloud.state import StateStore
 from hepstream.errors import ConfigError
+from hepstream.partfiles import atomic_path
 
 __all__ = ["PRESETS", "SimCloud", "SimResult", "paper_preset", "plot", "run_config", "simulate"]
 
@@ -232,13 +230,8 @@ def plot(result: SimResult, path: str) -> None:
     ax.set_title(f"{result.summary.get('jobs', 0)} jobs, simulated")
     ax.legend()
     fig.tight_layout()
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".png", dir=target.parent)
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=100)
-        os.replace(tmp, target)
+        with atomic_path(path) as part:
+            fig.savefig(part, dpi=100, format="png")
     finally:
         plt.close(fig)
-        Path(tmp).unlink(missing_ok=True)

@@ -207,3 +207,25 @@ def test_plan_is_deterministic_and_pure():
     clouds = [Cloud("a", 3), Cloud("b", 3)]
     args = (jobs(8), [vm(1, state="starting")], clouds, [], NOW, POLICY)
     assert plan(*args) == plan(*args)
+
+
+def test_full_clouds_count_every_waiting_job_per_kind_without_placing_each():
+    """Once every cloud is full, the rest of a long queue is counted per kind (the bulk path
+    the simulation's 5,000-job queue takes each round): counts and reasons as one by one."""
+    other = VMSpec("img", 1, 2048, "bob")
+    clouds = [Cloud("a", 2), Cloud("b", 1)]
+    queue = jobs(300) + [Job(f"k{i:03d}", other, "idle", submitted_at=i + 0.5) for i in range(40)]
+    idle_bob = [vm(1, cloud="a", spec=other), vm(2, cloud="a", spec=other)]  # cover 2 of bob's
+    actions = plan(queue, idle_bob, clouds, [], NOW, POLICY)
+    (boot,) = of(actions, Boot)  # the one free slot, on b, to the oldest job
+    assert (boot.job_id, boot.cloud) == ("j000", "b")
+    waits = {w.reason.split(" for image")[0]: w for w in of(actions, Wait)}
+    assert waits["299 job(s) of alice"].jobs == 299
+    assert waits["38 job(s) of bob"].jobs == 38
+    for wait in waits.values():
+        assert "a: quota full (2/2)" in wait.reason
+        assert "b: quota full (1/1)" in wait.reason
+    # a second cloud with room takes jobs again: the bulk path only starts when all are full
+    roomy = plan(queue, idle_bob, [*clouds, Cloud("c", 5)], [], NOW, Policy(max_starting=10))
+    assert sorted(b.cloud for b in of(roomy, Boot)) == ["b"] + ["c"] * 5
+    assert sum(w.jobs for w in of(roomy, Wait)) == 300 + 38 - 6

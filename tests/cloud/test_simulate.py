@@ -68,6 +68,7 @@ def test_plot_writes_png(tmp_path):
     result = simulate(paper_preset(), 50)
     plot(result, str(tmp_path / "f.png"))
     assert (tmp_path / "f.png").stat().st_size > 1000
+    assert list(tmp_path.iterdir()) == [tmp_path / "f.png"]  # no temp file left beside it
 
 
 @pytest.mark.parametrize("jobs", [0, 1])
