@@ -20,7 +20,6 @@ if TYPE_CHECKING:
     import awkward as ak
 
 SAMPLES = ("tau1n-data", "tau1n-mc", "tau11-mc")
-CODECS = ("zlib", "lz4", "zstd")
 
 # Truth codes written to ``mc_truth`` (a contract: selections and tests use them).
 QQ, BHABHA, MUMU, TWO_PHOTON, TAU_11, TAU_13, TAU_33 = 0, 1, 2, 3, 10, 11, 12
@@ -45,7 +44,6 @@ _INT_FIELDS = {"charge", "ndof", "nhits", "pdg", "mother", "drc_nphot", "nsvt", 
 _INT_FIELDS |= {"ifr_nlay", "status"}
 
 M_TAU = 1.77686  # GeV, PDG
-_DEFAULT_LEVEL = {"zlib": 1, "lz4": 4, "zstd": 5}  # uproot default ZLIB(1); ROOT presets 404, 505
 
 
 @dataclass(frozen=True)
@@ -289,12 +287,9 @@ def _check_kind(kind: str) -> None:
 
 
 def _compression(name: str, level: int | None) -> Any:
-    import uproot
+    from hepstream.codecs import uproot_codec
 
-    if name not in CODECS:
-        raise ConfigError(f"unknown compression {name!r}: choose one of {', '.join(CODECS)}")
-    algo = {"zlib": uproot.ZLIB, "lz4": uproot.LZ4, "zstd": uproot.ZSTD}[name]
-    return algo(_DEFAULT_LEVEL[name] if level is None else level)
+    return uproot_codec(name if level is None else f"{name}:{level}")
 
 
 def _draw_truth(kind: str, n: int, rng: np.random.Generator, cfg: GeneratorConfig) -> np.ndarray:

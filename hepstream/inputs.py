@@ -9,7 +9,6 @@ reader plans and streams both kinds through the same code.
 from __future__ import annotations
 
 import bisect
-import zlib
 from typing import Any
 
 from hepstream.errors import HepstreamError, InputError
@@ -28,6 +27,7 @@ class TreeInput:
         self.path = path
         self.obj = obj
         self.num_entries = int(obj.num_entries)
+        self._decoders: set[str] = set()
 
     def missing(self, names: list[str]) -> list[str]:
         return [name for name in names if name not in self.obj]
@@ -49,6 +49,12 @@ class TreeInput:
         ]
 
     def arrays(self, names: list[str], start: int, stop: int) -> Any:
+        new = [name for name in names if name not in self._decoders]
+        if new:  # std::vector branches: the compiled header-stripping decoder
+            from hepstream.decode import use_fast_vectors
+
+            use_fast_vectors(self.obj, new)
+            self._decoders.update(new)
         return _guard(self.path, start, stop, lambda: self.obj.arrays(
             names, entry_start=start, entry_stop=stop, library="ak"
         ))  # fmt: skip
@@ -194,12 +200,14 @@ def _guard(path: str, start: int, stop: int, read):
     """Run ``read``; damaged data becomes one InputError naming the file and entries."""
     from uproot.deserialization import DeserializationError
 
+    from hepstream.decode import INFLATE_ERRORS
+
     try:
         return read()
     except HepstreamError:
         raise
-    except (OSError, ValueError, zlib.error, RuntimeError, AssertionError,
-            DeserializationError) as err:  # fmt: skip
+    except (OSError, ValueError, RuntimeError, AssertionError, DeserializationError,
+            *INFLATE_ERRORS) as err:  # fmt: skip
         first = str(err).strip().splitlines()[0] if str(err).strip() else ""
         raise InputError(
             f"{path}: cannot read entries {start}-{stop} ({type(err).__name__}: {first}); "

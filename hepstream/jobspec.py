@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from hepstream.codecs import OUTPUT_DEFAULT, parse_codec
 from hepstream.errors import ConfigError
 from hepstream.io.config import MIB, StreamConfig, parse_size
 
@@ -87,6 +88,9 @@ class JobSpec:
     #: output holds exactly the other files' events (each file's output is held in memory
     #: until the file has been read to its end). A server that stops answering still fails.
     skip_bad_files: bool = False
+    #: Output compression, ``NAME[:LEVEL]`` (:mod:`hepstream.codecs`): zstd, zlib, lz4 or
+    #: none. zstd:1 is about 2.5x faster than zlib:1 for sizes within ~10 %.
+    compression: str = OUTPUT_DEFAULT
     # --- conditions (hepstream.conditions.job) ---------------------------------------------
     #: Conditions sources tried in order: http(s):// service URLs or snapshot directories.
     conditions: tuple[str, ...] = ()
@@ -292,6 +296,7 @@ def validate_spec(spec: JobSpec) -> None:
             "fetch_ahead must be >= 0, open_ahead and decompress_threads >= 1; "
             f"got {spec.fetch_ahead}, {spec.open_ahead}, {spec.decompress_threads}"
         )
+    parse_codec(spec.compression)
     if spec.entry_ranges:
         if len(spec.entry_ranges) != len(spec.inputs):
             raise ConfigError(

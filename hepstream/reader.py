@@ -84,6 +84,9 @@ def open_store(path: str, tree: str, branches: list[str], stream: StreamConfig, 
     records its requests); its event store checked for ``branches``."""
     import uproot
 
+    from hepstream.decode import use_fast_inflate
+
+    use_fast_inflate()
     options: dict[str, Any] = {}
     if threads > 1:  # uproot shuts the executor down with the file: one pool per file
         options["decompression_executor"] = ThreadPoolExecutor(

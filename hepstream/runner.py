@@ -71,7 +71,7 @@ def run_job(spec: JobSpec, progress: Callable[[int, int], None] | None = None) -
             selection, spec.conditions, spec.global_tag, spec.allow_open_tag,
             spec.conditions_cache, spec.plugin,
         )  # fmt: skip
-        writer = OutputWriter(spec.output, tree=selection.tree)
+        writer = OutputWriter(spec.output, tree=selection.tree, compression=spec.compression)
         paths = expand_inputs(list(spec.inputs), allow_missing=True)  # listed just below
         report.files = [FileReport(path=p) for p in paths]
         # every input is there before any event is read (root:// ones asked all at once)

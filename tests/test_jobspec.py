@@ -42,6 +42,7 @@ FULL = JobSpec(
     decompress_threads=7,
     entry_ranges=((0, 1000), (500, None)),
     skip_bad_files=True,
+    compression="lz4:4",
     conditions=("http://127.0.0.1:8080", "/opt/conditions-snapshot"),
     global_tag="data-v3",
     allow_open_tag=True,

@@ -141,6 +141,18 @@ def test_bad_option_value(capsys, out_dir, sample_dir):
     _assert_failed_cleanly(code, err, out_dir, "cannot read size 'lots'")
 
 
+@pytest.mark.parametrize(("value", "needle"), [
+    ("gzip", "compression 'gzip': use one of zlib, lz4, zstd, none"),
+    ("zstd:99", "zstd levels are 0 to 22"),
+    ("zlib:x", "the level after ':' must be a number"),
+])  # fmt: skip
+def test_bad_compression(capsys, out_dir, sample_dir, value, needle):
+    code, err = _run(capsys, PLUGIN, sample_dir / "tau11_mc_000.root", "-o", out_dir / "o.root",
+                     "--set", f"compression={value}")  # fmt: skip
+    assert code == 2
+    _assert_failed_cleanly(code, err, out_dir, needle)
+
+
 def test_unknown_output_format(capsys, out_dir, sample_dir):
     code, err = _run(capsys, PLUGIN, sample_dir / "tau11_mc_000.root", "-o", out_dir / "o.csv")
     _assert_failed_cleanly(code, err, out_dir, "use .root or .parquet")

@@ -86,6 +86,32 @@ def test_parquet_output_holds_the_same_events(sample_dir, out_dir):
         assert ak.to_list(from_root[field]) == ak.to_list(from_parquet[field])
 
 
+def _basket_codec(path: Path, branch: str) -> bytes | None:
+    """The ROOT compression header's algorithm of ``branch``'s first basket, from disk
+    (None: stored as it is, as ROOT and uproot do when compressing does not pay)."""
+    with uproot.open(path) as file:
+        b = file["events"][branch]
+        basket = b.basket(0)
+        if basket.compressed_bytes >= basket.uncompressed_bytes:
+            return None
+        at = int(b.member("fBasketSeek")[0]) + basket.member("fKeylen")
+    with open(path, "rb") as raw:
+        raw.seek(at)
+        return raw.read(2)
+
+
+@pytest.mark.parametrize(("codec", "magic"), [
+    (None, b"ZS"), ("zlib:1", b"ZL"), ("lz4", b"L4"), ("zstd:19", b"ZS"),
+])  # fmt: skip
+def test_output_compression_is_the_jobs_choice(sample_dir, out_dir, codec, magic):
+    """zstd:1 unless the job says otherwise; the events are the same whatever the codec."""
+    inputs = (str(sample_dir / "tau1n_mc_000.root"),)
+    out = out_dir / f"sel-{codec}.root"
+    run_job(JobSpec(PLUGIN, inputs, str(out), **({"compression": codec} if codec else {})))
+    assert {_basket_codec(out, b) for b in BRANCHES} - {None} == {magic}
+    assert ak.array_equal(_written(out), _expected(inputs[0])[BRANCHES])
+
+
 def test_many_inputs_are_concatenated_in_order(sample_dir, out_dir):
     inputs = (str(sample_dir / "tau1n_mc_000.root"), str(sample_dir / "tau11_mc_000.root"))
     report = run_job(JobSpec(PLUGIN, inputs, str(out_dir / "both.root"), chunk_bytes=1 << 20))
