@@ -141,6 +141,13 @@ def test_bad_option_value(capsys, out_dir, sample_dir):
     _assert_failed_cleanly(code, err, out_dir, "cannot read size 'lots'")
 
 
+def test_tiny_chunk_is_refused(capsys, out_dir, sample_dir):
+    code, err = _run(capsys, PLUGIN, sample_dir / "tau11_mc_000.root", "-o", out_dir / "o.root",
+                     "--chunk", "1")  # fmt: skip
+    assert code == 2
+    _assert_failed_cleanly(code, err, out_dir, "chunk size 1 B is too small: use at least 16k")
+
+
 @pytest.mark.parametrize(("value", "needle"), [
     ("gzip", "compression 'gzip': use one of zlib, lz4, zstd, none"),
     ("zstd:99", "zstd levels are 0 to 22"),
