@@ -9,6 +9,9 @@ reader plans and streams both kinds through the same code.
 from __future__ import annotations
 
 import bisect
+import contextlib
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 from hepstream.errors import HepstreamError, InputError
@@ -75,9 +78,31 @@ class NTupleInput:
         self._offsets: list[int] | None = None
         self._links: list[list[ColumnPages]] | None = None
         self._alternatives: dict[int, list[int]] | None = None
+        self._swap = threading.Lock()
 
     def missing(self, names: list[str]) -> list[str]:
         return [name for name in names if name not in self.obj]
+
+    @contextlib.contextmanager
+    def _clusters_before(self, stop: int) -> Iterator[None]:
+        """uproot 5.7's ``RNTuple.arrays`` also reads and decodes the cluster that *starts*
+        at ``entry_stop`` (its cluster search uses ``side="right"``), which doubles the pages
+        and the work of every chunk that ends on a cluster edge, as chunks do. While it
+        reads, only the clusters before ``stop`` are shown to it; the arrays are the same
+        (``tests/test_inputs_rntuple.py``)."""
+        offsets = self.cluster_offsets()
+        k = bisect.bisect_left(offsets, stop)
+        if not (0 < stop < self.num_entries and k < len(offsets) and offsets[k] == stop):
+            yield
+            return
+        ntuple = self.obj.ntuple
+        clusters = ntuple.cluster_summaries
+        with self._swap:  # one reader per file; the lock keeps the swap whole regardless
+            ntuple._cluster_summaries = clusters[:k]
+            try:
+                yield
+            finally:
+                ntuple._cluster_summaries = clusters
 
     def check_readable(self, names: list[str]) -> None:
         """One clear line for a field uproot cannot read (found before any page is read)."""
@@ -166,7 +191,8 @@ class NTupleInput:
         def read():
             import awkward as ak
 
-            out = self.obj.arrays(names, entry_start=start, entry_stop=stop, library="ak")
+            with self._clusters_before(stop):
+                out = self.obj.arrays(names, entry_start=start, entry_stop=stop, library="ak")
             if list(out.fields) != list(names):
                 out = ak.zip({name: out[name] for name in names}, depth_limit=1)
             return out

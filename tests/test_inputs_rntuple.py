@@ -1,0 +1,65 @@
+"""An RNTuple chunk that ends on a cluster edge reads that chunk's clusters and no more.
+
+uproot 5.7's ``RNTuple.arrays(entry_start, entry_stop)`` also reads the cluster starting at
+``entry_stop``; ``NTupleInput`` hides it, so a chunk reads exactly its planned pages (found on
+ROOT's 2-cluster NanoAOD-like RNTuple: 1.59x the needed bytes before). Arrays stay uproot's.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import ClassVar
+
+import awkward as ak
+import numpy as np
+import pytest
+import uproot
+
+from hepstream.inputs import event_store
+
+SIZES = (1000, 1200, 1400)  # entries per cluster: one uproot extend each
+
+
+@pytest.fixture(scope="module")
+def three_clusters(tmp_path_factory) -> str:
+    path = tmp_path_factory.mktemp("rn") / "three.root"
+    rng = np.random.default_rng(7)
+    with uproot.recreate(path) as out:
+        ntuple = None
+        for n in SIZES:
+            counts = rng.poisson(2.0, n)
+            data = {"x": rng.random(n), "v": ak.unflatten(rng.random(int(counts.sum())), counts)}
+            if ntuple is None:
+                ntuple = out.mkrntuple("ntuple", data)
+            else:
+                ntuple.extend(data)
+    return str(path)
+
+
+class Recording(uproot.source.file.MemmapSource):
+    """The local source, counting every byte range uproot asks for."""
+
+    asked: ClassVar[Counter] = Counter()
+
+    def chunk(self, start, stop):
+        Recording.asked[(start, stop)] += 1
+        return super().chunk(start, stop)
+
+
+def test_a_chunk_on_a_cluster_edge_reads_only_its_clusters(three_clusters):
+    with uproot.open(three_clusters) as plain:
+        want = plain["ntuple"].arrays(["x", "v"])
+    with uproot.open(three_clusters, handler=Recording, array_cache=None) as file:
+        store = event_store(three_clusters, file, "ntuple")
+        edges = store.cluster_offsets()
+        assert edges == [0, 1000, 2200, 3600]
+        for start, stop in [(0, 1000), (1000, 2200), (2200, 3600), (0, 2200), (1000, 3600)]:
+            planned = Counter(store.ranges(["x", "v"], start, stop))
+            Recording.asked.clear()
+            got = store.arrays(["x", "v"], start, stop)
+            pages = Counter({r: n for r, n in Recording.asked.items() if r in planned})
+            others = {r for r in Recording.asked if r not in planned}
+            assert pages == planned, (start, stop)  # every planned page, as often as planned
+            assert not [r for r in others if r[1] - r[0] > 64], (start, stop, others)
+            assert ak.array_equal(got, want[start:stop]), (start, stop)
+        assert file["ntuple"].ntuple.cluster_summaries[-1].num_entries == SIZES[-1]  # restored
