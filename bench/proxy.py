@@ -10,10 +10,11 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
-from types import TracebackType
+
+from hepstream.procs import Service
 
 
-class ProxyProcess:
+class ProxyProcess(Service):
     """Start ``python -m bench.proxy`` towards ``target``; ``port`` is where clients connect."""
 
     #: Seconds for the child to print its port or to exit after stdin closes.
@@ -42,6 +43,9 @@ class ProxyProcess:
         self.port = int(line)
         return self
 
+    def stop(self) -> None:
+        self.close()
+
     def close(self) -> None:
         proc, self._proc = self._proc, None
         if proc is None:
@@ -55,17 +59,6 @@ class ProxyProcess:
             proc.wait()
         if proc.stdout is not None:
             proc.stdout.close()
-
-    def __enter__(self) -> ProxyProcess:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def _main() -> None:

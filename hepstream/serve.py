@@ -23,10 +23,9 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
 from hepstream.errors import ConfigError, InputError
-from hepstream.procs import stop_group
+from hepstream.procs import Service, stop_group
 
 _PORT_RE = re.compile(r"xrootd \S+:(\d+) initialization completed")
 _LIVE: set[XRootDServer] = set()
@@ -43,7 +42,7 @@ class ServerConfig:
     log_tail_lines: int = 15  # lines of the xrootd log quoted when it fails to start
 
 
-class XRootDServer:
+class XRootDServer(Service):
     """An ``xrootd`` process exporting ``/data`` (read-only) and ``/out`` (writable) on loopback.
 
     Parameters
@@ -208,17 +207,6 @@ class XRootDServer:
         if self.cleanup and self.admin_dir is not None:
             shutil.rmtree(self.admin_dir, ignore_errors=True)
             self.admin_dir = None
-
-    def __enter__(self) -> XRootDServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         return f"XRootDServer({str(self.data_dir)!r}, url={self.url!r}, pid={self.pid})"

@@ -22,6 +22,7 @@ from typing import Any
 from hepstream.conditions.model import LOCKED, Payload
 from hepstream.conditions.store import Store
 from hepstream.errors import ConfigError, InputError
+from hepstream.procs import Service
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 OPEN_MAX_AGE = 10
@@ -138,7 +139,7 @@ def serve(
     server.run(sockets=[sock])
 
 
-class ConditionsServer:
+class ConditionsServer(Service):
     """``hepstream conditions serve`` as a child process (tests, demo); stopped on exit."""
 
     def __init__(
@@ -188,12 +189,6 @@ class ConditionsServer:
         if self.process.stdout is not None:
             self.process.stdout.close()
         self.process = None
-
-    def __enter__(self) -> ConditionsServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 def _readline(process: subprocess.Popen, timeout: float) -> str:

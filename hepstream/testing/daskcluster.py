@@ -16,12 +16,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
 
-from hepstream.procs import stop_group
+from hepstream.procs import Service, stop_group
 
 
-class DaskCluster:
+class DaskCluster(Service):
     def __init__(
         self, workers: int = 2, lifetime_s: float = 600.0, env: dict[str, str] | None = None
     ) -> None:
@@ -122,14 +121,3 @@ class DaskCluster:
             if proc is not None:
                 stop_group(proc)
         shutil.rmtree(self.base, ignore_errors=True)
-
-    def __enter__(self) -> DaskCluster:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

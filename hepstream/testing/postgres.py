@@ -13,9 +13,9 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
-from types import TracebackType
 
 from hepstream.errors import ConfigError
+from hepstream.procs import Service
 from hepstream.testing.squid import free_port
 
 
@@ -26,7 +26,7 @@ def _bindir() -> Path:
     return Path(found[-1]).parent
 
 
-class PostgreSQL:
+class PostgreSQL(Service):
     def __init__(self, timeout: float = 60.0) -> None:
         self.bin = _bindir()
         self.timeout = timeout
@@ -70,11 +70,3 @@ class PostgreSQL:
         if self.base is not None:
             shutil.rmtree(self.base, ignore_errors=True)
             self.base = None
-
-    def __enter__(self) -> PostgreSQL:
-        return self.start()
-
-    def __exit__(
-        self, kind: type[BaseException] | None, err: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()

@@ -18,10 +18,9 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from types import TracebackType
 
 from hepstream.errors import ConfigError
-from hepstream.procs import stop_group
+from hepstream.procs import Service, stop_group
 
 _CONF = """\
 ClusterName=hepstream-test
@@ -75,7 +74,7 @@ def slurm_missing() -> list[str]:
     return [t for t in tools if shutil.which(t) is None and not Path(f"/usr/sbin/{t}").exists()]
 
 
-class SlurmCluster:
+class SlurmCluster(Service):
     """One node, ``cpus`` slots, root as the Slurm user; use as a context manager."""
 
     def __init__(self, cpus: int = 2, memory_mb: int = 4096, lifetime_s: float = 900.0) -> None:
@@ -200,17 +199,6 @@ class SlurmCluster:
             if proc is not None:
                 stop_group(proc)
         shutil.rmtree(self.base, ignore_errors=True)
-
-    def __enter__(self) -> SlurmCluster:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def _sbin(name: str) -> str:

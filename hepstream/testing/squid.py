@@ -16,9 +16,9 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
 
 from hepstream.errors import ConfigError
+from hepstream.procs import Service
 
 CONF = """\
 http_port 127.0.0.1:{port}
@@ -49,7 +49,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-class Squid:
+class Squid(Service):
     """``with Squid() as squid:`` -> ``squid.url`` is the proxy URL (``http://127.0.0.1:N``)."""
 
     def __init__(self, timeout: float = 30.0) -> None:
@@ -130,10 +130,5 @@ class Squid:
             shutil.rmtree(self.base, ignore_errors=True)
             self.base = None
 
-    def __enter__(self) -> Squid:
-        return self.start()
-
-    def __exit__(
-        self, kind: type[BaseException] | None, err: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.cleanup()
+    def __exit__(self, *exc: object) -> None:
+        self.cleanup()  # stop, and remove its directory

@@ -12,9 +12,9 @@ import socket
 import threading
 from collections import deque
 from dataclasses import dataclass
-from types import TracebackType
 
 from hepstream.errors import ConfigError
+from hepstream.procs import Service
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ class Link:
         return departure + self.delay
 
 
-class WanProxy:
+class WanProxy(Service):
     """Forward every connection on ``listen`` to ``target`` across an emulated WAN link.
 
     Each direction adds ``rtt_ms / 2`` of one-way delay as a pipe and, optionally, shares a
@@ -162,6 +162,9 @@ class WanProxy:
             raise ConfigError(f"WAN proxy cannot listen on {self._listen}: {error}") from error
         return self
 
+    def stop(self) -> None:
+        self.close()
+
     def close(self) -> None:
         """Drop every connection, stop listening and join the thread."""
         thread, loop = self._thread, self._loop
@@ -172,17 +175,6 @@ class WanProxy:
         thread.join(self.config.thread_timeout)
         self._thread = None
         self._address = None
-
-    def __enter__(self) -> WanProxy:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return (
