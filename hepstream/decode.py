@@ -31,8 +31,12 @@ def strip_headers(
     """Items of every entry without its ``header`` bytes, and the entries' item offsets."""
     n = len(byte_offsets) - 1
     size = 0
-    for i in range(n):
-        size += max(byte_offsets[i + 1] - byte_offsets[i] - header, 0)
+    for i in range(n):  # damaged offsets must not read outside the basket
+        if byte_offsets[i] < 0 or byte_offsets[i + 1] > len(data):
+            raise ValueError("std::vector entry offsets point outside the basket")
+        if byte_offsets[i + 1] - byte_offsets[i] < header:
+            raise ValueError("std::vector entry shorter than its header")
+        size += byte_offsets[i + 1] - byte_offsets[i] - header
     out = np.empty(size, np.uint8)
     offsets = np.empty(n + 1, np.int32)
     offsets[0] = 0

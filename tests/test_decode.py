@@ -25,6 +25,16 @@ def test_strip_headers_drops_each_entrys_header_and_keeps_empty_entries():
     assert item_offsets.tolist() == [0, 2, 2, 3, 6]
 
 
+@pytest.mark.parametrize(("offsets", "needle"), [
+    ([0, 5, 40], "outside the basket"),  # past the end of a 12-byte basket
+    ([0, 2, 12], "shorter than its header"),
+])  # fmt: skip
+def test_damaged_offsets_are_an_error_not_a_read_out_of_bounds(offsets, needle):
+    data = np.zeros(12, np.uint8)
+    with pytest.raises(ValueError, match=needle):
+        strip_headers(data, np.array(offsets, np.int32), 3, 2)
+
+
 @pytest.fixture(scope="module")
 def root_written(tmp_path_factory) -> str:
     """ROOT's own NanoAOD-like TTree (RDataFrame Snapshot, ROOT's defaults): its jagged
