@@ -155,6 +155,42 @@ def test_layout_job(
     })  # fmt: skip
 
 
+@pytest.mark.skipif(
+    current_settings().layout_quick, reason="full run only: quick files are too small for a 2 s job"
+)
+@pytest.mark.parametrize("link", [wan(0), FAR])
+@pytest.mark.parametrize("name", list(LAYOUTS))
+def test_layout_long_job(
+    benchmark, settings: BenchSettings, layout_files, layout_links, layout_answer, tmp_path,
+    name, link,
+) -> None:  # fmt: skip
+    """The 30 ms target's own jobs: the file listed ``layout_long_copies`` times over the WAN
+    proxy at 0 and 30 ms, so the zero-delay job takes longer than 2 s."""
+    from hepstream.runner import JobSpec, run_job
+
+    layout = LAYOUTS[name]
+    copies = settings.layout_long_copies
+    inputs = tuple(_inputs(name, layout_files, layout_links, link, copies))
+    out = str(tmp_path / "long.root")
+    reports = []
+    benchmark.pedantic(
+        lambda: reports.append(run_job(JobSpec(str(layout.plugin), inputs, out, site="bench"))),
+        rounds=settings.layout_rounds, warmup_rounds=1,
+    )  # fmt: skip
+    last = reports[-1]
+    assert last.status == "ok", last.error
+    want = layout_answer(name)
+    assert last.events_read == copies * want.events
+    assert last.events_selected == copies * want.selected
+    benchmark.extra_info.update({
+        "suite": "layouts-long", "layout": name, "kind": layout.kind, "files": copies,
+        **_link_info(settings, link), "events": last.events_read,
+        "selected": last.events_selected, "bytes": last.bytes_read,
+        "bytes_needed": last.asdict().get("bytes_needed"), "cache_hits": last.cache_hits,
+        "cache_misses": last.cache_misses, "answer": "counts agree",
+    })  # fmt: skip
+
+
 @pytest.mark.parametrize("handler", READERS)
 @pytest.mark.parametrize("name", list(LAYOUTS))
 def test_layout_reader(
