@@ -27,7 +27,7 @@ def parse_codec(text: str, *, where: str = "compression") -> tuple[str, int]:
     """``NAME[:LEVEL]`` as (name, level); an unknown name or bad level is a ConfigError."""
     name, _, level_text = str(text).strip().lower().partition(":")
     if name not in DEFAULT_LEVEL:
-        raise ConfigError(f"{where} {text!r}: use one of {', '.join(CODECS)}, e.g. zstd:1")
+        raise ConfigError(f"unknown {where} {text!r}: use one of {', '.join(CODECS)}, e.g. zstd:1")
     if not level_text:
         return name, DEFAULT_LEVEL[name]
     try:
