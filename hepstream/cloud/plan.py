@@ -7,7 +7,8 @@ with snapshots and apply the actions it returns.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import partial
 from operator import attrgetter
 
 from hepstream.cloud.model import (
@@ -176,6 +177,9 @@ def plan(
     # answer is reused, so thousands of queued jobs cost one placement per kind.
     boots = 0
     refused: dict[tuple, tuple[int, dict[str, str]]] = {}  # (key, targets) -> (boots, why)
+    # on_cloud and starting are the counters the boots below update
+    place = partial(_place, by_name=by_name, clouds=clouds, stats=stats, on_cloud=on_cloud,
+                    starting=starting, now=now, policy=policy)  # fmt: skip
     # Boots only fill clouds: once every cloud is full or at its starting cap, no later job
     # can be placed, and the rest are counted per kind without placing each one.
     closed = _all_closed(clouds, on_cloud, starting, policy)
@@ -184,15 +188,14 @@ def plan(
         if remaining.get(key, 0) <= 0:
             continue
         if closed:
-            _block_rest(waiting[i:], remaining, blocked, by_name, clouds, stats, on_cloud,
-                        starting, now, policy)  # fmt: skip
+            _block_rest(waiting[i:], remaining, blocked, place)
             break
         remaining[key] -= 1
         seen = refused.get((key, job.target_clouds))
         if seen is not None and seen[0] == boots:
             boot, why_not = None, seen[1]
         else:
-            boot, why_not = _place(job, by_name, clouds, stats, on_cloud, starting, now, policy)
+            boot, why_not = place(job)
         if boot is None:
             refused[(key, job.target_clouds)] = (boots, why_not)
             count, _ = blocked.get(key, (0, {}))
@@ -231,13 +234,7 @@ def _block_rest(
     rest: Sequence[Job],
     remaining: dict[tuple, int],
     blocked: dict[tuple, tuple[int, dict[str, str]]],
-    by_name: Mapping[str, Cloud],
-    clouds: Sequence[Cloud],
-    stats: Mapping[StatsKey, SiteStats],
-    on_cloud: Counter[str],
-    starting: Counter[str],
-    now: float,
-    policy: Policy,
+    place: Callable[[Job], tuple[Boot | None, dict[str, str]]],
 ) -> None:
     """Count ``rest`` (jobs no cloud can take) as blocked, as placing each one would: a kind
     counts its unmet demand (each of its jobs in ``rest`` until that is used up), with the
@@ -251,7 +248,7 @@ def _block_rest(
             if len(first) == wanted:
                 break
     for key, job in first.items():
-        _, why_not = _place(job, by_name, clouds, stats, on_cloud, starting, now, policy)
+        _, why_not = place(job)
         count, _ = blocked.get(key, (0, {}))
         blocked[key] = (count + remaining[key], why_not)
         remaining[key] = 0
