@@ -155,9 +155,6 @@ def test_layout_job(
     })  # fmt: skip
 
 
-@pytest.mark.skipif(
-    current_settings().layout_quick, reason="full run only: quick files are too small for a 2 s job"
-)
 @pytest.mark.parametrize("link", [wan(0), FAR])
 @pytest.mark.parametrize("name", list(LAYOUTS))
 def test_layout_long_job(
