@@ -97,3 +97,17 @@ def slurm_cluster():
         )
     with SlurmCluster(cpus=2, lifetime_s=900) as cluster:
         yield cluster
+
+
+@pytest.fixture
+def base() -> Iterator[Path]:
+    """A directory the xrootd daemon's user can traverse, with a world-writable ``out/``:
+    the data and output directories of a server a fault test kills, stalls or restarts."""
+    path = Path(tempfile.mkdtemp(prefix="hepstream-faults-"))
+    path.chmod(0o755)
+    (path / "out").mkdir(mode=0o777)
+    (path / "out").chmod(0o777)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)

@@ -8,13 +8,10 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -45,19 +42,6 @@ RIDE_OUT = ["--set", "stream.timeout=5", "--set", "stream.retries=4",
 SHORT = ["--set", "stream.timeout=6", "--set", "stream.retries=1",
          "--set", "stream.retry_backoff=0.5"]  # fmt: skip
 WAIT_S = 90.0
-
-
-@pytest.fixture
-def base() -> Iterator[Path]:
-    """A directory the daemon's user can traverse, for a ``/out`` that outlives a restart."""
-    path = Path(tempfile.mkdtemp(prefix="hepstream-faults-"))
-    path.chmod(0o755)
-    (path / "out").mkdir(mode=0o777)
-    (path / "out").chmod(0o777)
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 def _server(sample_dir: Path, base: Path, port: int = 0) -> XRootDServer:

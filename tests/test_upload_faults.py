@@ -8,13 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -32,19 +29,6 @@ BANDWIDTH_MBPS = 16.0
 WAIT_S = 60.0
 #: The client gives up quickly once its server is gone (defaults retry for minutes).
 CLIENT_ENV = {"XRD_CONNECTIONRETRY": "1", "XRD_REQUESTTIMEOUT": "10", "XRD_STREAMTIMEOUT": "10"}
-
-
-@pytest.fixture
-def base() -> Iterator[Path]:
-    """A directory the daemon's user can traverse: /out and the admin dir live in it."""
-    path = Path(tempfile.mkdtemp(prefix="hepstream-posc-"))
-    path.chmod(0o755)
-    (path / "out").mkdir(mode=0o777)
-    (path / "out").chmod(0o777)
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 def _payload(tmp_path: Path) -> Path:
