@@ -30,7 +30,7 @@ class TreeInput:
         self.path = path
         self.obj = obj
         self.num_entries = int(obj.num_entries)
-        self._decoders: set[str] = set()
+        self._columns: dict[str, Any] = {}  # name -> BasketColumn, or None for uproot's
 
     def missing(self, names: list[str]) -> list[str]:
         return [name for name in names if name not in self.obj]
@@ -52,15 +52,36 @@ class TreeInput:
         ]
 
     def arrays(self, names: list[str], start: int, stop: int) -> Any:
-        new = [name for name in names if name not in self._decoders]
-        if new:  # std::vector branches: the compiled header-stripping decoder
-            from hepstream.decode import use_fast_vectors
+        """Entries ``[start, stop)`` of ``names`` as one awkward record array. Numbers and
+        lists of numbers are decoded by :mod:`hepstream.baskets`; other branches by uproot."""
+        import awkward as ak
 
-            use_fast_vectors(self.obj, new)
-            self._decoders.update(new)
-        return _guard(self.path, start, stop, lambda: self.obj.arrays(
-            names, entry_start=start, entry_stop=stop, library="ak"
-        ))  # fmt: skip
+        from hepstream.baskets import read_columns
+
+        fast = [self._column(name) for name in names]
+        slow = [name for name, column in zip(names, fast, strict=True) if column is None]
+        file = self.obj._file  # uproot's ReadOnlyFile: its source and decompression threads
+
+        def read() -> Any:
+            layouts = read_columns(
+                [c for c in fast if c is not None], file.source, start, stop,
+                file.decompression_executor,
+            )  # fmt: skip
+            if slow:
+                rest = self.obj.arrays(slow, entry_start=start, entry_stop=stop, library="ak")
+                layouts.update({name: rest.layout.content(name) for name in slow})
+            return ak.Array(ak.contents.RecordArray(
+                [layouts[name] for name in names], list(names), length=stop - start
+            ))  # fmt: skip
+
+        return _guard(self.path, start, stop, read)
+
+    def _column(self, name: str) -> Any:
+        from hepstream.baskets import BasketColumn
+
+        if name not in self._columns:
+            self._columns[name] = BasketColumn.of(self.obj[name])
+        return self._columns[name]
 
 
 class NTupleInput:

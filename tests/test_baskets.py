@@ -1,0 +1,141 @@
+"""hepstream's own TTree basket decoder gives exactly uproot's arrays: on ROOT's files (RVec
+with per-entry headers), on uproot's (counted lists), for every number type, every codec,
+baskets cut by the entry range, multi-block baskets; damage is one clear error."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import awkward as ak
+import numpy as np
+import pytest
+import uproot
+
+from hepstream.baskets import BasketColumn
+from hepstream.errors import InputError
+from hepstream.inputs import TreeInput
+
+NUMBERS = ("f4", "f8", "i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8")
+
+
+def _same(store: TreeInput, tree, names: list[str], start: int, stop: int) -> None:
+    got = store.arrays(names, start, stop)
+    want = tree.arrays(names, entry_start=start, entry_stop=stop, library="ak")
+    assert got.fields == list(names)
+    for name in names:
+        assert got[name].type == want[name].type, name
+        assert ak.array_equal(got[name], want[name]), name
+
+
+@pytest.fixture(scope="module")
+def root_written(tmp_path_factory) -> str:
+    """ROOT's own NanoAOD-like TTree (RDataFrame Snapshot, ROOT's defaults): RVec columns
+    stored with a 10-byte header per entry, bools, unsigned counters, 64-bit ids."""
+    from bench.layouts import generate
+
+    path = tmp_path_factory.mktemp("root") / "nano.root"
+    generate("root-nanoaod", path, 12_000, seed=3)
+    return str(path)
+
+
+def test_root_written_branches_decode_to_uproots_arrays(root_written):
+    with uproot.open(root_written) as file:
+        tree = file["Events"]
+        names = list(tree.keys())
+        columns = {name: BasketColumn.of(tree[name]) for name in names}
+        headed = [n for n, c in columns.items() if c is not None and c.header]
+        assert len(headed) >= 30  # Muon_*, Electron_*, Jet_*, ...: the case under test
+        assert any(c is not None and c.stored.kind == "b" for c in columns.values())
+        store = TreeInput(root_written, tree)
+        _same(store, tree, names, 0, store.num_entries)  # every branch, ours or uproot's
+        _same(store, tree, ["Muon_pt", "nMuon", "MET_pt"], 4_321, 9_876)  # cuts baskets
+        _same(store, tree, ["Muon_pt", "MET_pt"], 700, 700)  # no entries: types still right
+
+
+@pytest.fixture(scope="module")
+def uproot_written(tmp_path_factory) -> dict[str, str]:
+    """One file per codec: every number type flat and as a counted list, 4 baskets."""
+    rng = np.random.default_rng(7)
+    base = tmp_path_factory.mktemp("up")
+    paths = {}
+    for codec in ("zlib", "lz4", "zstd", "lzma", "none"):
+        compression = {"zlib": uproot.ZLIB(4), "lz4": uproot.LZ4(1), "zstd": uproot.ZSTD(3),
+                       "lzma": uproot.LZMA(1), "none": None}[codec]  # fmt: skip
+        path = base / f"{codec}.root"
+        branches = {f"x_{t}": t for t in NUMBERS} | {"flag": "bool"}
+        branches |= {f"v_{t}": f"var * {np.dtype(t).name}" for t in NUMBERS}
+        with uproot.recreate(path, compression=compression) as out:
+            tree = out.mktree("t", branches)
+            for n in (1000, 1, 2500, 700):  # uneven baskets, one of a single entry
+                counts = rng.poisson(2.5, n)
+                batch: dict = {"flag": rng.random(n) < 0.3}
+                for t in NUMBERS:
+                    dtype = np.dtype(t)
+                    values = (rng.random(n) * 100).astype(dtype)
+                    batch[f"x_{t}"] = values
+                    items = (rng.random(int(counts.sum())) * 100).astype(dtype)
+                    batch[f"v_{t}"] = ak.unflatten(items, counts)
+                tree.extend(batch)
+        paths[codec] = str(path)
+    return paths
+
+
+@pytest.mark.parametrize("codec", ["zlib", "lz4", "zstd", "lzma", "none"])
+def test_every_number_type_and_codec_decodes_to_uproots_arrays(uproot_written, codec):
+    path = uproot_written[codec]
+    with uproot.open(path, decompression_executor=ThreadPoolExecutor(2)) as file:
+        tree = file["t"]
+        names = list(tree.keys())
+        assert all(BasketColumn.of(tree[name]) is not None for name in names)
+        store = TreeInput(path, tree)
+        _same(store, tree, names, 0, store.num_entries)
+        _same(store, tree, names, 999, 1001)  # the 1-entry basket and both neighbours
+        _same(store, tree, names, 17, 3_900)
+
+
+def test_a_basket_of_several_compression_blocks(tmp_path):
+    """A basket over 16 MiB is stored in several blocks: uproot's decompression takes
+    it; the arrays are still uproot's."""
+    path = tmp_path / "big.root"
+    rng = np.random.default_rng(1)
+    with uproot.recreate(path, compression=uproot.ZLIB(1)) as out:
+        out.mktree("t", {"x": "f8"}).extend({"x": rng.random(2_500_000)})  # 20 MB basket
+    with uproot.open(path) as file:
+        tree = file["t"]
+        assert tree["x"].basket_compressed_bytes(0) > 16 << 20  # the case under test
+        _same(TreeInput(str(path), tree), tree, ["x"], 0, tree.num_entries)
+
+
+def test_other_branch_kinds_are_left_to_uproot(tmp_path):
+    path = tmp_path / "kinds.root"
+    with uproot.recreate(path) as out:
+        out.mktree("t", {"s": "string", "a": "3 * float32", "x": "int32"}).extend({
+            "s": np.array(["a", "bb", ""]), "a": np.arange(9, dtype="f4").reshape(3, 3),
+            "x": np.arange(3, dtype="i4"),
+        })  # fmt: skip
+    with uproot.open(path) as file:
+        tree = file["t"]
+        assert BasketColumn.of(tree["s"]) is None
+        assert BasketColumn.of(tree["a"]) is None
+        assert BasketColumn.of(tree["x"]) is not None
+        _same(TreeInput(str(path), tree), tree, ["x", "s", "a"], 0, 3)
+
+
+def test_damaged_entry_offsets_are_one_error_naming_the_file(tmp_path):
+    """An uncompressed list basket whose entry offsets point outside it: an InputError
+    naming file and entries, not a crash or a read out of bounds."""
+    path = tmp_path / "damaged.root"
+    with uproot.recreate(path, compression=None) as out:
+        out.mktree("t", {"v": "var * int32"}).extend(
+            {"v": ak.Array([[1, 2], [3], [], [4, 5, 6]] * 50)}
+        )
+    with uproot.open(path) as file:
+        branch = file["t"]["v"]
+        seek, size = int(branch.member("fBasketSeek")[0]), int(branch.member("fBasketBytes")[0])
+    raw = bytearray(path.read_bytes())
+    # the offsets table is the basket's tail: an int32 count, one offset per entry, a 0
+    at = seek + size - 8 - 4 * 100
+    raw[at : at + 4] = (10**6).to_bytes(4, "big")
+    path.write_bytes(bytes(raw))
+    with uproot.open(path) as file, pytest.raises(InputError, match=r"damaged.root.*entries 0-200"):
+        TreeInput(str(path), file["t"]).arrays(["v"], 0, 200)
