@@ -19,7 +19,7 @@ from hepstream.io import IOStats, expand_inputs, is_remote
 from hepstream.io.source import missing_inputs
 from hepstream.jobspec import JobSpec, validate_spec  # noqa: F401 (re-exported)
 from hepstream.report import FileReport, JobReport, keep_detail
-from hepstream.selection import Selection, call_plugin, check_mask, load_plugin
+from hepstream.selection import Selection, call_plugin, check_mask, load_plugin, take
 
 
 def _output_columns(selection: Selection, selected: Any, where: str) -> dict[str, Any]:
@@ -112,7 +112,7 @@ def run_job(spec: JobSpec, progress: Callable[[int, int], None] | None = None) -
                 )
                 if report.first_chunk_s == 0.0:  # the first selection result: compile included
                     report.first_chunk_s = round(time.perf_counter() - wall0, 4)
-                outputs.append(_output_columns(selection, events[mask], where))
+                outputs.append(_output_columns(selection, take(events, mask), where))
                 n_sel += int(np.count_nonzero(mask))
             selection._hepstream_payloads = None
             report.select_s += time.perf_counter() - t0

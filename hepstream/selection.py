@@ -295,6 +295,62 @@ def check_mask(mask: Any, length: int, where: str) -> np.ndarray:
     return array
 
 
+def take(events: Any, mask: np.ndarray) -> Any:
+    """``events[mask]`` as new, packed arrays. A chunk's fields are numbers or lists of
+    numbers, gathered here with numpy in one pass each; awkward's own ``events[mask]`` is
+    lazy and its packing later costs ~1 ms of Python per field and chunk. Other layouts
+    (options, strings, records, parameters) take awkward's way; the result is the same."""
+    import awkward as ak
+
+    layout = ak.to_layout(events)
+    if not isinstance(layout, ak.contents.RecordArray) or layout.parameters or layout.is_tuple:
+        return events[mask]
+    index = np.flatnonzero(mask)
+    fields = []
+    for content in layout.contents:
+        taken = _take_plain(content, index)
+        if taken is None:
+            return events[mask]
+        fields.append(taken)
+    return ak.Array(ak.contents.RecordArray(fields, layout.fields, length=len(index)))
+
+
+def _is_numbers(layout: Any) -> bool:
+    import awkward as ak
+
+    return (
+        isinstance(layout, ak.contents.NumpyArray)
+        and not layout.parameters
+        and layout.data.ndim == 1
+        and isinstance(layout.data, np.ndarray)
+    )
+
+
+def _take_plain(layout: Any, index: np.ndarray) -> Any:
+    """Entries ``index`` of numbers or lists of numbers, packed; None for other layouts."""
+    import awkward as ak
+
+    if _is_numbers(layout):
+        return ak.contents.NumpyArray(layout.data[: layout.length][index])
+    if not (
+        isinstance(layout, ak.contents.ListOffsetArray)
+        and not layout.parameters
+        and _is_numbers(layout.content)
+        and isinstance(layout.offsets.data, np.ndarray)
+    ):
+        return None
+    offsets, content = layout.offsets.data, layout.content.data
+    starts, stops = offsets[index], offsets[index + 1]
+    counts = stops - starts
+    new = np.zeros(len(index) + 1, np.int64)
+    np.cumsum(counts, out=new[1:])
+    # item k of the result is item k - new[i] + starts[i] of the input, i its entry
+    items = np.arange(new[-1], dtype=np.int64) + np.repeat(starts - new[:-1], counts)
+    return ak.contents.ListOffsetArray(
+        ak.index.Index64(new), ak.contents.NumpyArray(content[items])
+    )
+
+
 def call_plugin(selection: Selection, where: str, method: str, *args: Any) -> Any:
     """Call one of the plugin's methods; anything it raises becomes one PluginError line."""
     try:

@@ -32,7 +32,28 @@ def _packed(value: Any) -> Any:
     """A column as its own compact copy: no view keeps the chunk it came from alive."""
     if isinstance(value, np.ndarray):
         return value.copy() if value.base is not None else value
-    return ak.copy(ak.to_packed(ak.Array(value)))
+    array = ak.Array(value)
+    if _owns_packed(array.layout):  # e.g. gathered by hepstream.selection.take: as it is
+        return array
+    return ak.copy(ak.to_packed(array))
+
+
+def _owns_packed(layout: Any) -> bool:
+    """Numbers, or lists of numbers, packed and in arrays of their own (no views)."""
+    if isinstance(layout, ak.contents.ListOffsetArray) and not layout.parameters:
+        offsets = layout.offsets.data
+        if not (isinstance(offsets, np.ndarray) and offsets.base is None and len(offsets)):
+            return False
+        if offsets[0] != 0 or offsets[-1] != layout.content.length:
+            return False
+        layout = layout.content
+    return (
+        isinstance(layout, ak.contents.NumpyArray)
+        and not layout.parameters
+        and isinstance(layout.data, np.ndarray)
+        and layout.data.base is None
+        and layout.data.ndim == 1
+    )
 
 
 def _concatenate(parts: list[Any]) -> Any:

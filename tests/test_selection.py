@@ -130,3 +130,33 @@ def test_plugin_imported_by_its_own_name_elsewhere_still_loads(tmp_path) -> None
         assert done.stdout.strip() == "2"
     assert list((tmp_path / "__pycache__").glob("positive._positive-*.nbi"))
     assert list((tmp_path / "cache" / "hepstream" / "plugins").rglob("positive._positive-*.nbi"))
+
+
+def test_take_equals_awkwards_mask_and_gives_packed_arrays_of_their_own():
+    """The runner's ``take(events, mask)`` is ``events[mask]``: on numbers and lists of
+    numbers (gathered), on views of a chunk, and on layouts it leaves to awkward."""
+    import awkward as ak
+
+    from hepstream.selection import take
+    from hepstream.writer import _owns_packed
+
+    rng = np.random.default_rng(4)
+    n = 5_000
+    counts = rng.poisson(2.0, n)
+    events = ak.zip({
+        "x": rng.random(n).astype("f4"), "k": rng.integers(0, 9, n),
+        "v": ak.unflatten(rng.random(int(counts.sum())), counts),
+    }, depth_limit=1)  # fmt: skip
+    for fraction in (0.0, 0.07, 1.0):
+        mask = rng.random(n) < fraction
+        got = take(events, mask)
+        assert got.type == events[mask].type
+        assert ak.array_equal(got, events[mask])
+        assert all(_owns_packed(got.layout.content(f)) for f in got.fields)
+    view = events[1_000:2_000]  # a chunk's slice: offsets not starting at 0
+    mask = rng.random(1_000) < 0.5
+    assert ak.array_equal(take(view, mask), view[mask])
+    odd = ak.zip({"s": ["a", "bb", "c"], "o": [1, None, 3]}, depth_limit=1)  # awkward's way
+    mask = np.array([True, False, True])
+    assert ak.array_equal(take(odd, mask), odd[mask])
+    assert not _owns_packed(events.layout.content("v")[10:20])  # a view is copied by the writer

@@ -150,13 +150,15 @@ class FileReads:
             return self._drop_prefills(after=self.cursor - 1)
 
     def _drop_prefills(self, after: int) -> int:
+        # only spans still in ``_prefilled`` hold pre-filled bytes (it is called on every
+        # pump that finds the budget full: a scan of every later span made that quadratic)
+        first = max(after + 1, self.cursor)
         give_back = 0
-        for i in range(max(after + 1, self.cursor), len(self._state)):
-            if self._prefill_bytes[i]:
-                give_back += self._prefill_bytes[i]
-                self._prefill_bytes[i] = 0
-                self._hole_bytes[i] = self.plan.spans[i].size
-                self._prefilled.pop(i, None)
+        for i in [i for i in self._prefilled if i >= first]:
+            give_back += self._prefill_bytes[i]
+            self._prefill_bytes[i] = 0
+            self._hole_bytes[i] = self.plan.spans[i].size
+            del self._prefilled[i]
         return give_back
 
     def fetch(self, indices: Sequence[int]) -> None:
