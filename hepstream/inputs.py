@@ -129,10 +129,16 @@ class NTupleInput:
         """One clear line for a field uproot cannot read (found before any page is read)."""
         import uproot
 
+        failures = (NotImplementedError, AssertionError, KeyError, ValueError, TypeError)
+        try:  # one form for all (uproot walks every field per call): the common case
+            self.columns(names)
+            return
+        except failures:
+            pass  # which one: field by field
         for name in names:
             try:
                 self.columns([name])
-            except (NotImplementedError, AssertionError, KeyError, ValueError, TypeError) as err:
+            except failures as err:
                 first = (str(err).strip().splitlines() or [type(err).__name__])[0]
                 raise InputError(
                     f"{self.path}: RNTuple field {name!r} cannot be read by uproot "
