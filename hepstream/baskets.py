@@ -132,10 +132,11 @@ def _payload(raw: np.ndarray, chunk: Any) -> tuple[np.ndarray, int, int, int]:
 
 
 def decode_basket(column: BasketColumn, raw: np.ndarray, chunk: Any, lo: int, hi: int,
-                  out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:  # fmt: skip
+                  out: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:  # fmt: skip
     """Entries ``[lo, hi)`` (counted in the basket) of one basket's bytes ``raw``: values
     in native byte order, and for lists the item count of each entry. Numbers are written
-    into ``out`` (``hi - lo`` long) when given: the byte swap is their only copy."""
+    into ``out`` (``hi - lo`` long, their place in the chunk's array): the byte swap is
+    their only copy; lists (``out`` None) are returned."""
     data, keylen, border, nev = _payload(raw, chunk)
     if hi > nev:
         raise ValueError(f"branch {column.name}: a basket holds {nev} entries, {hi} expected")
@@ -143,10 +144,8 @@ def decode_basket(column: BasketColumn, raw: np.ndarray, chunk: Any, lo: int, hi
     if column.header is None:
         if border != nev * itemsize:
             raise ValueError(f"branch {column.name}: basket entries are not {itemsize} bytes")
-        values = data[lo * itemsize : hi * itemsize].view(column.stored)
-        if out is None:
-            return values.astype(column.native), None
-        out[...] = values
+        assert out is not None, "numbers are decoded into the chunk's array"
+        out[...] = data[lo * itemsize : hi * itemsize].view(column.stored)
         return out, None
     # lists: after the entries, an int32 count then each entry's byte offset (counted from
     # the key's start); the last entry ends at the border

@@ -43,13 +43,20 @@ class TreeInput:
         return total / max(1, self.num_entries)
 
     def ranges(self, names: list[str], start: int, stop: int) -> list[tuple[int, int]]:
-        """Byte ranges of the baskets holding entries ``[start, stop)`` of ``names``."""
-        return [
-            (int(where[0]), int(where[1]))
-            for name in names
-            for _, where in self.obj[name].entries_to_ranges_or_baskets(start, stop)
-            if isinstance(where, tuple)
-        ]
+        """Byte ranges of the baskets holding entries ``[start, stop)`` of ``names``, in the
+        order :meth:`arrays` asks for them: the plan and the read share one basket list."""
+        out: list[tuple[int, int]] = []
+        for name in names:
+            column = self._column(name)
+            if column is not None:
+                out += [column.range_of(k) for k, _, _ in column.baskets(start, stop)]
+            else:
+                out += [
+                    (int(where[0]), int(where[1]))
+                    for _, where in self.obj[name].entries_to_ranges_or_baskets(start, stop)
+                    if isinstance(where, tuple)
+                ]
+        return out
 
     def arrays(self, names: list[str], start: int, stop: int) -> Any:
         """Entries ``[start, stop)`` of ``names`` as one awkward record array. Numbers and

@@ -315,7 +315,8 @@ def take(events: Any, mask: np.ndarray) -> Any:
     return ak.Array(ak.contents.RecordArray(fields, layout.fields, length=len(index)))
 
 
-def _is_numbers(layout: Any) -> bool:
+def is_numbers(layout: Any) -> bool:
+    """Whether an awkward layout is plain numbers: 1-D numpy data, no parameters."""
     import awkward as ak
 
     return (
@@ -330,12 +331,12 @@ def _take_plain(layout: Any, index: np.ndarray) -> Any:
     """Entries ``index`` of numbers or lists of numbers, packed; None for other layouts."""
     import awkward as ak
 
-    if _is_numbers(layout):
+    if is_numbers(layout):
         return ak.contents.NumpyArray(layout.data[: layout.length][index])
     if not (
         isinstance(layout, ak.contents.ListOffsetArray)
         and not layout.parameters
-        and _is_numbers(layout.content)
+        and is_numbers(layout.content)
         and isinstance(layout.offsets.data, np.ndarray)
     ):
         return None

@@ -16,6 +16,7 @@ from hepstream.codecs import OUTPUT_DEFAULT, parquet_codec, uproot_codec
 from hepstream.errors import ConfigError, OutputError
 from hepstream.io.urls import is_remote
 from hepstream.partfiles import create_part
+from hepstream.selection import is_numbers
 
 if TYPE_CHECKING:
     from hepstream.report import JobReport
@@ -47,13 +48,7 @@ def _owns_packed(layout: Any) -> bool:
         if offsets[0] != 0 or offsets[-1] != layout.content.length:
             return False
         layout = layout.content
-    return (
-        isinstance(layout, ak.contents.NumpyArray)
-        and not layout.parameters
-        and isinstance(layout.data, np.ndarray)
-        and layout.data.base is None
-        and layout.data.ndim == 1
-    )
+    return is_numbers(layout) and layout.data.base is None
 
 
 def _concatenate(parts: list[Any]) -> Any:
