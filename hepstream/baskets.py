@@ -29,15 +29,13 @@ from typing import Any
 
 import numpy as np
 
-from hepstream.decode import inflate_zlib, strip_headers
+from hepstream.decode import decompress_blocks, strip_headers
 
 #: fNbytes, key version, fObjlen, fDatime, fKeylen, fCycle: the start of every TKey.
 _KEY = struct.Struct(">ihiIhh")
 #: fVersion, fBufferSize, fNevBufSize, fNevBuf, fLast (then one flag byte): the key's end.
 _BASKET = struct.Struct(">Hiiii")
 _BASKET_AT = _BASKET.size + 1  # bytes before the end of the key
-#: A compression block's header: algorithm (2 bytes), method, 3-byte sizes (LE).
-_BLOCK = 9
 
 
 @dataclass(frozen=True)
@@ -114,20 +112,8 @@ def _payload(raw: np.ndarray, chunk: Any) -> tuple[np.ndarray, int, int, int]:
     body = buf[keylen:]
     if nbytes - keylen == objlen:  # stored as it is
         data = np.frombuffer(body, np.uint8)
-    elif (
-        len(body) >= _BLOCK
-        and bytes(body[:2]) == b"ZL"
-        and _BLOCK + (body[3] | body[4] << 8 | body[5] << 16) == len(body)
-    ):  # one zlib block: the common case, inflated here
-        data = np.frombuffer(inflate_zlib(body[_BLOCK:], objlen), np.uint8)
-    else:  # several blocks or another codec: uproot's own decompression
-        import uproot
-
-        cursor = uproot.source.cursor.Cursor(chunk.start + keylen)
-        inflated = uproot.compression.decompress(chunk, cursor, {}, nbytes - keylen, objlen)
-        data = np.asarray(inflated.raw_data)
-    if len(data) != objlen:
-        raise ValueError(f"basket inflated to {len(data)} bytes, its key says {objlen}")
+    else:
+        data = decompress_blocks(body, objlen, chunk)
     return data, keylen, border, nev
 
 

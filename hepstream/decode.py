@@ -4,9 +4,10 @@
   case of a basket or page whose uncompressed size its header gives. On the float baskets
   of the tau1n sample (nearly incompressible: Huffman-coded literals) it gives 310 MB/s
   per core against 150-220 for zlib and ISA-L, and it releases the GIL, so decompression
-  threads scale (630 MB/s on two cores). :func:`inflate_zlib` serves hepstream's own
-  basket decoder (:mod:`hepstream.baskets`); :func:`use_fast_inflate` puts it in uproot's
-  place for what uproot still reads (RNTuple pages, other branches). uproot's own
+  threads scale (630 MB/s on two cores). :func:`decompress_blocks` serves hepstream's
+  own basket and page decoders (:mod:`hepstream.baskets`, :mod:`hepstream.pages`), with
+  zstd decompressed by cramjam straight into the page's buffer; :func:`use_fast_inflate`
+  puts libdeflate in uproot's place for what uproot still reads. uproot's own
   ``ZLIB.library = "deflate"`` calls ``zlib_decompress(data, bufsize=...)``, which
   deflate >= 0.8 does not accept.
 - **Lists stored with a header per entry** (``std::vector<T>``, ``ROOT::RVec<T>``: 10
@@ -20,10 +21,13 @@
 from __future__ import annotations
 
 import functools
+import lzma
 import zlib
 from typing import Any
 
+import cramjam
 import deflate
+import lz4.block
 import numba
 import numpy as np
 import uproot.compression
@@ -56,8 +60,11 @@ def strip_headers(
     return out, offsets
 
 
-#: What a damaged zlib basket raises, whichever library inflates it.
-INFLATE_ERRORS: tuple[type[Exception], ...] = (zlib.error, deflate.DeflateError)
+#: What a damaged compressed basket or page raises, whichever library decompresses it.
+DECOMPRESS_ERRORS: tuple[type[Exception], ...] = (
+    zlib.error, deflate.DeflateError, cramjam.DecompressionError, lzma.LZMAError,
+    lz4.block.LZ4BlockError,
+)  # fmt: skip
 
 
 class LibdeflateZLIB(uproot.compression._DecompressZLIB):
@@ -72,10 +79,40 @@ class LibdeflateZLIB(uproot.compression._DecompressZLIB):
         return inflate_zlib(data, uncompressed_bytes)
 
 
+#: A compression block's header: algorithm (2 bytes), method, 3-byte sizes (LE).
+BLOCK_HEADER = 9
+
+
+def decompress_blocks(body: memoryview, size: int, chunk: Any,
+                      into: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+    """ROOT's compressed blocks ``body`` (the end of uproot's ``chunk``), ``size`` bytes once
+    uncompressed, as a uint8 array (written into ``into``, ``size`` bytes, where the codec
+    allows). One zlib block is inflated by libdeflate, one zstd block by cramjam, both with
+    the GIL released; several blocks or another codec by uproot's own ``decompress``."""
+    one = len(body) >= BLOCK_HEADER and BLOCK_HEADER + (
+        body[3] | body[4] << 8 | body[5] << 16
+    ) == len(body)
+    codec = bytes(body[:2])
+    if one and codec == b"ZL":
+        data = np.frombuffer(inflate_zlib(body[BLOCK_HEADER:], size), np.uint8)
+    elif one and codec == b"ZS":
+        data = into if into is not None else np.empty(size, np.uint8)
+        written = cramjam.zstd.decompress_into(body[BLOCK_HEADER:], data)  # type: ignore[arg-type]
+        data = data[:written]
+    else:
+        cursor = uproot.source.cursor.Cursor(chunk.stop - len(body))
+        data = np.asarray(
+            uproot.compression.decompress(chunk, cursor, {}, len(body), size).raw_data
+        )
+    if len(data) != size:
+        raise ValueError(f"{len(body)} compressed bytes gave {len(data)} bytes, not {size}")
+    return data
+
+
 def inflate_zlib(data: Any, size: int) -> bytes | bytearray:
     """One zlib stream, ``size`` bytes when inflated, by libdeflate (GIL released). A
     stream that inflates to fewer bytes gives fewer bytes (the caller compares); a damaged
-    one raises one of :data:`INFLATE_ERRORS`."""
+    one raises one of :data:`DECOMPRESS_ERRORS`."""
     return deflate.zlib_decompress(data, size)
 
 

@@ -9,13 +9,10 @@ reader plans and streams both kinds through the same code.
 from __future__ import annotations
 
 import bisect
-import contextlib
-import threading
-from collections.abc import Iterator
 from typing import Any
 
 from hepstream.errors import HepstreamError, InputError
-from hepstream.io.readplan import ColumnPages, page_ranges
+from hepstream.io.readplan import ColumnPages, active_pages, page_ranges
 
 
 class TreeInput:
@@ -92,45 +89,30 @@ class TreeInput:
 
 
 class NTupleInput:
-    """An RNTuple: pages per column and cluster; uproot reads whole clusters, page by page."""
+    """An RNTuple: pages per column and cluster, read whole clusters at a time. Numbers and
+    offsets are decoded by :mod:`hepstream.pages`, other columns by uproot; the arrays are
+    built on uproot's form of the fields."""
 
     kind = "RNTuple"
-    #: uproot decodes whole clusters: a chunk cut inside one would decode it twice.
+    #: Pages do not line up across columns: a chunk cut inside a cluster would read and
+    #: decode the cluster's pages twice.
     cut_clusters = False
 
     def __init__(self, path: str, obj: Any) -> None:
         self.path = path
         self.obj = obj
         self.num_entries = int(obj.num_entries)
-        self._columns: dict[tuple[str, ...], list[int]] = {}
         self._offsets: list[int] | None = None
         self._links: list[list[ColumnPages]] | None = None
         self._alternatives: dict[int, list[int]] | None = None
-        self._swap = threading.Lock()
+        self._decoders: dict[int, Any] = {}  # column -> PageColumn, or None for uproot's
+        self._top: set[str] | None = None
 
     def missing(self, names: list[str]) -> list[str]:
-        return [name for name in names if name not in self.obj]
-
-    @contextlib.contextmanager
-    def _clusters_before(self, stop: int) -> Iterator[None]:
-        """uproot 5.7's ``RNTuple.arrays`` also reads and decodes the cluster that *starts*
-        at ``entry_stop`` (its cluster search uses ``side="right"``), which doubles the pages
-        and the work of every chunk that ends on a cluster edge, as chunks do. While it
-        reads, only the clusters before ``stop`` are shown to it; the arrays are the same
-        (``tests/test_inputs_rntuple.py``)."""
-        offsets = self.cluster_offsets()
-        k = bisect.bisect_left(offsets, stop)
-        if not (0 < stop < self.num_entries and k < len(offsets) and offsets[k] == stop):
-            yield
-            return
-        ntuple = self.obj.ntuple
-        clusters = ntuple.cluster_summaries
-        with self._swap:  # one reader per file; the lock keeps the swap whole regardless
-            ntuple._cluster_summaries = clusters[:k]
-            try:
-                yield
-            finally:
-                ntuple._cluster_summaries = clusters
+        if self._top is None:
+            records = self.obj.ntuple.field_records
+            self._top = {r.field_name for i, r in enumerate(records) if r.parent_field_id == i}
+        return [name for name in names if name not in self._top and name not in self.obj]
 
     def check_readable(self, names: list[str]) -> None:
         """One clear line for a field uproot cannot read (found before any page is read)."""
@@ -152,15 +134,32 @@ class NTupleInput:
                     f"{uproot.__version__} ({first}); drop it from the plugin's branches"
                 ) from None
 
-    def columns(self, names: list[str]) -> list[int]:
-        """The column indices uproot reads for ``names``, in the order it reads them."""
-        key = tuple(names)
-        if key not in self._columns:
+    def _form(self, names: list[str]) -> tuple[Any, list[str]]:
+        """uproot's awkward form of ``names`` and its keys (uproot's order). Files written
+        with one schema share it: it is made once per schema, not once per file."""
+        ntuple = self.obj.ntuple
+        extension = ntuple.footer.extension_links
+        schema = (
+            int(ntuple.header.checksum),  # xxh3 of the header: its fields and columns
+            tuple(repr(r) for r in (*extension.field_records, *extension.column_records,
+                                    *extension.alias_column_records)),
+        )  # fmt: skip
+        key = (schema, tuple(names))
+        made = _FORMS.get(key)
+        if made is None:
             form, _ = self.obj.to_akform(filter_name=list(names))
             keys: list[str] = []
             _form_keys(form, keys)
-            self._columns[key] = [int(k.split("-")[1]) for k in keys if k.startswith("column-")]
-        return self._columns[key]
+            made = (form, keys)
+            if len(_FORMS) >= _FORMS_KEPT:
+                _FORMS.clear()
+            _FORMS[key] = made
+        return made
+
+    def columns(self, names: list[str]) -> list[int]:
+        """The column indices read for ``names``, in the order they are read."""
+        _, keys = self._form(names)
+        return list(dict.fromkeys(_column_of(k) for k in keys if k.startswith("column-")))
 
     def cluster_offsets(self) -> list[int]:
         if self._offsets is None:
@@ -180,6 +179,7 @@ class NTupleInput:
                     ColumnPages(
                         tuple((int(p.locator.offset), int(p.locator.num_bytes)) for p in c.pages),
                         bool(c.suppressed),
+                        tuple(int(p.num_elements) for p in c.pages),
                     )
                     for c in cluster
                 ]
@@ -207,41 +207,88 @@ class NTupleInput:
         total = 0
         for column in self.columns(names):
             size = ntuple.get_field_metadata(column).dtype_result.itemsize
-            for cluster in range(len(links)):
-                total += size * sum(
-                    p.num_elements for p in _pages(ntuple, cluster, column, links, alternatives)
-                )
+            for row in links:
+                pages = active_pages(column, row, alternatives)
+                total += size * sum(pages.elements) if pages is not None else 0
         return total / max(1, self.num_entries)
 
     def ranges(self, names: list[str], start: int, stop: int) -> list[tuple[int, int]]:
-        """Byte ranges of the pages uproot reads for entries ``[start, stop)`` of ``names``,
-        in the order it asks for them."""
+        """Byte ranges of the pages read for entries ``[start, stop)`` of ``names``, in the
+        order :meth:`arrays` asks for them."""
         if stop <= start:
             return []
         links, alternatives = self._layout()
-        return page_ranges(self.columns(names), self._clusters(start, stop), links, alternatives)
+        mine, theirs = self._decoders_of(names)
+        order = [d.index for d in mine] + theirs
+        return page_ranges(order, self._clusters(start, stop), links, alternatives)
 
     def arrays(self, names: list[str], start: int, stop: int) -> Any:
-        def read():
-            import awkward as ak
+        """Entries ``[start, stop)`` of ``names`` as one awkward record array, from the
+        whole clusters that hold them."""
+        import awkward as ak
+        from uproot.behaviors.RNTuple import _fill_container_dict
 
-            with self._clusters_before(stop):
-                out = self.obj.arrays(names, entry_start=start, entry_stop=stop, library="ak")
+        from hepstream.pages import read_pages
+
+        ntuple = self.obj.ntuple
+        file = ntuple.file  # uproot's ReadOnlyFile: its source and decompression threads
+        offsets = self.cluster_offsets()
+        clusters = self._clusters(start, stop)
+        if not clusters and len(offsets) > 1:  # no entries: one cluster gives the types
+            k = min(max(bisect.bisect_right(offsets, start) - 1, 0), len(offsets) - 2)
+            clusters = range(k, k + 1)
+        first = offsets[clusters.start] if clusters else 0
+        length = offsets[clusters.stop] - first if clusters else 0
+
+        def read() -> Any:
+            form, keys = self._form(names)
+            links, _ = self._layout()
+            mine, theirs = self._decoders_of(names)  # the order of the plan (see ranges)
+            buffers = read_pages(mine, links, clusters, file.source, file.decompression_executor)
+            for column in theirs:
+                padding = int(ntuple.column_records[column].first_element_index) - first
+                buffers[column] = ntuple.read_cluster_range(
+                    column, clusters.start, clusters.stop, array_cache=None,
+                    missing_element_padding=max(padding, 0),
+                )  # fmt: skip
+            container: dict[str, Any] = {}
+            for key in keys:
+                if key.startswith("column-"):
+                    column = _column_of(key)
+                    record = ntuple.column_records[column]
+                    _fill_container_dict(container, buffers[column], key, record.type, None)
+            out = ak.from_buffers(form, length, container)[start - first : stop - first]
             if list(out.fields) != list(names):
                 out = ak.zip({name: out[name] for name in names}, depth_limit=1)
             return out
 
         return _guard(self.path, start, stop, read)
 
+    def _decoders_of(self, names: list[str]) -> tuple[list[Any], list[int]]:
+        """The columns of ``names`` hepstream decodes (as PageColumns), then uproot's: the
+        order in which they are planned and read."""
+        from hepstream.pages import PageColumn
 
-def _pages(ntuple: Any, cluster: int, column: int, links, alternatives) -> list[Any]:
-    """uproot's page descriptions of ``column`` in ``cluster`` (its active representation)."""
-    row = links[cluster]
-    if column < len(row) and row[column].suppressed:
-        column = next(c for c in alternatives[column] if c < len(row) and not row[c].suppressed)
-    if column >= len(row):
-        return []
-    return list(ntuple.page_link_list[cluster][column].pages)
+        mine, theirs = [], []
+        for column in self.columns(names):
+            if column not in self._decoders:
+                self._decoders[column] = PageColumn.of(self.obj.ntuple, column)
+            decoder = self._decoders[column]
+            if decoder is None:
+                theirs.append(column)
+            else:
+                mine.append(decoder)
+        return mine, theirs
+
+
+#: Forms made, by schema and field names (a few schemas per job): see NTupleInput._form.
+_FORMS: dict[tuple, tuple[Any, list[str]]] = {}
+_FORMS_KEPT = 64
+
+
+def _column_of(key: str) -> int:
+    """The column index of an uproot form key, ``column-<index>[-...]``."""
+    return int(key.split("-")[1])
 
 
 def _form_keys(form: Any, out: list[str]) -> None:
@@ -260,14 +307,14 @@ def _guard(path: str, start: int, stop: int, read):
     """Run ``read``; damaged data becomes one InputError naming the file and entries."""
     from uproot.deserialization import DeserializationError
 
-    from hepstream.decode import INFLATE_ERRORS
+    from hepstream.decode import DECOMPRESS_ERRORS
 
     try:
         return read()
     except HepstreamError:
         raise
     except (OSError, ValueError, RuntimeError, AssertionError, DeserializationError,
-            *INFLATE_ERRORS) as err:  # fmt: skip
+            *DECOMPRESS_ERRORS) as err:  # fmt: skip
         first = str(err).strip().splitlines()[0] if str(err).strip() else ""
         raise InputError(
             f"{path}: cannot read entries {start}-{stop} ({type(err).__name__}: {first}); "

@@ -8,7 +8,7 @@ import awkward as ak
 import numpy as np
 import pytest
 
-from hepstream.decode import INFLATE_ERRORS, inflate_zlib, strip_headers
+from hepstream.decode import DECOMPRESS_ERRORS, inflate_zlib, strip_headers
 
 
 def test_strip_headers_drops_each_entrys_header_and_keeps_empty_entries():
@@ -42,7 +42,7 @@ def test_inflate_gives_zlibs_bytes_and_damage_is_an_inflate_error():
     assert len(inflate_zlib(stream, len(data) + 7)) == len(data)  # the caller compares sizes
     damaged = bytearray(stream)
     damaged[len(damaged) // 2] ^= 0xFF
-    with pytest.raises(INFLATE_ERRORS):
+    with pytest.raises(DECOMPRESS_ERRORS):
         inflate_zlib(bytes(damaged), len(data))
 
 

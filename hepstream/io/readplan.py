@@ -116,11 +116,13 @@ def plan_reads(chunks: Sequence[Iterable[Wanted]]) -> FilePlan:
 
 @dataclass(frozen=True)
 class ColumnPages:
-    """One RNTuple column in one cluster: its pages' ``(offset, nbytes)``, or suppressed
-    (another representation of the same field holds the data in that cluster)."""
+    """One RNTuple column in one cluster: its pages' ``(offset, nbytes)`` and element
+    counts, or suppressed (another representation of the same field holds the data in
+    that cluster)."""
 
     pages: tuple[tuple[int, int], ...] = ()
     suppressed: bool = False
+    elements: tuple[int, ...] = ()
 
 
 def page_ranges(
@@ -141,18 +143,22 @@ def page_ranges(
     out: list[tuple[int, int]] = []
     for column in columns:
         for cluster in clusters:
-            active = column
-            row = links[cluster]
-            if column < len(row) and row[column].suppressed:
-                active = next(
-                    c
-                    for c in alternatives.get(column, ())
-                    if c < len(row) and not row[c].suppressed
-                )
-            if active >= len(row):
-                continue
-            out.extend((offset, offset + size) for offset, size in row[active].pages)
+            pages = active_pages(column, links[cluster], alternatives)
+            if pages is not None:
+                out.extend((offset, offset + size) for offset, size in pages.pages)
     return out
+
+
+def active_pages(
+    column: int, row: Sequence[ColumnPages], alternatives: Mapping[int, Sequence[int]]
+) -> ColumnPages | None:
+    """The pages that hold ``column`` in one cluster (``row``): its own, or those of the
+    field's representation active where it is suppressed; None where it has none."""
+    if column < len(row) and row[column].suppressed:
+        column = next(
+            c for c in alternatives.get(column, ()) if c < len(row) and not row[c].suppressed
+        )
+    return row[column] if column < len(row) else None
 
 
 def holes(start: int, stop: int, covered: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:

@@ -1,0 +1,200 @@
+"""RNTuple pages of numbers and offsets, decoded by hepstream instead of uproot.
+
+An RNTuple column is a sequence of pages per cluster; each page holds a run of elements
+of one type, compressed in ROOT's blocks. Most analysis fields are one number per entry, or
+a list of numbers (an offsets column and an items column). Before compression ROOT may
+*split* a page (every element's first byte, then every second byte, ...), and encode
+integers as zigzag (signed) or offsets as deltas within the page.
+
+uproot reads a column page by page in Python (a source call, a decompress, an unsplit
+and a cumsum with numpy's strided copies), cluster by cluster, under the GIL. Here each
+page is one task on the decompression threads: zstd (cramjam) or zlib (libdeflate) with
+the GIL released, then one compiled pass that unsplits and undoes the integer encoding
+straight into the chunk's array. The arrays are then built by the same
+``awkward.from_buffers`` call on uproot's own form, so they are identical to uproot's
+(``tests/test_pages.py``).
+
+Columns of any other kind are left to uproot: bits, half-precision and truncated or
+quantized floats, variant switches, a field stored in more than one representation, and
+columns added to the schema after the first entry. :meth:`PageColumn.of` decides.
+"""
+
+from __future__ import annotations
+
+import queue
+from concurrent.futures import Executor, Future
+from dataclasses import dataclass
+from typing import Any
+
+import numba
+import numpy as np
+
+from hepstream.decode import decompress_blocks
+from hepstream.io.readplan import ColumnPages
+
+#: RNTuple column types hepstream decodes (ROOT's numbering, as in uproot.const): plain
+#: and split integers, 32- and 64-bit floats, and 32- and 64-bit offsets.
+_TYPES = {
+    1: "u1", 2: "u1", 3: "i1", 4: "u1", 5: "i2", 6: "u2", 7: "i4", 8: "u4", 9: "i8", 10: "u8",
+    12: "f4", 13: "f8", 14: "i4", 15: "i8",
+    17: "i2", 18: "u2", 19: "i4", 20: "u4", 21: "i8", 22: "u8", 24: "f4", 25: "f8",
+    26: "i4", 27: "i8",
+}  # fmt: skip
+_SPLIT = frozenset(range(17, 28))
+_ZIGZAG = frozenset((17, 19, 21))
+_DELTA = frozenset((26, 27))
+_OFFSETS = frozenset((14, 15, 26, 27))
+
+
+@dataclass(frozen=True)
+class PageColumn:
+    """How one RNTuple column's pages decode."""
+
+    index: int
+    dtype: np.dtype  # the element type (little-endian, as stored)
+    split: bool
+    zigzag: bool
+    delta: bool
+    #: An offsets column: uproot's array starts with a 0 and each cluster continues
+    #: from the end of the one before.
+    offsets: bool
+
+    @classmethod
+    def of(cls, ntuple: Any, index: int) -> PageColumn | None:
+        """The decoder of column ``index`` of uproot's ``ntuple``, or None for uproot's."""
+        record = ntuple.column_records[index]
+        kind = int(record.type)
+        if kind not in _TYPES or int(record.first_element_index) != 0:
+            return None
+        if len(ntuple._column_records_dict[record.field_id]) != 1:
+            return None  # several representations: uproot picks the active one per cluster
+        dtype = np.dtype(_TYPES[kind]).newbyteorder("<")
+        if int(record.nbits) != 8 * dtype.itemsize:
+            return None
+        return cls(index, dtype, kind in _SPLIT, kind in _ZIGZAG, kind in _DELTA,
+                   kind in _OFFSETS)  # fmt: skip
+
+
+# -- compiled passes (GIL released) ------------------------------------------------------
+
+
+@numba.njit(cache=True, nogil=True)
+def _unsplit2(src, dst):
+    n = len(src) // 2
+    for i in range(n):
+        dst[2 * i] = src[i]
+        dst[2 * i + 1] = src[n + i]
+
+
+@numba.njit(cache=True, nogil=True)
+def _unsplit4(src, dst):
+    n = len(src) // 4
+    for i in range(n):
+        j = 4 * i
+        dst[j] = src[i]
+        dst[j + 1] = src[n + i]
+        dst[j + 2] = src[2 * n + i]
+        dst[j + 3] = src[3 * n + i]
+
+
+@numba.njit(cache=True, nogil=True)
+def _unsplit8(src, dst):
+    n = len(src) // 8
+    for i in range(n):
+        j = 8 * i
+        dst[j] = src[i]
+        dst[j + 1] = src[n + i]
+        dst[j + 2] = src[2 * n + i]
+        dst[j + 3] = src[3 * n + i]
+        dst[j + 4] = src[4 * n + i]
+        dst[j + 5] = src[5 * n + i]
+        dst[j + 6] = src[6 * n + i]
+        dst[j + 7] = src[7 * n + i]
+
+
+_UNSPLIT = {2: _unsplit2, 4: _unsplit4, 8: _unsplit8}
+
+
+@numba.njit(cache=True, nogil=True)
+def _undelta(values):
+    """Running sum in place: a page of offsets stored as differences (from 0)."""
+    for i in range(1, len(values)):
+        values[i] += values[i - 1]
+
+
+def _unzigzag(values: np.ndarray) -> None:
+    """Zigzag-encoded integers in place: ``0, 1, 2, 3, ...`` stand for ``0, -1, 1, -2, ...``."""
+    unsigned = values.view(values.dtype.str.replace("i", "u"))
+    values[...] = (unsigned >> 1).view(values.dtype) ^ -(unsigned & 1).view(values.dtype)
+
+
+def decode_page(column: PageColumn, raw: Any, chunk: Any, out: np.ndarray) -> None:
+    """One page's stored bytes ``raw`` decoded into ``out`` (its elements' place in the
+    chunk's array, of ``column.dtype``)."""
+    size = out.nbytes
+    body = memoryview(raw)
+    target = out.view(np.uint8)
+    if len(body) == size:  # stored as it is
+        data = np.frombuffer(body, np.uint8)
+    elif len(body) < size:
+        data = decompress_blocks(body, size, chunk, None if column.split else target)
+    else:
+        raise ValueError(f"column {column.index}: a page of {len(body)} bytes holds {size}")
+    if column.split and column.dtype.itemsize > 1:
+        _UNSPLIT[column.dtype.itemsize](data, target)
+    elif data is not target:
+        target[...] = data
+    if column.zigzag:
+        _unzigzag(out)
+    elif column.delta:
+        _undelta(out)
+
+
+def read_pages(columns: list[PageColumn], links: list[list[ColumnPages]], clusters: range,
+               source: Any, executor: Executor) -> dict[int, np.ndarray]:  # fmt: skip
+    """Each column's elements in ``clusters``, as uproot's ``read_cluster_range`` gives
+    them (offsets: a leading 0, continued across clusters), by column index.
+
+    The pages' byte ranges are asked of ``source`` column by column, cluster by cluster,
+    page by page: the order of the read plan (:func:`hepstream.io.readplan.page_ranges`),
+    a page listed for several columns once for each. Each page is decoded on ``executor``
+    as soon as its bytes are there.
+    """
+    ranges: list[tuple[int, int]] = []
+    jobs: list[tuple[PageColumn, np.ndarray]] = []
+    out: dict[int, np.ndarray] = {}
+    edges: dict[int, list[int]] = {}  # offsets columns: where each cluster's elements start
+    for column in columns:
+        rows = [links[c][column.index] for c in clusters if column.index < len(links[c])]
+        lead = 1 if column.offsets else 0
+        total = lead + sum(sum(row.elements) for row in rows)
+        values = out[column.index] = np.empty(total, column.dtype)
+        values[:lead] = 0
+        at = lead
+        edges[column.index] = []
+        for row in rows:
+            edges[column.index].append(at)
+            for (offset, nbytes), n in zip(row.pages, row.elements, strict=True):
+                ranges.append((offset, offset + nbytes))
+                jobs.append((column, values[at : at + n]))
+                at += n
+    futures: list[Future] = []
+    if ranges:
+        notes: queue.Queue = queue.Queue()
+        chunks = source.chunks(ranges, notifications=notes)
+        job_of = {id(chunk): i for i, chunk in enumerate(chunks)}
+        for _ in range(len(chunks)):
+            chunk = notes.get()
+            if isinstance(chunk, BaseException):
+                raise chunk
+            column, target = jobs[job_of[id(chunk)]]
+            futures.append(executor.submit(decode_page, column, chunk.raw_data, chunk, target))
+    for future in futures:
+        future.result()
+    for column in columns:
+        if column.offsets:  # each cluster's offsets start from 0: continue the one before
+            values, starts = out[column.index], edges[column.index]
+            for k in range(1, len(starts)):
+                stop = starts[k + 1] if k + 1 < len(starts) else len(values)
+                values[starts[k] : stop] += values[starts[k] - 1]
+    return out
