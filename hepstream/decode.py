@@ -98,7 +98,8 @@ def decompress_blocks(body: memoryview, size: int, chunk: Any,
     elif one and codec == b"ZS":
         data = into if into is not None else np.empty(size, np.uint8)
         written = cramjam.zstd.decompress_into(body[BLOCK_HEADER:], data)  # type: ignore[arg-type]
-        data = data[:written]
+        if written != size:
+            raise ValueError(f"{len(body)} compressed bytes gave {written} bytes, not {size}")
     else:
         cursor = uproot.source.cursor.Cursor(chunk.stop - len(body))
         data = np.asarray(

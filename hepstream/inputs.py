@@ -78,7 +78,7 @@ class TreeInput:
                 [layouts[name] for name in names], list(names), length=stop - start
             ))  # fmt: skip
 
-        return _guard(self.path, start, stop, read)
+        return _guard(self.path, f"entries {start}-{stop}", read)
 
     def _column(self, name: str) -> Any:
         from hepstream.baskets import BasketColumn
@@ -101,10 +101,10 @@ class NTupleInput:
     def __init__(self, path: str, obj: Any) -> None:
         self.path = path
         self.obj = obj
-        self.num_entries = int(obj.num_entries)
         self._offsets: list[int] | None = None
         self._links: list[list[ColumnPages]] | None = None
         self._alternatives: dict[int, list[int]] | None = None
+        self.num_entries = _guard(path, "the RNTuple's page lists", self.cluster_offsets)[-1]
         self._decoders: dict[int, Any] = {}  # column -> PageColumn, or None for uproot's
         self._top: set[str] | None = None
 
@@ -162,29 +162,18 @@ class NTupleInput:
         return list(dict.fromkeys(_column_of(k) for k in keys if k.startswith("column-")))
 
     def cluster_offsets(self) -> list[int]:
-        if self._offsets is None:
-            clusters = self.obj.cluster_summaries
-            offsets = [int(c.num_first_entry) for c in clusters]
-            offsets.append(int(clusters[-1].num_first_entry + clusters[-1].num_entries)
-                           if clusters else self.num_entries)  # fmt: skip
-            self._offsets = offsets if clusters or self.num_entries else [0]
+        """The first entry of every cluster, and the number of entries."""
+        self._layout()
+        assert self._offsets is not None
         return self._offsets
 
     def _layout(self) -> tuple[list[list[ColumnPages]], dict[int, list[int]]]:
         """The page layout as plain data (see :func:`hepstream.io.readplan.page_ranges`)."""
         if self._links is None:
+            from hepstream.pages import page_lists
+
             ntuple = self.obj.ntuple
-            self._links = [
-                [
-                    ColumnPages(
-                        tuple((int(p.locator.offset), int(p.locator.num_bytes)) for p in c.pages),
-                        bool(c.suppressed),
-                        tuple(int(p.num_elements) for p in c.pages),
-                    )
-                    for c in cluster
-                ]
-                for cluster in ntuple.page_link_list
-            ]
+            self._offsets, self._links = page_lists(ntuple)
             by_field: dict[int, list[int]] = {}
             for index, record in enumerate(ntuple.column_records):
                 by_field.setdefault(record.field_id, []).append(index)
@@ -262,7 +251,7 @@ class NTupleInput:
                 out = ak.zip({name: out[name] for name in names}, depth_limit=1)
             return out
 
-        return _guard(self.path, start, stop, read)
+        return _guard(self.path, f"entries {start}-{stop}", read)
 
     def _decoders_of(self, names: list[str]) -> tuple[list[Any], list[int]]:
         """The columns of ``names`` hepstream decodes (as PageColumns), then uproot's: the
@@ -303,8 +292,8 @@ def _form_keys(form: Any, out: list[str]) -> None:
         _form_keys(inner, out)
 
 
-def _guard(path: str, start: int, stop: int, read):
-    """Run ``read``; damaged data becomes one InputError naming the file and entries."""
+def _guard(path: str, what: str, read):
+    """Run ``read``; damaged data becomes one InputError naming the file and ``what``."""
     from uproot.deserialization import DeserializationError
 
     from hepstream.decode import DECOMPRESS_ERRORS
@@ -317,7 +306,7 @@ def _guard(path: str, start: int, stop: int, read):
             *DECOMPRESS_ERRORS) as err:  # fmt: skip
         first = str(err).strip().splitlines()[0] if str(err).strip() else ""
         raise InputError(
-            f"{path}: cannot read entries {start}-{stop} ({type(err).__name__}: {first}); "
+            f"{path}: cannot read {what} ({type(err).__name__}: {first}); "
             f"the file may be corrupt, copy it again"
         ) from err
 

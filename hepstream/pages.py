@@ -22,20 +22,22 @@ columns added to the schema after the first entry. :meth:`PageColumn.of` decides
 from __future__ import annotations
 
 import queue
+import struct
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from typing import Any
 
 import numba
 import numpy as np
+import xxhash
 
 from hepstream.decode import decompress_blocks
 from hepstream.io.readplan import ColumnPages
 
-#: RNTuple column types hepstream decodes (ROOT's numbering, as in uproot.const): plain
-#: and split integers, 32- and 64-bit floats, and 32- and 64-bit offsets.
+#: RNTuple column types hepstream decodes (ROOT's numbering, as in uproot.const): bits,
+#: plain and split integers, 32- and 64-bit floats, and 32- and 64-bit offsets.
 _TYPES = {
-    1: "u1", 2: "u1", 3: "i1", 4: "u1", 5: "i2", 6: "u2", 7: "i4", 8: "u4", 9: "i8", 10: "u8",
+    0: "?", 1: "u1", 2: "u1", 3: "i1", 4: "u1", 5: "i2", 6: "u2", 7: "i4", 8: "u4", 9: "i8", 10: "u8",
     12: "f4", 13: "f8", 14: "i4", 15: "i8",
     17: "i2", 18: "u2", 19: "i4", 20: "u4", 21: "i8", 22: "u8", 24: "f4", 25: "f8",
     26: "i4", 27: "i8",
@@ -59,6 +61,11 @@ class PageColumn:
     #: from the end of the one before.
     offsets: bool
 
+    @property
+    def bits(self) -> bool:
+        """Booleans, stored 8 to a byte (first in the lowest bit)."""
+        return self.dtype.kind == "b"
+
     @classmethod
     def of(cls, ntuple: Any, index: int) -> PageColumn | None:
         """The decoder of column ``index`` of uproot's ``ntuple``, or None for uproot's."""
@@ -69,7 +76,7 @@ class PageColumn:
         if len(ntuple._column_records_dict[record.field_id]) != 1:
             return None  # several representations: uproot picks the active one per cluster
         dtype = np.dtype(_TYPES[kind]).newbyteorder("<")
-        if int(record.nbits) != 8 * dtype.itemsize:
+        if int(record.nbits) != (1 if kind == 0 else 8 * dtype.itemsize):
             return None
         return cls(index, dtype, kind in _SPLIT, kind in _ZIGZAG, kind in _DELTA,
                    kind in _OFFSETS)  # fmt: skip
@@ -131,15 +138,20 @@ def _unzigzag(values: np.ndarray) -> None:
 def decode_page(column: PageColumn, raw: Any, chunk: Any, out: np.ndarray) -> None:
     """One page's stored bytes ``raw`` decoded into ``out`` (its elements' place in the
     chunk's array, of ``column.dtype``)."""
-    size = out.nbytes
     body = memoryview(raw)
+    if column.bits:
+        size = (len(out) + 7) // 8
+        data = np.frombuffer(body, np.uint8) if len(body) == size else None
+        if data is None:
+            data = decompress_blocks(body, size, chunk)
+        out.view(np.uint8)[...] = np.unpackbits(data, count=len(out), bitorder="little")
+        return
+    size = out.nbytes
     target = out.view(np.uint8)
     if len(body) == size:  # stored as it is
         data = np.frombuffer(body, np.uint8)
-    elif len(body) < size:
-        data = decompress_blocks(body, size, chunk, None if column.split else target)
     else:
-        raise ValueError(f"column {column.index}: a page of {len(body)} bytes holds {size}")
+        data = decompress_blocks(body, size, chunk, None if column.split else target)
     if column.split and column.dtype.itemsize > 1:
         _UNSPLIT[column.dtype.itemsize](data, target)
     elif data is not target:
@@ -198,3 +210,119 @@ def read_pages(columns: list[PageColumn], links: list[list[ColumnPages]], cluste
                 stop = starts[k + 1] if k + 1 < len(starts) else len(values)
                 values[starts[k] : stop] += values[starts[k] - 1]
     return out
+
+
+# -- page lists ---------------------------------------------------------------------------
+
+#: A page's description in a page list: elements (negative: a checksum follows the page),
+#: then a standard locator (size, offset).
+_PAGE = np.dtype([("elements", "<i4"), ("nbytes", "<i4"), ("offset", "<u8")])
+_LIST = struct.Struct("<qI")  # a list frame: its size (negative), its items
+_I64 = struct.Struct("<q")
+_U64 = struct.Struct("<Q")
+_SUMMARY = struct.Struct("<qQQ")  # a record frame's size; first entry; entries | flags << 56
+_PAGE_LIST_ENVELOPE = 3
+_SHARDED = 0x01
+
+
+def page_lists(ntuple: Any) -> tuple[list[int], list[list[ColumnPages]]]:
+    """The first entry of every cluster (and the end), and every column's pages in every
+    cluster, of uproot's ``ntuple``: parsed here, or by uproot where a page list holds
+    what :func:`read_page_lists` does not read."""
+    parsed = read_page_lists(ntuple)
+    if parsed is not None:
+        return parsed
+    clusters = ntuple.cluster_summaries
+    offsets = [int(c.num_first_entry) for c in clusters]
+    offsets.append(offsets[-1] + int(clusters[-1].num_entries) if clusters else 0)
+    links = [[_column_pages(c) for c in cluster] for cluster in ntuple.page_link_list]
+    return offsets, links
+
+
+def _column_pages(column: Any) -> ColumnPages:
+    """uproot's description of one column's pages in one cluster, as plain data."""
+    pages = column.pages
+    return ColumnPages(
+        tuple((int(p.locator.offset), int(p.locator.num_bytes)) for p in pages),
+        bool(column.suppressed),
+        tuple(int(p.num_elements) for p in pages),
+    )
+
+
+def read_page_lists(ntuple: Any) -> tuple[list[int], list[list[ColumnPages]]] | None:
+    """:func:`page_lists` from the page list envelopes: one ``struct`` unpack per column
+    and cluster, the pages as one numpy view (uproot builds a Python object per page and
+    per locator: about 25 ms for a 140-column file). None when a page list holds what
+    this does not read (large locators, sharded clusters)."""
+    offsets: list[int] = []
+    links: list[list[ColumnPages]] = []
+    end = 0
+    for group in ntuple.footer.cluster_group_records:
+        link = group.page_list_link
+        locator = link.locator
+        if int(locator.type) != 0:  # not a standard locator
+            return None
+        start, size = int(locator.offset), int(link.env_uncomp_size)
+        chunk = ntuple.file.source.chunk(start, start + int(locator.num_bytes))
+        body = memoryview(chunk.raw_data)
+        data = body if len(body) >= size else memoryview(decompress_blocks(body, size, chunk))  # type: ignore[arg-type]
+        parsed = _parse_page_list(data[:size])
+        if parsed is None:
+            return None
+        summaries, rows = parsed
+        for first, entries in summaries:
+            offsets.append(first)
+            end = first + entries
+        links.extend(rows)
+    offsets.append(end)
+    return offsets, links
+
+
+def _parse_page_list(
+    buf: memoryview,
+) -> tuple[list[tuple[int, int]], list[list[ColumnPages]]] | None:
+    """Cluster summaries and page locations of one page list envelope (RNTuple 1.0)."""
+    try:
+        (head,) = _U64.unpack_from(buf, 0)
+        if head & 0xFFFF != _PAGE_LIST_ENVELOPE or head >> 16 != len(buf):
+            raise ValueError(f"not a page list envelope of {len(buf)} bytes")
+        (checksum,) = _U64.unpack_from(buf, len(buf) - 8)
+        if xxhash.xxh3_64_intdigest(buf[:-8]) != checksum:
+            raise ValueError("its checksum does not match")
+        at = 16  # after the header's checksum
+        frame, count = _LIST.unpack_from(buf, at)
+        summaries = []
+        pos = at + _LIST.size
+        for _ in range(count):
+            size, first, entries = _SUMMARY.unpack_from(buf, pos)
+            if entries >> 56 & _SHARDED:
+                return None
+            summaries.append((first, entries & 0xFFFFFFFFFFFFFF))
+            pos += size
+        at -= frame
+        frame, clusters = _LIST.unpack_from(buf, at)
+        rows: list[list[ColumnPages]] = []
+        cluster_at = at + _LIST.size
+        for _ in range(clusters):
+            cluster_frame, columns = _LIST.unpack_from(buf, cluster_at)
+            row = []
+            column_at = cluster_at + _LIST.size
+            for _ in range(columns):
+                column_frame, pages = _LIST.unpack_from(buf, column_at)
+                items = np.frombuffer(buf, _PAGE, pages, column_at + _LIST.size)
+                if pages and int(items["nbytes"].min()) < 0:
+                    return None  # a large locator: uproot reads those
+                (element_offset,) = _I64.unpack_from(buf, column_at + _LIST.size + 16 * pages)
+                row.append(ColumnPages(
+                    tuple(zip(items["offset"].tolist(), items["nbytes"].tolist(), strict=True)),
+                    element_offset < 0,
+                    tuple(np.abs(items["elements"]).tolist()),
+                ))  # fmt: skip
+                column_at -= column_frame
+            rows.append(row)
+            cluster_at -= cluster_frame
+    except (struct.error, ValueError) as err:
+        raise ValueError(f"the RNTuple page list is damaged ({err})") from None
+    if len(summaries) != len(rows):
+        raise ValueError("the RNTuple page list is damaged (clusters and summaries differ)")
+    return summaries, rows

@@ -297,7 +297,8 @@ def check_mask(mask: Any, length: int, where: str) -> np.ndarray:
 
 def take(events: Any, mask: np.ndarray) -> Any:
     """``events[mask]`` as new, packed arrays. A chunk's fields are numbers or lists of
-    numbers, gathered here with numpy in one pass each; awkward's own ``events[mask]`` is
+    numbers, gathered here by compiled passes (:mod:`hepstream.gather`), one per field,
+    with the GIL released; awkward's own ``events[mask]`` is
     lazy and its packing later costs ~1 ms of Python per field and chunk. Other layouts
     (options, strings, records, parameters) take awkward's way; the result is the same."""
     import awkward as ak
@@ -331,25 +332,22 @@ def _take_plain(layout: Any, index: np.ndarray) -> Any:
     """Entries ``index`` of numbers or lists of numbers, packed; None for other layouts."""
     import awkward as ak
 
+    from hepstream.gather import KINDS, gather, gather_lists
+
     if is_numbers(layout):
-        return ak.contents.NumpyArray(layout.data[: layout.length][index])
+        values = layout.data[: layout.length]
+        taken = gather(values, index) if values.dtype in KINDS else values[index]
+        return ak.contents.NumpyArray(taken)
     if not (
         isinstance(layout, ak.contents.ListOffsetArray)
         and not layout.parameters
         and is_numbers(layout.content)
         and isinstance(layout.offsets.data, np.ndarray)
+        and layout.content.data.dtype in KINDS
     ):
         return None
-    offsets, content = layout.offsets.data, layout.content.data
-    starts, stops = offsets[index], offsets[index + 1]
-    counts = stops - starts
-    new = np.zeros(len(index) + 1, np.int64)
-    np.cumsum(counts, out=new[1:])
-    # item k of the result is item k - new[i] + starts[i] of the input, i its entry
-    items = np.arange(new[-1], dtype=np.int64) + np.repeat(starts - new[:-1], counts)
-    return ak.contents.ListOffsetArray(
-        ak.index.Index64(new), ak.contents.NumpyArray(content[items])
-    )
+    new, items = gather_lists(layout.offsets.data, layout.content.data, index)
+    return ak.contents.ListOffsetArray(ak.index.Index64(new), ak.contents.NumpyArray(items))
 
 
 def call_plugin(selection: Selection, where: str, method: str, *args: Any) -> Any:

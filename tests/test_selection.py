@@ -146,6 +146,8 @@ def test_take_equals_awkwards_mask_and_gives_packed_arrays_of_their_own():
     events = ak.zip({
         "x": rng.random(n).astype("f4"), "k": rng.integers(0, 9, n),
         "v": ak.unflatten(rng.random(int(counts.sum())), counts),
+        "b": rng.random(n) < 0.5, "h": rng.random(n).astype("f2"),  # numba has no float16
+        "c": ak.unflatten(rng.integers(-5, 5, int(counts.sum())).astype("i1"), counts),
     }, depth_limit=1)  # fmt: skip
     for fraction in (0.0, 0.07, 1.0):
         mask = rng.random(n) < fraction
