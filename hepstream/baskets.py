@@ -6,7 +6,7 @@ uproot reads each basket through a model object, a cursor and two executors: abo
 0.3 ms of Python, under the GIL, per basket, which for a 13-branch job over 10k-entry
 baskets costs as much as inflating them. Here a basket costs one ``struct`` unpack on the
 reader's side; inflating (libdeflate), byte-swapping into the output and stripping vector
-headers (:func:`hepstream.decode.strip_headers`) run on the decompression threads with the
+headers (:func:`hepstream.decode.unpack_lists`) run on the decompression threads with the
 GIL released.
 
 A basket on disk is a TKey (its header gives the stored and the uncompressed size and the
@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from hepstream.decode import decompress_blocks, strip_headers
+from hepstream.decode import decompress_blocks, unpack_lists
 
 #: fNbytes, key version, fObjlen, fDatime, fKeylen, fCycle: the start of every TKey.
 _KEY = struct.Struct(">ihiIhh")
@@ -133,24 +133,10 @@ def decode_basket(column: BasketColumn, raw: np.ndarray, chunk: Any, lo: int, hi
         assert out is not None, "numbers are decoded into the chunk's array"
         out[...] = data[lo * itemsize : hi * itemsize].view(column.stored)
         return out, None
-    # lists: after the entries, an int32 count then each entry's byte offset (counted from
-    # the key's start); the last entry ends at the border
-    if len(data) < border + 4 * (nev + 2):
-        raise ValueError(f"branch {column.name}: a basket has no entry offsets")
-    offsets = data[border + 4 : border + 8 + 4 * nev].view(">i4").astype(np.int64)
-    offsets -= keylen
-    offsets[nev] = border
-    part = offsets[lo : hi + 1]
-    if part[0] < 0 or part[-1] > border or np.any(part[1:] < part[:-1]):
-        raise ValueError(f"branch {column.name}: a basket's entry offsets are damaged")
-    if column.header:
-        items, item_offsets = strip_headers(data, part, column.header, itemsize)
-        return items.view(column.stored).astype(column.native), np.diff(item_offsets)
-    sizes = np.diff(part)
-    if np.any(sizes % itemsize):
-        raise ValueError(f"branch {column.name}: basket entries are not whole items")
-    values = data[part[0] : part[-1]].view(column.stored).astype(column.native)
-    return values, sizes // itemsize
+    try:  # lists
+        return unpack_lists(data, border, keylen, nev, lo, hi, column.header, column.stored)
+    except ValueError as err:
+        raise ValueError(f"branch {column.name}: {err}") from None
 
 
 def read_columns(columns: list[BasketColumn], source: Any, start: int, stop: int,

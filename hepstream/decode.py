@@ -10,10 +10,12 @@
   puts libdeflate in uproot's place for what uproot still reads. uproot's own
   ``ZLIB.library = "deflate"`` calls ``zlib_decompress(data, bufsize=...)``, which
   deflate >= 0.8 does not accept.
-- **Lists stored with a header per entry** (``std::vector<T>``, ``ROOT::RVec<T>``: 10
-  bytes of byte count, version and size before the items) are unpacked by one compiled
-  pass, :func:`strip_headers`, with the GIL released; uproot builds a boolean mask as long
-  as the basket and an index ten times the number of entries.
+- **Lists** (``float[n]``; ``std::vector<T>``, ``ROOT::RVec<T>`` with 10 bytes of byte
+  count, version and size before each entry's items) are unpacked by compiled passes,
+  :func:`unpack_lists`: the entry offsets checked and counted, the items copied without
+  headers and byte-swapped in place, with the GIL released. uproot builds a boolean mask
+  as long as the basket and an index ten times the number of entries; numpy's own
+  checks, ``diff`` and ``astype`` cost a dozen calls under the GIL per basket.
 
 ``tests/test_decode.py`` and ``tests/test_baskets.py`` compare with uproot's own arrays.
 """
@@ -34,30 +36,98 @@ import uproot.compression
 
 
 @numba.njit(cache=True, nogil=True)
-def strip_headers(
-    data: np.ndarray, byte_offsets: np.ndarray, header: int, itemsize: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Items of every entry without its ``header`` bytes, and the entries' item offsets."""
-    n = len(byte_offsets) - 1
-    size = 0
-    for i in range(n):  # damaged offsets must not read outside the basket
-        if byte_offsets[i] < 0 or byte_offsets[i + 1] > len(data):
-            raise ValueError("std::vector entry offsets point outside the basket")
-        if byte_offsets[i + 1] - byte_offsets[i] < header:
-            raise ValueError("std::vector entry shorter than its header")
-        size += byte_offsets[i + 1] - byte_offsets[i] - header
-    out = np.empty(size, np.uint8)
-    offsets = np.empty(n + 1, np.int32)
-    offsets[0] = 0
+def _be32(data, at):
+    """The big-endian int32 at byte ``at``."""
+    value = (np.int64(data[at]) << 24) | (np.int64(data[at + 1]) << 16)
+    value |= (np.int64(data[at + 2]) << 8) | np.int64(data[at + 3])
+    return value - (np.int64(1) << 32) if value >= (np.int64(1) << 31) else value
+
+
+@numba.njit(cache=True, nogil=True)
+def _list_counts(data, border, keylen, nev, lo, hi, header, itemsize, counts):
+    """Items of entries ``[lo, hi)`` into ``counts``; their total, or -1 if the entry
+    offsets are damaged (outside the entries, decreasing, shorter than the header, or not
+    whole items)."""
+    table = border + 4
+    total = 0
+    start = _be32(data, table + 4 * lo) - keylen
+    for i in range(lo, hi):
+        stop = border if i + 1 == nev else _be32(data, table + 4 * (i + 1)) - keylen
+        size = stop - start - header
+        if start < 0 or stop > border or size < 0 or size % itemsize != 0:
+            return -1
+        counts[i - lo] = size // itemsize
+        total += size // itemsize
+        start = stop
+    return total
+
+
+@numba.njit(cache=True, nogil=True)
+def _list_items(data, border, keylen, nev, lo, hi, header, out):
+    """The items of entries ``[lo, hi)`` without their headers, as stored, into ``out``."""
+    table = border + 4
     pos = 0
-    for i in range(n):
-        lo = byte_offsets[i] + header
-        hi = byte_offsets[i + 1]
-        for k in range(lo, hi):
+    start = _be32(data, table + 4 * lo) - keylen
+    for i in range(lo, hi):
+        stop = border if i + 1 == nev else _be32(data, table + 4 * (i + 1)) - keylen
+        for k in range(start + header, stop):
             out[pos] = data[k]
             pos += 1
-        offsets[i + 1] = pos // itemsize
-    return out, offsets
+        start = stop
+
+
+@numba.njit(cache=True, nogil=True)
+def _swap2(v):
+    for i in range(len(v)):
+        x = v[i]
+        v[i] = ((x >> 8) & 0xFF) | ((x << 8) & 0xFF00)
+
+
+@numba.njit(cache=True, nogil=True)
+def _swap4(v):
+    for i in range(len(v)):
+        x = v[i]
+        v[i] = (
+            ((x >> 24) & 0xFF)
+            | ((x >> 8) & 0xFF00)
+            | ((x << 8) & 0xFF0000)
+            | ((x << 24) & 0xFF000000)
+        )
+
+
+@numba.njit(cache=True, nogil=True)
+def _swap8(v):
+    for i in range(len(v)):
+        x = v[i]
+        y = np.uint64(0)
+        for b in range(8):
+            y = (y << np.uint64(8)) | ((x >> np.uint64(8 * b)) & np.uint64(0xFF))
+        v[i] = y
+
+
+_SWAPS = {2: (_swap2, np.uint16), 4: (_swap4, np.uint32), 8: (_swap8, np.uint64)}
+
+
+def unpack_lists(data: np.ndarray, border: int, keylen: int, nev: int, lo: int, hi: int,
+                 header: int, stored: np.dtype) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Entries ``[lo, hi)`` of a basket of lists (``data``: its uncompressed payload, the
+    entries' bytes up to ``border``, then an int32 and each entry's byte offset counted from
+    the key's start, ``keylen`` before the payload): the items in native byte order, each
+    entry's ``header`` bytes dropped (10 for ``std::vector`` and ``RVec``), and each entry's
+    item count. Compiled passes, the GIL released; damaged offsets raise ValueError."""
+    itemsize = stored.itemsize
+    if len(data) < border + 4 * (nev + 2):
+        raise ValueError("a basket has no entry offsets")
+    counts = np.empty(hi - lo, np.int64)
+    total = _list_counts(data, border, keylen, nev, lo, hi, header, itemsize, counts)
+    if total < 0:
+        raise ValueError("a basket's entry offsets are damaged")
+    out = np.empty(total * itemsize, np.uint8)
+    _list_items(data, border, keylen, nev, lo, hi, header, out)
+    if itemsize > 1 and not stored.isnative:
+        swap, unsigned = _SWAPS[itemsize]
+        swap(out.view(unsigned))
+    return out.view(stored.newbyteorder("=")), counts
 
 
 #: What a damaged compressed basket or page raises, whichever library decompresses it.

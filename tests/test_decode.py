@@ -1,4 +1,4 @@
-"""hepstream's decoding pieces: the compiled std::vector header strip and libdeflate inflate."""
+"""hepstream's decoding pieces: the compiled list unpacking and libdeflate inflate."""
 
 from __future__ import annotations
 
@@ -8,31 +8,51 @@ import awkward as ak
 import numpy as np
 import pytest
 
-from hepstream.decode import DECOMPRESS_ERRORS, inflate_zlib, strip_headers
+from hepstream.decode import DECOMPRESS_ERRORS, inflate_zlib, unpack_lists
 
 
-def test_strip_headers_drops_each_entrys_header_and_keeps_empty_entries():
-    header = 3
-    entries = [[1, 2], [], [3], [4, 5, 6]]  # int16 items
-    data, offsets = bytearray(), [0]
+def _basket(entries: list[list[int]], header: int, dtype: str, keylen: int = 70):
+    """A basket payload of lists as ROOT lays it out: each entry's header and items, then
+    an int32 count and every entry's byte offset from the key's start (big-endian)."""
+    body, starts = bytearray(), []
     for items in entries:
-        data += b"HHH" + np.array(items, np.int16).tobytes()
-        offsets.append(len(data))
-    items, item_offsets = strip_headers(
-        np.frombuffer(bytes(data), np.uint8), np.array(offsets, np.int32), header, 2
-    )
-    assert items.view(np.int16).tolist() == [1, 2, 3, 4, 5, 6]
-    assert item_offsets.tolist() == [0, 2, 2, 3, 6]
+        starts.append(keylen + len(body))
+        body += b"H" * header + np.array(items, dtype).tobytes()
+    border = len(body)
+    body += np.array([len(entries) + 1, *starts, 0], ">i4").tobytes()
+    return np.frombuffer(bytes(body), np.uint8), border, keylen
 
 
-@pytest.mark.parametrize(("offsets", "needle"), [
-    ([0, 5, 40], "outside the basket"),  # past the end of a 12-byte basket
-    ([0, 2, 12], "shorter than its header"),
-])  # fmt: skip
-def test_damaged_offsets_are_an_error_not_a_read_out_of_bounds(offsets, needle):
-    data = np.zeros(12, np.uint8)
-    with pytest.raises(ValueError, match=needle):
-        strip_headers(data, np.array(offsets, np.int32), 3, 2)
+@pytest.mark.parametrize("dtype", [">i2", ">f4", ">f8", ">u8", "|i1"])
+@pytest.mark.parametrize("header", [0, 10])
+def test_unpack_lists_drops_headers_swaps_bytes_and_keeps_empty_entries(dtype, header):
+    entries = [[1, 2], [], [3], [4, 5, 6], [7]]
+    data, border, keylen = _basket(entries, header, dtype)
+    for lo, hi in [(0, 5), (1, 4), (3, 5), (2, 2)]:
+        values, counts = unpack_lists(data, border, keylen, 5, lo, hi, header, np.dtype(dtype))
+        assert values.dtype.isnative
+        assert values.dtype == np.dtype(dtype).newbyteorder("=")
+        assert values.tolist() == [x for items in entries[lo:hi] for x in items]
+        assert counts.tolist() == [len(items) for items in entries[lo:hi]]
+
+
+@pytest.mark.parametrize("damage", ["outside", "decreasing", "short", "partial"])
+def test_damaged_offsets_are_an_error_not_a_read_out_of_bounds(damage):
+    data, border, keylen = _basket([[1, 2], [3], [4, 5]], 3, ">i2")
+    data = data.copy()
+    table = data[border + 4 :].view(">i4")
+    if damage == "outside":
+        table[1] = keylen + 10_000
+    elif damage == "decreasing":
+        table[2] = table[1] - 1
+    elif damage == "short":  # an entry shorter than its header
+        table[1] = table[0] + 2
+    else:  # half an item
+        table[1] += 1
+    with pytest.raises(ValueError, match="entry offsets are damaged"):
+        unpack_lists(data, border, keylen, 3, 0, 3, 3, np.dtype(">i2"))
+    with pytest.raises(ValueError, match="no entry offsets"):
+        unpack_lists(data[: border + 4], border, keylen, 3, 0, 3, 3, np.dtype(">i2"))
 
 
 def test_inflate_gives_zlibs_bytes_and_damage_is_an_inflate_error():

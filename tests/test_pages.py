@@ -142,7 +142,7 @@ def uproot_written(tmp_path_factory) -> dict[str, str]:
     return paths
 
 
-@pytest.mark.parametrize("codec", ("zlib", "zstd", "lz4", "lzma", "none"))
+@pytest.mark.parametrize("codec", ["zlib", "zstd", "lz4", "lzma", "none"])
 def test_uproot_written_pages_across_clusters(uproot_written, codec):
     path = uproot_written[codec]
     with uproot.open(path, array_cache=None) as file:
@@ -151,7 +151,8 @@ def test_uproot_written_pages_across_clusters(uproot_written, codec):
         store = event_store(path, file, "nt")
         assert store.cluster_offsets() == [0, 1000, 1001, 3501]
         kinds, theirs = _kinds(store, names)
-        assert {0, 3, 4, 5, 6, 7, 8, 9, 10, 12, 13, 15} <= kinds and not theirs
+        assert {0, 3, 4, 5, 6, 7, 8, 9, 10, 12, 13, 15} <= kinds
+        assert not theirs
         _same(store, ntuple, names, 0, 3501)  # offsets continued over three clusters
         for start, stop in [(0, 1000), (1000, 1001), (1001, 3501), (1000, 3501), (10, 3000)]:
             _same(store, ntuple, ["v_i4", "x_f8", "v_u1", "flag"], start, stop)
@@ -168,7 +169,8 @@ def test_the_nanoaod_like_rntuple_is_decoded_by_hepstream(tmp_path):
         names = list(ntuple.keys(recursive=False))
         store = event_store(str(path), file, "Events")
         mine, theirs = store._decoders_of(names)
-        assert len(mine) >= 100 and not theirs
+        assert len(mine) >= 100
+        assert not theirs
         _same(store, ntuple, names, 0, store.num_entries)
 
 
@@ -214,7 +216,7 @@ def test_a_damaged_page_is_one_clear_error(uproot_written, tmp_path):
         store = event_store(path, file, "nt")
         links, _ = store._layout()
         column = store.columns(["x_f8"])[0]
-        offset, nbytes = links[2][column].pages[0]
+        offset, _nbytes = links[2][column].pages[0]
     data = bytearray(Path(path).read_bytes())
     data[offset + 20 : offset + 60] = b"\x55" * 40
     broken = tmp_path / "broken.root"
@@ -256,6 +258,6 @@ def test_a_damaged_page_list_is_one_clear_error(uproot_written, tmp_path):
     data[at] ^= 0xFF
     broken = tmp_path / "broken.root"
     broken.write_bytes(bytes(data))
-    with uproot.open(broken) as file:
-        with pytest.raises(InputError, match=r"broken\.root: cannot read the RNTuple's page list"):
-            event_store(str(broken), file, "nt")
+    page_list = r"broken\.root: cannot read the RNTuple's page list"
+    with uproot.open(broken) as file, pytest.raises(InputError, match=page_list):
+        event_store(str(broken), file, "nt")
