@@ -128,10 +128,14 @@ class NTupleInput:
             try:
                 self.columns([name])
             except failures as err:
+                # uproot's reason, without the record it appends ("... MetaData(...)")
                 first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+                reason = first.split(" MetaData(")[0].rstrip(" .:") or type(err).__name__
+                kinds = {r.field_name: r.type_name for r in self.obj.ntuple.field_records}
+                kind = f" ({kinds[name]})" if kinds.get(name) else ""
                 raise InputError(
-                    f"{self.path}: RNTuple field {name!r} cannot be read by uproot "
-                    f"{uproot.__version__} ({first}); drop it from the plugin's branches"
+                    f"{self.path}: RNTuple field {name!r}{kind} cannot be read by uproot "
+                    f"{uproot.__version__} ({reason}); drop it from the plugin's branches"
                 ) from None
 
     def _form(self, names: list[str]) -> tuple[Any, list[str]]:

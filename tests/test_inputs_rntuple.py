@@ -7,7 +7,11 @@ uproot 5.7's ``RNTuple.arrays(entry_start, entry_stop)`` also reads the cluster 
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from collections import Counter
+from pathlib import Path
 from typing import ClassVar
 
 import awkward as ak
@@ -66,3 +70,47 @@ def test_a_chunk_on_a_cluster_edge_reads_only_its_clusters(three_clusters):
             assert pages == planned, (start, stop)  # every planned page, as often as planned
             assert not [r for r in others if r[1] - r[0] > 64], (start, stop, others)
             assert ak.array_equal(got, want[start:stop]), (start, stop)
+
+
+_PLUGIN = """\
+import hepstream
+
+class Both(hepstream.Selection):
+    tree = "nt"
+    branches = {branches!r}
+    def select(self, events):
+        return hepstream.flat(events, "x") > 50
+"""
+
+
+def test_a_field_uproot_cannot_read_is_one_line_before_any_page(tmp_path, capsys):
+    """ROOT writes a class as a streamer (unsplit) field; uproot cannot read those. The
+    job names the file, the field and its type in one line, exit 3, no output; the
+    other fields of the same file still run."""
+    from hepstream.cli import main
+
+    path = tmp_path / "streamer.root"
+    writer = Path(__file__).parent / "data" / "write_streamer_field.py"
+    done = subprocess.run([sys.executable, "-W", "ignore", str(writer), str(path)],
+                          capture_output=True, text=True, check=False, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    both, plain = tmp_path / "both.py", tmp_path / "plain.py"
+    both.write_text(_PLUGIN.format(branches=["x", "label"]))
+    plain.write_text(_PLUGIN.format(branches=["x"]))
+    out = tmp_path / "out"
+    out.mkdir()
+    code = main(["run", str(both), str(path), "-o", str(out / "o.root"),
+                 "--report", str(out / "r.json"), "--no-progress"])  # fmt: skip
+    err = capsys.readouterr().err.splitlines()
+    errors = [line for line in err if line.startswith("hepstream: error:")]
+    assert code == 3
+    assert errors == [
+        f"hepstream: error: {path}: RNTuple field 'label' (TObjString) cannot be read by "
+        f"uproot {uproot.__version__} (Unsplit fields are not supported); drop it from the "
+        f"plugin's branches"
+    ]
+    assert [p.name for p in out.iterdir()] == ["r.json"]
+    assert json.loads((out / "r.json").read_text())["status"] == "failed"
+    assert main(["run", str(plain), str(path), "-o", str(out / "o.root"), "--no-progress"]) == 0
+    with uproot.open(out / "o.root") as file:
+        assert file[file.keys(cycle=False)[0]].num_entries == 49
