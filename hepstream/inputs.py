@@ -107,6 +107,7 @@ class NTupleInput:
         self.num_entries = _guard(path, "the RNTuple's page lists", self.cluster_offsets)[-1]
         self._decoders: dict[int, Any] = {}  # column -> PageColumn, or None for uproot's
         self._top: set[str] | None = None
+        self._schema: tuple | None = None  # what the form depends on (see _form)
 
     def missing(self, names: list[str]) -> list[str]:
         if self._top is None:
@@ -138,23 +139,26 @@ class NTupleInput:
                     f"{uproot.__version__} ({reason}); drop it from the plugin's branches"
                 ) from None
 
-    def _form(self, names: list[str]) -> tuple[Any, list[str]]:
-        """uproot's awkward form of ``names`` and its keys (uproot's order). Files written
-        with one schema share it: it is made once per schema, not once per file."""
-        ntuple = self.obj.ntuple
-        extension = ntuple.footer.extension_links
-        schema = (
-            int(ntuple.header.checksum),  # xxh3 of the header: its fields and columns
-            tuple(repr(r) for r in (*extension.field_records, *extension.column_records,
-                                    *extension.alias_column_records)),
-        )  # fmt: skip
-        key = (schema, tuple(names))
+    def _form(self, names: list[str]) -> tuple[Any, list[str], list[int]]:
+        """uproot's awkward form of ``names``, its keys (uproot's order) and the column
+        indices they read. Files written with one schema share it: it is made once per
+        schema, not once per file."""
+        if self._schema is None:
+            ntuple = self.obj.ntuple
+            extension = ntuple.footer.extension_links
+            self._schema = (
+                int(ntuple.header.checksum),  # xxh3 of the header: its fields and columns
+                tuple(repr(r) for r in (*extension.field_records, *extension.column_records,
+                                        *extension.alias_column_records)),
+            )  # fmt: skip
+        key = (self._schema, tuple(names))
         made = _FORMS.get(key)
         if made is None:
             form, _ = self.obj.to_akform(filter_name=list(names))
             keys: list[str] = []
             _form_keys(form, keys)
-            made = (form, keys)
+            columns = list(dict.fromkeys(_column_of(k) for k in keys if k.startswith("column-")))
+            made = (form, keys, columns)
             if len(_FORMS) >= _FORMS_KEPT:
                 _FORMS.clear()
             _FORMS[key] = made
@@ -162,8 +166,7 @@ class NTupleInput:
 
     def columns(self, names: list[str]) -> list[int]:
         """The column indices read for ``names``, in the order they are read."""
-        _, keys = self._form(names)
-        return list(dict.fromkeys(_column_of(k) for k in keys if k.startswith("column-")))
+        return list(self._form(names)[2])
 
     def cluster_offsets(self) -> list[int]:
         """The first entry of every cluster, and the number of entries."""
@@ -234,7 +237,7 @@ class NTupleInput:
         length = offsets[clusters.stop] - first if clusters else 0
 
         def read() -> Any:
-            form, keys = self._form(names)
+            form, keys, _ = self._form(names)
             links, _ = self._layout()
             mine, theirs = self._decoders_of(names)  # the order of the plan (see ranges)
             buffers = read_pages(mine, links, clusters, file.source, file.decompression_executor)
@@ -275,7 +278,7 @@ class NTupleInput:
 
 
 #: Forms made, by schema and field names (a few schemas per job): see NTupleInput._form.
-_FORMS: dict[tuple, tuple[Any, list[str]]] = {}
+_FORMS: dict[tuple, tuple[Any, list[str], list[int]]] = {}
 _FORMS_KEPT = 64
 
 
