@@ -21,15 +21,14 @@ checks the arrays against uproot's own on files ROOT and uproot wrote.
 
 from __future__ import annotations
 
-import queue
 import struct
-from concurrent.futures import Executor, Future
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from hepstream.decode import decompress_blocks, unpack_lists
+from hepstream.decode import decode_as_they_arrive, decompress_blocks, unpack_lists
 
 #: fNbytes, key version, fObjlen, fDatime, fKeylen, fCycle: the start of every TKey.
 _KEY = struct.Struct(">ihiIhh")
@@ -109,12 +108,7 @@ def _payload(raw: np.ndarray, chunk: Any) -> tuple[np.ndarray, int, int, int]:
     border = last - keylen
     if not 0 <= border <= objlen or nev < 0:
         raise ValueError(f"basket header is damaged (fLast {last}, {nev} entries)")
-    body = buf[keylen:]
-    if nbytes - keylen == objlen:  # stored as it is
-        data = np.frombuffer(body, np.uint8)
-    else:
-        data = decompress_blocks(body, objlen, chunk)
-    return data, keylen, border, nev
+    return decompress_blocks(buf[keylen:], objlen, chunk), keylen, border, nev
 
 
 def decode_basket(column: BasketColumn, raw: np.ndarray, chunk: Any, lo: int, hi: int,
@@ -150,7 +144,7 @@ def read_columns(columns: list[BasketColumn], source: Any, start: int, stop: int
     import awkward as ak
 
     jobs: list[tuple[BasketColumn, int, int, np.ndarray | None]] = []
-    where: dict[tuple[int, int], list[int]] = {}
+    ranges: list[tuple[int, int]] = []
     flats: dict[str, np.ndarray] = {}
     for column in columns:
         if column.header is None:
@@ -158,21 +152,14 @@ def read_columns(columns: list[BasketColumn], source: Any, start: int, stop: int
         for k, first, end in column.baskets(start, stop):
             b0 = int(column.entry_offsets[k])
             out = flats[column.name][first - start : end - start] if column.header is None else None
-            where.setdefault(column.range_of(k), []).append(len(jobs))
+            ranges.append(column.range_of(k))
             jobs.append((column, first - b0, end - b0, out))
-    results: list[Future | None] = [None] * len(jobs)
-    if jobs:
-        notes: queue.Queue = queue.Queue()
-        source.chunks(list(where), notifications=notes)
-        for _ in range(len(where)):
-            chunk = notes.get()
-            if isinstance(chunk, BaseException):
-                raise chunk
-            raw = chunk.raw_data
-            for i in where[(chunk.start, chunk.stop)]:
-                column, lo, hi, out = jobs[i]
-                results[i] = executor.submit(decode_basket, column, raw, chunk, lo, hi, out)
-    decoded = [future.result() for future in results]  # type: ignore[union-attr]
+
+    def decode(i: int, chunk: Any) -> tuple[np.ndarray, np.ndarray | None]:
+        column, lo, hi, out = jobs[i]
+        return decode_basket(column, chunk.raw_data, chunk, lo, hi, out)
+
+    decoded = decode_as_they_arrive(source, ranges, executor, decode)
     layouts: dict[str, Any] = {}
     for column in columns:
         if column.header is None:

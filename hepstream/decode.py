@@ -24,7 +24,10 @@ from __future__ import annotations
 
 import functools
 import lzma
+import queue
 import zlib
+from collections.abc import Callable
+from concurrent.futures import Executor
 from typing import Any
 
 import cramjam
@@ -157,8 +160,12 @@ def decompress_blocks(body: memoryview, size: int, chunk: Any,
                       into: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
     """ROOT's compressed blocks ``body`` (the end of uproot's ``chunk``), ``size`` bytes once
     uncompressed, as a uint8 array (written into ``into``, ``size`` bytes, where the codec
-    allows). One zlib block is inflated by libdeflate, one zstd block by cramjam, both with
-    the GIL released; several blocks or another codec by uproot's own ``decompress``."""
+    allows). A ``body`` of ``size`` bytes was stored as it is (ROOT compresses only what
+    shrinks) and is returned as a view. One zlib block is inflated by libdeflate, one zstd
+    block by cramjam, both with the GIL released; several blocks or another codec by
+    uproot's own ``decompress``."""
+    if len(body) == size:
+        return np.frombuffer(body, np.uint8)
     one = len(body) >= BLOCK_HEADER and BLOCK_HEADER + (
         body[3] | body[4] << 8 | body[5] << 16
     ) == len(body)
@@ -168,8 +175,7 @@ def decompress_blocks(body: memoryview, size: int, chunk: Any,
     elif one and codec == b"ZS":
         data = into if into is not None else np.empty(size, np.uint8)
         written = cramjam.zstd.decompress_into(body[BLOCK_HEADER:], data)  # type: ignore[arg-type]
-        if written != size:
-            raise ValueError(f"{len(body)} compressed bytes gave {written} bytes, not {size}")
+        data = data if written == size else data[:written]
     else:
         cursor = uproot.source.cursor.Cursor(chunk.stop - len(body))
         data = np.asarray(
@@ -178,6 +184,26 @@ def decompress_blocks(body: memoryview, size: int, chunk: Any,
     if len(data) != size:
         raise ValueError(f"{len(body)} compressed bytes gave {len(data)} bytes, not {size}")
     return data
+
+
+def decode_as_they_arrive(source: Any, ranges: list[tuple[int, int]], executor: Executor,
+                          decode: Callable[[int, Any], Any]) -> list[Any]:  # fmt: skip
+    """Ask uproot's ``source`` for all ``ranges`` at once (its ``chunks``: hepstream's
+    serves them from the read plan) and run ``decode(i, chunk)`` on ``executor`` for range
+    ``i`` as soon as its bytes are there; the results, in the order of ``ranges``."""
+    if not ranges:
+        return []
+    notes: queue.Queue = queue.Queue()
+    chunks = source.chunks(ranges, notifications=notes)
+    which = {id(chunk): i for i, chunk in enumerate(chunks)}
+    futures: list[Any] = [None] * len(chunks)
+    for _ in range(len(chunks)):
+        chunk = notes.get()
+        if isinstance(chunk, BaseException):
+            raise chunk
+        i = which[id(chunk)]
+        futures[i] = executor.submit(decode, i, chunk)
+    return [future.result() for future in futures]
 
 
 def inflate_zlib(data: Any, size: int) -> bytes | bytearray:

@@ -1,4 +1,4 @@
-"""RNTuple pages of numbers and offsets, decoded by hepstream instead of uproot.
+"""RNTuple pages of numbers, bits and offsets, decoded by hepstream instead of uproot.
 
 An RNTuple column is a sequence of pages per cluster; each page holds a run of elements
 of one type, compressed in ROOT's blocks. Most analysis fields are one number per entry, or
@@ -14,16 +14,16 @@ straight into the chunk's array. The arrays are then built by the same
 ``awkward.from_buffers`` call on uproot's own form, so they are identical to uproot's
 (``tests/test_pages.py``).
 
-Columns of any other kind are left to uproot: bits, half-precision and truncated or
-quantized floats, variant switches, a field stored in more than one representation, and
-columns added to the schema after the first entry. :meth:`PageColumn.of` decides.
+Bits are unpacked too. Columns of any other kind are left to uproot: half-precision and
+truncated or quantized floats, variant switches, fields of more than one column (strings;
+a field stored in several representations), and columns added to the schema after the
+first entry. :meth:`PageColumn.of` decides.
 """
 
 from __future__ import annotations
 
-import queue
 import struct
-from concurrent.futures import Executor, Future
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +31,7 @@ import numba
 import numpy as np
 import xxhash
 
-from hepstream.decode import decompress_blocks
+from hepstream.decode import decode_as_they_arrive, decompress_blocks
 from hepstream.io.readplan import ColumnPages
 
 #: RNTuple column types hepstream decodes (ROOT's numbering, as in uproot.const): bits,
@@ -140,18 +140,11 @@ def decode_page(column: PageColumn, raw: Any, chunk: Any, out: np.ndarray) -> No
     chunk's array, of ``column.dtype``)."""
     body = memoryview(raw)
     if column.bits:
-        size = (len(out) + 7) // 8
-        data = np.frombuffer(body, np.uint8) if len(body) == size else None
-        if data is None:
-            data = decompress_blocks(body, size, chunk)
+        data = decompress_blocks(body, (len(out) + 7) // 8, chunk)
         out.view(np.uint8)[...] = np.unpackbits(data, count=len(out), bitorder="little")
         return
-    size = out.nbytes
     target = out.view(np.uint8)
-    if len(body) == size:  # stored as it is
-        data = np.frombuffer(body, np.uint8)
-    else:
-        data = decompress_blocks(body, size, chunk, None if column.split else target)
+    data = decompress_blocks(body, out.nbytes, chunk, None if column.split else target)
     if column.split and column.dtype.itemsize > 1:
         _UNSPLIT[column.dtype.itemsize](data, target)
     elif data is not target:
@@ -190,19 +183,12 @@ def read_pages(columns: list[PageColumn], links: list[list[ColumnPages]], cluste
                 ranges.append((offset, offset + nbytes))
                 jobs.append((column, values[at : at + n]))
                 at += n
-    futures: list[Future] = []
-    if ranges:
-        notes: queue.Queue = queue.Queue()
-        chunks = source.chunks(ranges, notifications=notes)
-        job_of = {id(chunk): i for i, chunk in enumerate(chunks)}
-        for _ in range(len(chunks)):
-            chunk = notes.get()
-            if isinstance(chunk, BaseException):
-                raise chunk
-            column, target = jobs[job_of[id(chunk)]]
-            futures.append(executor.submit(decode_page, column, chunk.raw_data, chunk, target))
-    for future in futures:
-        future.result()
+
+    def decode(i: int, chunk: Any) -> None:
+        column, target = jobs[i]
+        decode_page(column, chunk.raw_data, chunk, target)
+
+    decode_as_they_arrive(source, ranges, executor, decode)
     for column in columns:
         if column.offsets:  # each cluster's offsets start from 0: continue the one before
             values, starts = out[column.index], edges[column.index]
