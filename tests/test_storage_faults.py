@@ -35,6 +35,11 @@ class Slow(hepstream.Selection):
 """
 MC = "tau1n_mc_000.root"
 FILES = 3
+#: A cache bound below one file's baskets (~100 KB of the plugin's branches per file, in
+#: four chunks): whatever the machine's speed, most of the job's baskets are still to be
+#: read when the test acts on the server. With the default bound (10 MB) a slow first
+#: chunk let the prefetcher hold all three files before the server went away.
+CACHE = ["--cache", "64k"]
 #: A policy that rides out a restart of a few seconds: 5 tries, 0.5 + 1 + 2 + 4 s apart.
 RIDE_OUT = ["--set", "stream.timeout=5", "--set", "stream.retries=4",
             "--set", "stream.retry_backoff=0.5"]  # fmt: skip
@@ -55,7 +60,7 @@ def _start(tmp_path: Path, inputs: list[str], output: Path, policy: list[str], s
     marker.unlink(missing_ok=True)
     report = output.with_suffix(".json")
     cmd = [sys.executable, "-m", "hepstream", "run", str(plugin), *inputs, "-o", str(output),
-           "--report", str(report), "--chunk", "64k", "--no-progress", *policy]  # fmt: skip
+           "--report", str(report), "--chunk", "64k", "--no-progress", *CACHE, *policy]  # fmt: skip
     env = {**os.environ, "HEPSTREAM_TEST_MARKER": str(marker), "HEPSTREAM_TEST_SLEEP": str(sleep),
            "TMPDIR": str(tmp_path)}  # fmt: skip
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
