@@ -10,21 +10,11 @@ import awkward as ak
 import numpy as np
 import pytest
 import uproot
+from columnhelpers import NUMBERS, UPROOT_CODECS, number_batch, same
 
 from hepstream.baskets import BasketColumn
 from hepstream.errors import InputError
 from hepstream.inputs import TreeInput
-
-NUMBERS = ("f4", "f8", "i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8")
-
-
-def _same(store: TreeInput, tree, names: list[str], start: int, stop: int) -> None:
-    got = store.arrays(names, start, stop)
-    want = tree.arrays(names, entry_start=start, entry_stop=stop, library="ak")
-    assert got.fields == list(names)
-    for name in names:
-        assert got[name].type == want[name].type, name
-        assert ak.array_equal(got[name], want[name]), name
 
 
 @pytest.fixture(scope="module")
@@ -47,9 +37,9 @@ def test_root_written_branches_decode_to_uproots_arrays(root_written):
         assert len(headed) >= 30  # Muon_*, Electron_*, Jet_*, ...: the case under test
         assert any(c is not None and c.stored.kind == "b" for c in columns.values())
         store = TreeInput(root_written, tree)
-        _same(store, tree, names, 0, store.num_entries)  # every branch, ours or uproot's
-        _same(store, tree, ["Muon_pt", "nMuon", "MET_pt"], 4_321, 9_876)  # cuts baskets
-        _same(store, tree, ["Muon_pt", "MET_pt"], 700, 700)  # no entries: types still right
+        same(store, tree, names, 0, store.num_entries)  # every branch, ours or uproot's
+        same(store, tree, ["Muon_pt", "nMuon", "MET_pt"], 4_321, 9_876)  # cuts baskets
+        same(store, tree, ["Muon_pt", "MET_pt"], 700, 700)  # no entries: types still right
 
 
 @pytest.fixture(scope="module")
@@ -58,29 +48,19 @@ def uproot_written(tmp_path_factory) -> dict[str, str]:
     rng = np.random.default_rng(7)
     base = tmp_path_factory.mktemp("up")
     paths = {}
-    for codec in ("zlib", "lz4", "zstd", "lzma", "none"):
-        compression = {"zlib": uproot.ZLIB(4), "lz4": uproot.LZ4(1), "zstd": uproot.ZSTD(3),
-                       "lzma": uproot.LZMA(1), "none": None}[codec]  # fmt: skip
+    for codec, compression in UPROOT_CODECS.items():
         path = base / f"{codec}.root"
         branches = {f"x_{t}": t for t in NUMBERS} | {"flag": "bool"}
         branches |= {f"v_{t}": f"var * {np.dtype(t).name}" for t in NUMBERS}
         with uproot.recreate(path, compression=compression) as out:
             tree = out.mktree("t", branches)
             for n in (1000, 1, 2500, 700):  # uneven baskets, one of a single entry
-                counts = rng.poisson(2.5, n)
-                batch: dict = {"flag": rng.random(n) < 0.3}
-                for t in NUMBERS:
-                    dtype = np.dtype(t)
-                    values = (rng.random(n) * 100).astype(dtype)
-                    batch[f"x_{t}"] = values
-                    items = (rng.random(int(counts.sum())) * 100).astype(dtype)
-                    batch[f"v_{t}"] = ak.unflatten(items, counts)
-                tree.extend(batch)
+                tree.extend(number_batch(rng, n))
         paths[codec] = str(path)
     return paths
 
 
-@pytest.mark.parametrize("codec", ["zlib", "lz4", "zstd", "lzma", "none"])
+@pytest.mark.parametrize("codec", UPROOT_CODECS)
 def test_every_number_type_and_codec_decodes_to_uproots_arrays(uproot_written, codec):
     path = uproot_written[codec]
     with uproot.open(path, decompression_executor=ThreadPoolExecutor(2)) as file:
@@ -88,9 +68,9 @@ def test_every_number_type_and_codec_decodes_to_uproots_arrays(uproot_written, c
         names = list(tree.keys())
         assert all(BasketColumn.of(tree[name]) is not None for name in names)
         store = TreeInput(path, tree)
-        _same(store, tree, names, 0, store.num_entries)
-        _same(store, tree, names, 999, 1001)  # the 1-entry basket and both neighbours
-        _same(store, tree, names, 17, 3_900)
+        same(store, tree, names, 0, store.num_entries)
+        same(store, tree, names, 999, 1001)  # the 1-entry basket and both neighbours
+        same(store, tree, names, 17, 3_900)
 
 
 def test_a_basket_of_several_compression_blocks(tmp_path):
@@ -103,7 +83,7 @@ def test_a_basket_of_several_compression_blocks(tmp_path):
     with uproot.open(path) as file:
         tree = file["t"]
         assert tree["x"].basket_compressed_bytes(0) > 16 << 20  # the case under test
-        _same(TreeInput(str(path), tree), tree, ["x"], 0, tree.num_entries)
+        same(TreeInput(str(path), tree), tree, ["x"], 0, tree.num_entries)
 
 
 def test_other_branch_kinds_are_left_to_uproot(tmp_path):
@@ -118,7 +98,7 @@ def test_other_branch_kinds_are_left_to_uproot(tmp_path):
         assert BasketColumn.of(tree["s"]) is None
         assert BasketColumn.of(tree["a"]) is None
         assert BasketColumn.of(tree["x"]) is not None
-        _same(TreeInput(str(path), tree), tree, ["x", "s", "a"], 0, 3)
+        same(TreeInput(str(path), tree), tree, ["x", "s", "a"], 0, 3)
 
 
 def test_damaged_entry_offsets_are_one_error_naming_the_file(tmp_path):

@@ -10,16 +10,15 @@ import sys
 import textwrap
 from pathlib import Path
 
-import awkward as ak
 import numpy as np
 import pytest
 import uproot
+from columnhelpers import NUMBERS, UPROOT_CODECS, number_batch, opened, same
 
 from hepstream.errors import InputError
 from hepstream.inputs import NTupleInput, event_store
 from hepstream.pages import PageColumn, decode_page
 
-NUMBERS = ("f4", "f8", "i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8")
 #: ROOT's compression settings: zlib, LZMA, LZ4, zstd, none.
 ROOT_CODECS = (101, 207, 404, 505, 0)
 
@@ -51,15 +50,6 @@ _ROOT_WRITER = textwrap.dedent(
 )
 
 
-def _same(store: NTupleInput, ntuple, names: list[str], start: int, stop: int) -> None:
-    got = store.arrays(names, start, stop)
-    want = ntuple.arrays(names, entry_start=start, entry_stop=stop, library="ak")
-    assert got.fields == list(names)
-    for name in names:
-        assert got[name].type == want[name].type, name
-        assert ak.array_equal(got[name], want[name]), name
-
-
 def _kinds(store: NTupleInput, names: list[str]) -> tuple[set[int], list[int]]:
     """Column types hepstream decodes, and the columns it leaves to uproot."""
     mine, theirs = store._decoders_of(names)
@@ -84,11 +74,7 @@ def root_written(tmp_path_factory) -> dict[int, str]:
 
 @pytest.mark.parametrize("setting", ROOT_CODECS)
 def test_root_written_pages_decode_to_uproots_arrays(root_written, setting):
-    path = root_written[setting]
-    with uproot.open(path, array_cache=None) as file:
-        ntuple = file["Events"]
-        names = list(ntuple.keys(recursive=False))
-        store = event_store(path, file, "Events")
+    with opened(root_written[setting], "Events", array_cache=None) as (ntuple, names, store):
         kinds, theirs = _kinds(store, names)
         # compressed: split ints (zigzag if signed), floats and 64-bit offsets, plain bytes;
         # stored as they are: plain encodings
@@ -97,9 +83,9 @@ def test_root_written_pages_decode_to_uproots_arrays(root_written, setting):
         assert {*want, index, 0} <= kinds  # and bits
         records = ntuple.ntuple.column_records
         assert {int(records[c].type) for c in theirs} == {index, 2}  # the string's columns
-        _same(store, ntuple, names, 0, store.num_entries)
-        _same(store, ntuple, ["v_i8", "x_u2"], 1234, 4321)  # inside the cluster
-        _same(store, ntuple, ["v_f4", "x_i1"], 300, 300)  # no entries: types still right
+        same(store, ntuple, names, 0, store.num_entries)
+        same(store, ntuple, ["v_i8", "x_u2"], 1234, 4321)  # inside the cluster
+        same(store, ntuple, ["v_f4", "x_i1"], 300, 300)  # no entries: types still right
 
 
 def test_every_number_type_is_the_value_root_wrote(root_written):
@@ -121,19 +107,12 @@ def uproot_written(tmp_path_factory) -> dict[str, str]:
     rng = np.random.default_rng(11)
     base = tmp_path_factory.mktemp("rn-up")
     paths = {}
-    for codec in ("zlib", "zstd", "lz4", "lzma", "none"):
-        compression = {"zlib": uproot.ZLIB(4), "lz4": uproot.LZ4(1), "zstd": uproot.ZSTD(3),
-                       "lzma": uproot.LZMA(1), "none": None}[codec]  # fmt: skip
+    for codec, compression in UPROOT_CODECS.items():
         path = base / f"{codec}.root"
         with uproot.recreate(path, compression=compression) as out:
             ntuple = None
             for n in (1000, 1, 2500):
-                counts = rng.poisson(2.5, n)
-                batch: dict = {"flag": rng.random(n) < 0.3}
-                for t in NUMBERS:
-                    batch[f"x_{t}"] = (rng.random(n) * 200 - 100).astype(t)
-                    items = (rng.random(int(counts.sum())) * 200 - 100).astype(t)
-                    batch[f"v_{t}"] = ak.unflatten(items, counts)
+                batch = number_batch(rng, n)
                 if ntuple is None:
                     ntuple = out.mkrntuple("nt", batch)
                 else:
@@ -142,20 +121,16 @@ def uproot_written(tmp_path_factory) -> dict[str, str]:
     return paths
 
 
-@pytest.mark.parametrize("codec", ["zlib", "zstd", "lz4", "lzma", "none"])
+@pytest.mark.parametrize("codec", UPROOT_CODECS)
 def test_uproot_written_pages_across_clusters(uproot_written, codec):
-    path = uproot_written[codec]
-    with uproot.open(path, array_cache=None) as file:
-        ntuple = file["nt"]
-        names = list(ntuple.keys(recursive=False))
-        store = event_store(path, file, "nt")
+    with opened(uproot_written[codec], "nt", array_cache=None) as (ntuple, names, store):
         assert store.cluster_offsets() == [0, 1000, 1001, 3501]
         kinds, theirs = _kinds(store, names)
         assert {0, 3, 4, 5, 6, 7, 8, 9, 10, 12, 13, 15} <= kinds
         assert not theirs
-        _same(store, ntuple, names, 0, 3501)  # offsets continued over three clusters
+        same(store, ntuple, names, 0, 3501)  # offsets continued over three clusters
         for start, stop in [(0, 1000), (1000, 1001), (1001, 3501), (1000, 3501), (10, 3000)]:
-            _same(store, ntuple, ["v_i4", "x_f8", "v_u1", "flag"], start, stop)
+            same(store, ntuple, ["v_i4", "x_f8", "v_u1", "flag"], start, stop)
 
 
 def test_the_nanoaod_like_rntuple_is_decoded_by_hepstream(tmp_path):
@@ -164,14 +139,11 @@ def test_the_nanoaod_like_rntuple_is_decoded_by_hepstream(tmp_path):
 
     path = tmp_path / "nano.root"
     generate("root-nanoaod-rntuple", path, 12_000, seed=5)
-    with uproot.open(path, array_cache=None) as file:
-        ntuple = file["Events"]
-        names = list(ntuple.keys(recursive=False))
-        store = event_store(str(path), file, "Events")
+    with opened(str(path), "Events", array_cache=None) as (ntuple, names, store):
         mine, theirs = store._decoders_of(names)
         assert len(mine) >= 100
         assert not theirs
-        _same(store, ntuple, names, 0, store.num_entries)
+        same(store, ntuple, names, 0, store.num_entries)
 
 
 def _split(values: np.ndarray) -> np.ndarray:
