@@ -162,3 +162,26 @@ def test_take_equals_awkwards_mask_and_gives_packed_arrays_of_their_own():
     mask = np.array([True, False, True])
     assert ak.array_equal(take(odd, mask), odd[mask])
     assert not _owns_packed(events.layout.content("v")[10:20])  # a view is copied by the writer
+
+
+def test_the_writer_joins_pieces_as_awkward_does():
+    """The writer's pieces of one column, joined: lists of numbers by numpy (views whose
+    offsets start past 0, empty pieces), everything else by awkward; same type and values."""
+    import awkward as ak
+
+    from hepstream.writer import _concatenate
+
+    rng = np.random.default_rng(5)
+    counts = rng.poisson(2.0, 300)
+    lists = ak.unflatten(rng.random(int(counts.sum())).astype("f4"), counts)
+    cases = [
+        [lists[:100], lists[150:160], lists[0:0], lists[200:]],  # views, an empty piece
+        [lists[5:6]],
+        [ak.Array([[1, 2]]), ak.Array([[3.5]])],  # int and float lists: awkward's way
+        [ak.Array([["a"], ["b", "c"]]), ak.Array([["d"]])],  # strings: awkward's way
+        [rng.random(4), rng.random(3)],
+    ]
+    for parts in cases:
+        got, want = _concatenate(parts), ak.concatenate(parts)
+        assert ak.Array(got).type == want.type
+        assert ak.array_equal(ak.Array(got), want)
