@@ -22,6 +22,7 @@ checks the arrays against uproot's own on files ROOT and uproot wrote.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
@@ -133,16 +134,15 @@ def decode_basket(column: BasketColumn, raw: np.ndarray, chunk: Any, lo: int, hi
         raise ValueError(f"branch {column.name}: {err}") from None
 
 
-def read_columns(columns: list[BasketColumn], source: Any, start: int, stop: int,
-                 executor: Executor) -> dict[str, Any]:  # fmt: skip
-    """Entries ``[start, stop)`` of ``columns`` as awkward layouts, by branch name.
+def start_columns(columns: list[BasketColumn], source: Any, start: int, stop: int,
+                  executor: Executor) -> Callable[[], dict[str, Any]]:  # fmt: skip
+    """Start reading entries ``[start, stop)`` of ``columns``; the function that waits for
+    them and gives them as awkward layouts, by branch name.
 
     The baskets' byte ranges are asked of ``source`` (any uproot source; hepstream's serves
-    them from the read plan) branch by branch in basket order, the order the plan was made
-    in; each basket is decoded on ``executor`` as soon as its bytes are there.
+    them from the read plan) now, branch by branch in basket order, the order the plan was
+    made in; each basket is decoded on ``executor`` as soon as its bytes are there.
     """
-    import awkward as ak
-
     jobs: list[tuple[BasketColumn, int, int, np.ndarray | None]] = []
     ranges: list[tuple[int, int]] = []
     flats: dict[str, np.ndarray] = {}
@@ -159,20 +159,27 @@ def read_columns(columns: list[BasketColumn], source: Any, start: int, stop: int
         column, lo, hi, out = jobs[i]
         return decode_basket(column, chunk.raw_data, chunk, lo, hi, out)
 
-    decoded = decode_as_they_arrive(source, ranges, executor, decode)
-    layouts: dict[str, Any] = {}
-    for column in columns:
-        if column.header is None:
-            layouts[column.name] = ak.contents.NumpyArray(flats[column.name])
-            continue
-        mine = [d for (c, *_), d in zip(jobs, decoded, strict=True) if c is column]
-        offsets = np.zeros(stop - start + 1, np.int64)
-        if mine:
-            np.cumsum(np.concatenate([counts for _, counts in mine]), out=offsets[1:])
-            content = np.concatenate([values for values, _ in mine])
-        else:
-            content = np.empty(0, column.native)
-        layouts[column.name] = ak.contents.ListOffsetArray(
-            ak.index.Index64(offsets), ak.contents.NumpyArray(content)
-        )
-    return layouts
+    arrivals = decode_as_they_arrive(source, ranges, executor, decode)
+
+    def finish() -> dict[str, Any]:
+        import awkward as ak
+
+        decoded = arrivals.results()
+        layouts: dict[str, Any] = {}
+        for column in columns:
+            if column.header is None:
+                layouts[column.name] = ak.contents.NumpyArray(flats[column.name])
+                continue
+            mine = [d for (c, *_), d in zip(jobs, decoded, strict=True) if c is column]
+            offsets = np.zeros(stop - start + 1, np.int64)
+            if mine:
+                np.cumsum(np.concatenate([counts for _, counts in mine]), out=offsets[1:])
+                content = np.concatenate([values for values, _ in mine])
+            else:
+                content = np.empty(0, column.native)
+            layouts[column.name] = ak.contents.ListOffsetArray(
+                ak.index.Index64(offsets), ak.contents.NumpyArray(content)
+            )
+        return layouts
+
+    return finish

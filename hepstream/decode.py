@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import functools
 import lzma
-import queue
+import threading
 import zlib
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -187,23 +187,80 @@ def decompress_blocks(body: memoryview, size: int, chunk: Any,
 
 
 def decode_as_they_arrive(source: Any, ranges: list[tuple[int, int]], executor: Executor,
-                          decode: Callable[[int, Any], Any]) -> list[Any]:  # fmt: skip
+                          decode: Callable[[int, Any], Any]) -> Arrivals:  # fmt: skip
     """Ask uproot's ``source`` for all ``ranges`` at once (its ``chunks``: hepstream's
     serves them from the read plan) and run ``decode(i, chunk)`` on ``executor`` for range
-    ``i`` as soon as its bytes are there; the results, in the order of ``ranges``."""
-    if not ranges:
-        return []
-    notes: queue.Queue = queue.Queue()
-    chunks = source.chunks(ranges, notifications=notes)
-    which = {id(chunk): i for i, chunk in enumerate(chunks)}
-    futures: list[Any] = [None] * len(chunks)
-    for _ in range(len(chunks)):
-        chunk = notes.get()
-        if isinstance(chunk, BaseException):
-            raise chunk
-        i = which[id(chunk)]
-        futures[i] = executor.submit(decode, i, chunk)
-    return [future.result() for future in futures]
+    ``i`` as soon as its bytes are there, in whichever thread brought them. Nothing here
+    waits: the caller may ask for the next chunk's ranges before this one's are decoded,
+    and gets the results from :meth:`Arrivals.results`."""
+    arrivals = Arrivals(len(ranges), executor, decode)
+    if ranges:
+        arrivals.expect(source.chunks(ranges, notifications=arrivals))
+    return arrivals
+
+
+class Arrivals:
+    """What uproot's sources call a notification queue: each ``put`` chunk (its bytes
+    there, or its error) is decoded on the executor; one latch for all of them (a chunk has
+    tens to thousands of ranges: no future, lock or condition per range)."""
+
+    def __init__(self, n: int, executor: Executor, decode: Callable[[int, Any], Any]) -> None:
+        self._executor, self._decode = executor, decode
+        self._results: list[Any] = [None] * n
+        self._left = n
+        self._error: BaseException | None = None
+        self._done = threading.Condition(threading.Lock())
+        self._which: dict[int, int] | None = None  # id(chunk) -> range, once chunks() returned
+        self._early: list[Any] = []  # chunks put before that
+
+    def expect(self, chunks: list[Any]) -> None:
+        with self._done:
+            self._which = {id(chunk): i for i, chunk in enumerate(chunks)}
+            early, self._early = self._early, []
+        for chunk in early:
+            self.put(chunk)
+
+    def put(self, chunk: Any) -> None:
+        if isinstance(chunk, BaseException):  # an uproot source's way to report a failure
+            self._fail(chunk)
+            return
+        with self._done:
+            if self._which is None:
+                self._early.append(chunk)
+                return
+            i = self._which[id(chunk)]
+        try:
+            self._executor.submit(self._run, i, chunk)
+        except RuntimeError as err:  # the file closed meanwhile: nobody waits for it
+            self._fail(err)
+
+    def _run(self, i: int, chunk: Any) -> None:
+        try:
+            result = self._decode(i, chunk)
+        except BaseException as err:
+            self._fail(err)
+            return
+        with self._done:
+            self._results[i] = result
+            self._left -= 1
+            if not self._left:
+                self._done.notify_all()
+
+    def _fail(self, error: BaseException) -> None:
+        with self._done:
+            if self._error is None:
+                self._error = error
+            self._done.notify_all()
+
+    def results(self) -> list[Any]:
+        """Every range's decoded result, in the order of the ranges, once all are there;
+        the first error instead, as soon as there is one."""
+        with self._done:
+            while self._left and self._error is None:
+                self._done.wait()
+            if self._error is not None:
+                raise self._error
+            return self._results
 
 
 def inflate_zlib(data: Any, size: int) -> bytes | bytearray:

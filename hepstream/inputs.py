@@ -9,13 +9,53 @@ reader plans and streams both kinds through the same code.
 from __future__ import annotations
 
 import bisect
+from collections.abc import Callable
 from typing import Any
 
 from hepstream.errors import HepstreamError, InputError
 from hepstream.io.readplan import ColumnPages, active_pages, page_ranges
 
 
-class TreeInput:
+class _Reads:
+    """The arrays of some entries, asked for in two steps (both adapters): ``prepare``
+    starts the reads and decodes, ``arrays`` waits for them and builds the arrays."""
+
+    def __init__(self, path: str, obj: Any) -> None:
+        self.path = path
+        self.obj = obj
+        self._pending: dict[tuple, Callable[[], Any]] = {}
+
+    def prepare(self, names: list[str], start: int, stop: int) -> None:
+        """Start reading entries ``[start, stop)`` of ``names`` now: their byte ranges are
+        asked for and each is decoded as it arrives, while the caller builds an earlier
+        chunk. :meth:`arrays` with the same arguments finishes it; nothing is read twice."""
+        key = (tuple(names), start, stop)
+        if key not in self._pending:
+            self._pending[key] = self._started(names, start, stop)
+
+    def arrays(self, names: list[str], start: int, stop: int) -> Any:
+        """Entries ``[start, stop)`` of ``names`` as one awkward record array."""
+        finish = self._pending.pop((tuple(names), start, stop), None)
+        if finish is None:
+            finish = self._started(names, start, stop)
+        return _guard(self.path, f"entries {start}-{stop}", finish)
+
+    def _started(self, names: list[str], start: int, stop: int) -> Callable[[], Any]:
+        try:
+            return self._start(names, start, stop)
+        except Exception as err:  # damage found this early is raised with the arrays
+            failure = err
+
+            def failed() -> Any:
+                raise failure
+
+            return failed
+
+    def _start(self, names: list[str], start: int, stop: int) -> Callable[[], Any]:
+        raise NotImplementedError
+
+
+class TreeInput(_Reads):
     """A TTree: baskets per branch, clusters where every branch starts a new basket."""
 
     kind = "TTree"
@@ -24,8 +64,7 @@ class TreeInput:
     cut_clusters = True
 
     def __init__(self, path: str, obj: Any) -> None:
-        self.path = path
-        self.obj = obj
+        super().__init__(path, obj)
         self.num_entries = int(obj.num_entries)
         self._columns: dict[str, Any] = {}  # name -> BasketColumn, or None for uproot's
 
@@ -55,22 +94,24 @@ class TreeInput:
                 ]
         return out
 
-    def arrays(self, names: list[str], start: int, stop: int) -> Any:
-        """Entries ``[start, stop)`` of ``names`` as one awkward record array. Numbers and
-        lists of numbers are decoded by :mod:`hepstream.baskets`; other branches by uproot."""
+    def _start(self, names: list[str], start: int, stop: int) -> Callable[[], Any]:
+        """Start the reads (see :meth:`prepare`); the function giving the arrays. Numbers
+        and lists of numbers are decoded by :mod:`hepstream.baskets`; other branches by
+        uproot, when the arrays are asked for."""
         import awkward as ak
 
-        from hepstream.baskets import read_columns
+        from hepstream.baskets import start_columns
 
         fast = [self._column(name) for name in names]
         slow = [name for name, column in zip(names, fast, strict=True) if column is None]
         file = self.obj._file  # uproot's ReadOnlyFile: its source and decompression threads
+        layouts_of = start_columns(
+            [c for c in fast if c is not None], file.source, start, stop,
+            file.decompression_executor,
+        )  # fmt: skip
 
-        def read() -> Any:
-            layouts = read_columns(
-                [c for c in fast if c is not None], file.source, start, stop,
-                file.decompression_executor,
-            )  # fmt: skip
+        def finish() -> Any:
+            layouts = layouts_of()
             if slow:
                 rest = self.obj.arrays(slow, entry_start=start, entry_stop=stop, library="ak")
                 layouts.update({name: rest.layout.content(name) for name in slow})
@@ -78,7 +119,7 @@ class TreeInput:
                 [layouts[name] for name in names], list(names), length=stop - start
             ))  # fmt: skip
 
-        return _guard(self.path, f"entries {start}-{stop}", read)
+        return finish
 
     def _column(self, name: str) -> Any:
         from hepstream.baskets import BasketColumn
@@ -88,7 +129,7 @@ class TreeInput:
         return self._columns[name]
 
 
-class NTupleInput:
+class NTupleInput(_Reads):
     """An RNTuple: pages per column and cluster, read whole clusters at a time. Numbers and
     offsets are decoded by :mod:`hepstream.pages`, other columns by uproot; the arrays are
     built on uproot's form of the fields."""
@@ -99,8 +140,7 @@ class NTupleInput:
     cut_clusters = False
 
     def __init__(self, path: str, obj: Any) -> None:
-        self.path = path
-        self.obj = obj
+        super().__init__(path, obj)
         self._offsets: list[int] | None = None
         self._links: list[list[ColumnPages]] | None = None
         self._alternatives: dict[int, list[int]] | None = None
@@ -218,13 +258,15 @@ class NTupleInput:
         order = [d.index for d in mine] + theirs
         return page_ranges(order, self._clusters(start, stop), links, alternatives)
 
-    def arrays(self, names: list[str], start: int, stop: int) -> Any:
-        """Entries ``[start, stop)`` of ``names`` as one awkward record array, from the
-        whole clusters that hold them."""
+    def _start(self, names: list[str], start: int, stop: int) -> Callable[[], Any]:
+        """Start the reads (see :meth:`prepare`) of the whole clusters; the function giving
+        the arrays. Numbers and offsets are decoded by :mod:`hepstream.pages`, other
+        columns by uproot when the arrays are asked for; the arrays are built on uproot's
+        form."""
         import awkward as ak
         from uproot.behaviors.RNTuple import _fill_container_dict
 
-        from hepstream.pages import read_pages
+        from hepstream.pages import start_pages
 
         ntuple = self.obj.ntuple
         file = ntuple.file  # uproot's ReadOnlyFile: its source and decompression threads
@@ -235,12 +277,13 @@ class NTupleInput:
             clusters = range(k, k + 1)
         first = offsets[clusters.start] if clusters else 0
         length = offsets[clusters.stop] - first if clusters else 0
+        form, keys, _ = self._form(names)
+        links, _ = self._layout()
+        mine, theirs = self._decoders_of(names)  # the order of the plan (see ranges)
+        buffers_of = start_pages(mine, links, clusters, file.source, file.decompression_executor)
 
-        def read() -> Any:
-            form, keys, _ = self._form(names)
-            links, _ = self._layout()
-            mine, theirs = self._decoders_of(names)  # the order of the plan (see ranges)
-            buffers = read_pages(mine, links, clusters, file.source, file.decompression_executor)
+        def finish() -> Any:
+            buffers = buffers_of()
             for column in theirs:
                 padding = int(ntuple.column_records[column].first_element_index) - first
                 buffers[column] = ntuple.read_cluster_range(
@@ -258,7 +301,7 @@ class NTupleInput:
                 out = ak.zip({name: out[name] for name in names}, depth_limit=1)
             return out
 
-        return _guard(self.path, f"entries {start}-{stop}", read)
+        return finish
 
     def _decoders_of(self, names: list[str]) -> tuple[list[Any], list[int]]:
         """The columns of ``names`` hepstream decodes (as PageColumns), then uproot's: the

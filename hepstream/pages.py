@@ -23,6 +23,7 @@ first entry. :meth:`PageColumn.of` decides.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
@@ -155,15 +156,16 @@ def decode_page(column: PageColumn, raw: Any, chunk: Any, out: np.ndarray) -> No
         _undelta(out)
 
 
-def read_pages(columns: list[PageColumn], links: list[list[ColumnPages]], clusters: range,
-               source: Any, executor: Executor) -> dict[int, np.ndarray]:  # fmt: skip
-    """Each column's elements in ``clusters``, as uproot's ``read_cluster_range`` gives
-    them (offsets: a leading 0, continued across clusters), by column index.
+def start_pages(columns: list[PageColumn], links: list[list[ColumnPages]], clusters: range,
+                source: Any, executor: Executor) -> Callable[[], dict[int, np.ndarray]]:  # fmt: skip
+    """Start reading ``clusters`` of ``columns``; the function that waits for them and
+    gives each column's elements as uproot's ``read_cluster_range`` gives them (offsets: a
+    leading 0, continued across clusters), by column index.
 
-    The pages' byte ranges are asked of ``source`` column by column, cluster by cluster,
-    page by page: the order of the read plan (:func:`hepstream.io.readplan.page_ranges`),
-    a page listed for several columns once for each. Each page is decoded on ``executor``
-    as soon as its bytes are there.
+    The pages' byte ranges are asked of ``source`` now, column by column, cluster by
+    cluster, page by page: the order of the read plan
+    (:func:`hepstream.io.readplan.page_ranges`), a page listed for several columns once for
+    each. Each page is decoded on ``executor`` as soon as its bytes are there.
     """
     ranges: list[tuple[int, int]] = []
     jobs: list[tuple[PageColumn, np.ndarray]] = []
@@ -188,14 +190,19 @@ def read_pages(columns: list[PageColumn], links: list[list[ColumnPages]], cluste
         column, target = jobs[i]
         decode_page(column, chunk.raw_data, chunk, target)
 
-    decode_as_they_arrive(source, ranges, executor, decode)
-    for column in columns:
-        if column.offsets:  # each cluster's offsets start from 0: continue the one before
-            values, starts = out[column.index], edges[column.index]
-            for k in range(1, len(starts)):
-                stop = starts[k + 1] if k + 1 < len(starts) else len(values)
-                values[starts[k] : stop] += values[starts[k] - 1]
-    return out
+    arrivals = decode_as_they_arrive(source, ranges, executor, decode)
+
+    def finish() -> dict[int, np.ndarray]:
+        arrivals.results()
+        for column in columns:
+            if column.offsets:  # each cluster's offsets start from 0: continue the one before
+                values, starts = out[column.index], edges[column.index]
+                for k in range(1, len(starts)):
+                    stop = starts[k + 1] if k + 1 < len(starts) else len(values)
+                    values[starts[k] : stop] += values[starts[k] - 1]
+        return out
+
+    return finish
 
 
 # -- page lists ---------------------------------------------------------------------------

@@ -258,7 +258,14 @@ class Reader:
                 if not skipped:
                     self._stop_preselecting()
             else:
-                events = opened.store.arrays(self.branches, start, stop)
+                # The next chunk's baskets or pages are decoded while this one's arrays
+                # are built and handed over: the decompression threads never wait for
+                # this thread (one chunk more decoded at a time).
+                store = opened.store
+                store.prepare(self.branches, start, stop)
+                if number + 1 < len(opened.chunks):
+                    store.prepare(self.branches, *opened.chunks[number + 1])
+                events = store.arrays(self.branches, start, stop)
             if not put(Chunk(index, start, stop, events, time.perf_counter() - began)):
                 return False
         opened.reads.advance(len(opened.chunks))

@@ -119,3 +119,21 @@ def test_damaged_entry_offsets_are_one_error_naming_the_file(tmp_path):
     path.write_bytes(bytes(raw))
     with uproot.open(path) as file, pytest.raises(InputError, match=r"damaged.root.*entries 0-200"):
         TreeInput(str(path), file["t"]).arrays(["v"], 0, 200)
+
+
+def test_prepared_chunks_give_the_same_arrays(uproot_written):
+    """``prepare`` starts a chunk's reads while an earlier chunk is still to be built (the
+    reader decodes one chunk ahead): each chunk's arrays are still uproot's."""
+    path = uproot_written["zlib"]
+    with uproot.open(path) as file:
+        tree = file["t"]
+        names = list(tree.keys())
+        store = TreeInput(path, tree)
+        chunks = [(0, 1000), (1000, 3000), (3000, store.num_entries)]
+        store.prepare(names, *chunks[0])
+        store.prepare(names, *chunks[1])
+        same(store, tree, names, *chunks[0])
+        store.prepare(names, *chunks[2])
+        same(store, tree, names, *chunks[1])
+        same(store, tree, names, *chunks[2])
+        same(store, tree, names, 10, 20)  # never prepared: read when asked for

@@ -195,6 +195,8 @@ def test_a_damaged_page_is_one_clear_error(uproot_written, tmp_path):
     broken.write_bytes(bytes(data))
     with uproot.open(broken, array_cache=None) as file:
         store = event_store(str(broken), file, "nt")
+        store.prepare(["x_f8"], 0, 1000)
+        store.prepare(["x_f8"], 1001, 3501)  # decoded ahead: the error waits for arrays()
         store.arrays(["x_f8"], 0, 1000)  # other clusters read fine
         with pytest.raises(InputError, match=r"broken\.root: cannot read entries 1001-3501"):
             store.arrays(["x_f8"], 1001, 3501)
