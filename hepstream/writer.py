@@ -41,9 +41,9 @@ def _packed(value: Any) -> Any:
 
 def _owns_packed(layout: Any) -> bool:
     """Numbers, or lists of numbers, packed and in arrays of their own (no views)."""
-    if isinstance(layout, ak.contents.ListOffsetArray) and not layout.parameters:
+    if _is_number_list(layout):
         offsets = layout.offsets.data
-        if not (isinstance(offsets, np.ndarray) and offsets.base is None and len(offsets)):
+        if offsets.base is not None or not len(offsets):
             return False
         if offsets[0] != 0 or offsets[-1] != layout.content.length:
             return False
