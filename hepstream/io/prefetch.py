@@ -12,7 +12,7 @@ from __future__ import annotations
 import bisect
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
+from concurrent.futures import CancelledError, Future
 from functools import partial
 
 from hepstream.io.budget import Budget
@@ -34,6 +34,12 @@ def span_requests(wanted: Sequence[tuple[int, int]], max_request_bytes: int) -> 
         wanted, gap=0, max_request_bytes=max_request_bytes,
         max_element_bytes=min(max_request_bytes, XRD_MAX_VECTOR_ELEMENT_BYTES),
     )  # fmt: skip
+
+
+def failure(done: Future) -> BaseException | None:
+    """A finished read's error, None if it has its bytes. A read cancelled when its executor
+    shut down (the job stopping) is an error too: ``exception()`` would raise it instead."""
+    return CancelledError() if done.cancelled() else done.exception()
 
 
 class FileReads:
@@ -186,7 +192,7 @@ class FileReads:
             future.add_done_callback(partial(self._arrived, request.segments))
 
     def _arrived(self, segments: tuple[tuple[int, int], ...], done: Future) -> None:
-        error = done.exception()
+        error = failure(done)
         spans = self.plan.spans
         finished: list[int] = []
         failed: list[int] = []
@@ -307,7 +313,7 @@ class FileReads:
         sliced = Future()
 
         def _slice(done: Future) -> None:
-            error = done.exception()
+            error = failure(done)
             if error is not None:
                 sliced.set_exception(error)
             else:

@@ -20,7 +20,7 @@ from hepstream.io.cache import ReadAheadCache
 from hepstream.io.coalesce import plan_requests
 from hepstream.io.config import StreamConfig
 from hepstream.io.local import LocalBackend
-from hepstream.io.prefetch import FileReads, Prefetcher
+from hepstream.io.prefetch import FileReads, Prefetcher, failure
 from hepstream.io.readplan import FilePlan
 from hepstream.io.urls import is_remote
 from hepstream.io.xrootd import XRootDBackend, configure_client, expand_remote
@@ -301,7 +301,7 @@ class StreamingSource(uproot.source.chunk.Source):
 
 def _relay(future: Future, chunk, notifications: queue.Queue, planned: Future) -> None:
     """Hand a planned span's bytes (or its error) to the uproot chunk waiting for them."""
-    error = planned.exception()
+    error = failure(planned)
     if error is not None:
         future.set_exception(error)
     else:
