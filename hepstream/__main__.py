@@ -1,3 +1,4 @@
 from hepstream.cli import entry
 
-entry()
+if __name__ == "__main__":  # not when a worker process imports it
+    entry()

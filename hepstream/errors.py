@@ -58,3 +58,6 @@ class Interrupted(KeyboardInterrupt):
 
     def __str__(self) -> str:
         return str(self.args[0])
+
+    def __reduce__(self) -> tuple[type[Interrupted], tuple[int]]:
+        return (Interrupted, (self.signum,))  # a worker process's stop reaches the job

@@ -45,6 +45,7 @@ _OPTIONS = {
     "global_tag": "--global-tag",
     "allow_open_tag": "--allow-open-tag",  # a flag
     "skip_bad_files": "--skip-bad-files",  # a flag
+    "workers": "--workers",
 }
 
 EntryRange = tuple[int, "int | None"]
@@ -94,6 +95,12 @@ class JobSpec:
     #: Output compression, ``NAME[:LEVEL]`` (:mod:`hepstream.codecs`): zstd, zlib, lz4 or
     #: none. zstd:1 is about 2.5x faster than zlib:1 for sizes within ~10 %.
     compression: str = OUTPUT_DEFAULT
+    #: Processes that read and select, each with its own interpreter (and GIL): worker ``w``
+    #: of ``N`` takes inputs ``w, w+N, w+2N, ...`` and this process writes their output in
+    #: input order, as one process would. 1 runs the job in this process; 0 starts one per
+    #: core this process may use. Never more than there are inputs; ``stream.cache`` is
+    #: shared between them.
+    workers: int = 1
     # --- conditions (hepstream.conditions.job) ---------------------------------------------
     #: Conditions sources tried in order: http(s):// service URLs or snapshot directories.
     conditions: tuple[str, ...] = ()
@@ -297,6 +304,8 @@ def validate_spec(spec: JobSpec) -> None:
             f"chunk size {spec.chunk_bytes} B is too small: use at least 16k (default 8M); "
             f"every chunk pays the Python calls of a whole read and selection"
         )
+    if spec.workers < 0:
+        raise ConfigError(f"workers={spec.workers}: use 1 or more, or 0 for one per core")
     if spec.fetch_ahead < 0 or spec.open_ahead < 1 or spec.decompress_threads < 1:
         raise ConfigError(
             "fetch_ahead must be >= 0, open_ahead and decompress_threads >= 1; "

@@ -6,6 +6,7 @@ thread runs the plugin on the current one; the writer owns the output.
 
 from __future__ import annotations
 
+import contextlib
 import resource
 import sys
 import time
@@ -14,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from hepstream.errors import HepstreamError, Interrupted, OutputError, PluginError
+from hepstream.errors import HepstreamError, InputError, Interrupted, OutputError, PluginError
 from hepstream.io import IOStats, expand_inputs, is_remote
 from hepstream.io.source import missing_inputs
 from hepstream.jobspec import JobSpec, validate_spec  # noqa: F401 (re-exported)
@@ -35,23 +36,26 @@ def _output_columns(selection: Selection, selected: Any, where: str) -> dict[str
     return columns
 
 
-def run_job(spec: JobSpec, progress: Callable[[int, int], None] | None = None) -> JobReport:
+def run_job(spec: JobSpec, progress: Callable[[int, int], None] | None = None, *,
+            output: Any = None, report: JobReport | None = None) -> JobReport:  # fmt: skip
     """Run a job to completion; the report is written (``ok`` or ``failed``) before return.
 
-    Raises the job's :class:`HepstreamError` after writing a ``failed`` report.
+    Raises the job's :class:`HepstreamError` after writing a ``failed`` report. With
+    ``spec.workers`` other than 1 the inputs are read by worker processes
+    (:func:`run_workers`). ``output`` replaces the job's output file (a worker's pipe): an
+    object with ``write(columns, index)``, ``metadata``, ``commit()`` and ``abort()``;
+    ``report`` is the record to fill (its caller then has it also when the job fails).
     """
     from hepstream.reader import FileEnd, Reader
     from hepstream.writer import OutputWriter, scratch_dir, write_report
 
-    report = JobReport(
-        plugin=spec.plugin,
-        output=spec.output,
-        site=spec.site,
-        readahead=spec.stream.readahead,
-        cache=spec.stream.cache,
-    )
+    if spec.workers != 1 and output is None:
+        return run_workers(spec, progress)
+    if report is None:
+        report = JobReport(plugin=spec.plugin, output=spec.output, site=spec.site)
+    report.readahead, report.cache = spec.stream.readahead, spec.stream.cache
     wall0, cpu0 = time.perf_counter(), time.process_time()
-    writer: OutputWriter | None = None
+    writer: Any = None
     io_stats: dict[int, IOStats] = {}
     conditions = None  # hepstream.conditions.job.JobConditions when the plugin declares any
     try:
@@ -71,15 +75,12 @@ def run_job(spec: JobSpec, progress: Callable[[int, int], None] | None = None) -
             selection, spec.conditions, spec.global_tag, spec.allow_open_tag,
             spec.conditions_cache, spec.plugin,
         )  # fmt: skip
-        writer = OutputWriter(spec.output, tree=selection.tree, compression=spec.compression)
+        writer = output or OutputWriter(
+            spec.output, tree=selection.tree, compression=spec.compression
+        )
         paths = expand_inputs(list(spec.inputs), allow_missing=True)  # listed just below
         report.files = [FileReport(path=p) for p in paths]
-        # every input is there before any event is read (root:// ones asked all at once)
-        missing = missing_inputs(paths, spec.stream.timeout or 30)
-        if missing and not spec.skip_bad_files:
-            for index, error in missing.items():
-                report.files[index].status, report.files[index].error = "failed", str(error)
-            raise next(iter(missing.values()))
+        missing = _check_inputs(report, paths, spec)
         reader = Reader(paths, selection, spec, report.files, missing)
         io_stats = reader.stats
         #: With skip_bad_files, each file's output columns wait here until the file has been
@@ -121,7 +122,7 @@ def run_job(spec: JobSpec, progress: Callable[[int, int], None] | None = None) -
                 held.setdefault(chunk.file_index, []).extend(outputs)
             else:
                 for columns in outputs:
-                    writer.write(columns)
+                    writer.write(columns, chunk.file_index)
             entry = report.files[chunk.file_index]
             entry.events_read += chunk.stop - chunk.start
             entry.events_selected += n_sel
@@ -177,6 +178,17 @@ def run_job(spec: JobSpec, progress: Callable[[int, int], None] | None = None) -
     return report
 
 
+def _check_inputs(report: JobReport, paths: list[str], spec: JobSpec) -> dict[int, InputError]:
+    """Every input is there before any event is read (root:// ones asked all at once): the
+    missing ones (``skip_bad_files``), or the first one's error, marked in ``report``."""
+    missing = missing_inputs(paths, spec.stream.timeout or 30)
+    if missing and not spec.skip_bad_files:
+        for index, error in missing.items():
+            report.files[index].status, report.files[index].error = "failed", str(error)
+        raise next(iter(missing.values()))
+    return missing
+
+
 def _file_ended(report: JobReport, end: Any, held: dict[int, list[dict[str, Any]]],
                 writer: Any) -> None:  # fmt: skip
     """Input ``end.file_index`` is over: write what it held, or drop it (and its counts
@@ -185,7 +197,7 @@ def _file_ended(report: JobReport, end: Any, held: dict[int, list[dict[str, Any]
     columns = held.pop(end.file_index, [])
     if end.error is None:
         for piece in columns:
-            writer.write(piece)
+            writer.write(piece, end.file_index)
         entry.status = "ok"
         return
     entry.status, entry.error = "skipped", str(end.error)
@@ -193,6 +205,205 @@ def _file_ended(report: JobReport, end: Any, held: dict[int, list[dict[str, Any]
     report.events_selected -= entry.events_selected
     report.events_preselected -= entry.events_preselected
     report.clusters_skipped = sum(f.clusters_skipped for f in report.files if f.status != "skipped")
+
+
+# -- worker processes ------------------------------------------------------------------
+#: What a worker process starts with already imported: the forkserver loads these once,
+#: and each worker is a fork of it (no interpreter start-up, no re-import per worker).
+_PRELOAD = ["hepstream.runner", "hepstream.reader", "hepstream.writer", "numba"]
+#: Seconds a worker told to stop (SIGTERM) gets to clean up before it is killed.
+_STOP_GRACE = 10.0
+
+
+def worker_context() -> Any:
+    """The multiprocessing context of worker processes, its forkserver starting (a fresh
+    single-threaded process, safe to fork whatever threads this one runs)."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(_PRELOAD)
+    return context
+
+
+class _PipeOutput:
+    """A worker's output: each chunk's columns go to the job's process, which writes."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.metadata: dict[str, str] = {}
+
+    def write(self, columns: dict[str, Any], index: int = 0) -> None:
+        self.conn.send(("columns", index, columns))
+
+    def commit(self) -> int:
+        return 0
+
+    def abort(self) -> None:
+        pass
+
+
+def _worker(spec: JobSpec, conn: Any) -> None:
+    """A worker process: run ``spec`` (its share of the inputs), output and progress to the
+    job's process through ``conn``; last its report, or its error."""
+    import pickle
+
+    from hepstream.signals import stop_on_signals
+
+    sink = _PipeOutput(conn)
+    report = JobReport(plugin=spec.plugin, output=spec.output, site=spec.site)
+    try:
+        with stop_on_signals():
+            run_job(spec, lambda n, total: conn.send(("progress", n, total)), output=sink,
+                    report=report)  # fmt: skip
+        conn.send(("done", report, sink.metadata))
+    except BaseException as err:
+        try:
+            pickle.dumps(err)
+        except Exception:
+            err = HepstreamError(f"{type(err).__name__}: {err}")
+        with contextlib.suppress(OSError):  # the job's process is gone or stopped listening
+            conn.send(("failed", err, report))
+    finally:
+        conn.close()
+
+
+def run_workers(spec: JobSpec, progress: Callable[[int, int], None] | None = None) -> JobReport:
+    """Run ``spec`` over worker processes (:mod:`hepstream.workers`): each reads and selects
+    its share of the inputs, this process writes their output in input order and the report.
+
+    A worker that fails fails the job with the worker's error; the others are stopped and
+    nothing reaches the output. The job's byte budget is shared between the workers.
+    """
+    import dataclasses
+    from multiprocessing.connection import wait
+
+    from hepstream.workers import InputOrder, combine, deal, worker_count
+    from hepstream.writer import OutputWriter, write_report
+
+    report = JobReport(plugin=spec.plugin, output=spec.output, site=spec.site,
+                       readahead=spec.stream.readahead, cache=0)  # fmt: skip
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    paths = expand_inputs(list(spec.inputs), allow_missing=True)
+    count = worker_count(spec.workers, len(paths))
+    if count == 1:
+        return run_job(dataclasses.replace(spec, workers=1), progress)
+    context = worker_context()
+    shares = deal(len(paths), count)
+    order = InputOrder(shares)
+    report.files = [FileReport(path=p) for p in paths]
+    stream = spec.stream if spec.auto_cache else dataclasses.replace(
+        spec.stream, cache=max(1, spec.stream.cache // count)
+    )  # fmt: skip
+    procs: list[Any] = []
+    conns: dict[Any, int] = {}
+    writer: Any = None
+    parts: dict[int, JobReport] = {}
+    combined = False
+    try:
+        selection = load_plugin(spec.plugin)  # a broken plugin fails here, before any worker
+        _check_inputs(report, paths, spec)  # before any worker reads an event
+        for number, share in enumerate(shares):
+            sub = dataclasses.replace(
+                spec, inputs=tuple(paths[i] for i in share), workers=1, report=None,
+                entry_ranges=tuple(spec.entry_ranges[i] for i in share) if spec.entry_ranges else (),
+                stream=stream, decompress_threads=max(1, spec.decompress_threads // count),
+            )  # fmt: skip
+            receive, send = context.Pipe(duplex=False)
+            proc = context.Process(target=_worker, args=(sub, send), daemon=True,
+                                   name=f"hepstream-worker-{number}")  # fmt: skip
+            proc.start()
+            send.close()  # the worker holds the only sending end: its exit is our EOF
+            procs.append(proc)
+            conns[receive] = number
+        writer = OutputWriter(spec.output, tree=selection.tree, compression=spec.compression)
+        totals = [0] * count  # entries each worker will read, as far as it knows yet
+        while len(parts) < count:
+            running = [c for c, w in conns.items() if w not in parts]
+            ready: list[Any] = wait([c for c in running if not order.waits(conns[c])] or running)
+            for conn in ready:
+                number = conns[conn]
+                try:
+                    message: tuple[Any, ...] = conn.recv()
+                except EOFError:
+                    procs[number].join(_STOP_GRACE)
+                    code = procs[number].exitcode
+                    raise HepstreamError(
+                        f"worker {number} (inputs {', '.join(paths[i] for i in shares[number])}) "
+                        f"died ({_exit_text(code)}) before finishing; check the machine's "
+                        f"memory, or run with fewer --workers"
+                    ) from None
+                if message[0] == "columns":
+                    _, local, columns = message
+                    size = sum(getattr(c, "nbytes", 0) for c in columns.values())
+                    for piece in order.add(number, shares[number][local], columns, size):
+                        writer.write(piece)
+                elif message[0] == "progress":
+                    if report.first_chunk_s == 0.0:
+                        report.first_chunk_s = round(time.perf_counter() - wall0, 4)
+                    totals[number] = message[2]
+                    if progress is not None:
+                        progress(message[1], sum(totals))
+                elif message[0] == "done":
+                    parts[number] = message[1]
+                    writer.metadata.update(message[2])
+                    for piece in order.finish(number):
+                        writer.write(piece)
+                else:  # "failed": the worker's own error is the job's
+                    parts[number] = message[2]
+                    raise message[1]
+        for proc in procs:
+            proc.join(_STOP_GRACE)
+        combined = combine(report, [(parts[w], shares[w]) for w in range(count)])
+        report.output_bytes = writer.commit()
+    except BaseException as err:
+        if writer is not None:
+            writer.abort()
+        _stop(procs)
+        if not combined:  # what is known of the workers that reported
+            combine(report, [(parts[w], shares[w]) for w in sorted(parts)])
+        report.status = "failed"
+        report.error = str(err) if isinstance(err, HepstreamError | Interrupted) else (
+            "interrupted (SIGINT)" if isinstance(err, KeyboardInterrupt)
+            else f"internal error: {type(err).__name__}: {err}"
+        )  # fmt: skip
+        raise
+    finally:
+        for conn in conns:
+            conn.close()
+        cpu_self = time.process_time() - cpu0
+        report.peak_rss_mb = round(report.peak_rss_mb + _peak_rss_mb(), 1)
+        report.finish(time.perf_counter() - wall0, report.cpu_s + cpu_self)
+        if spec.report:
+            try:
+                write_report(report, spec.report)
+            except OutputError as err:
+                if report.status == "ok":
+                    raise
+                print(f"hepstream: warning: {err}", file=sys.stderr)
+    return report
+
+
+def _stop(procs: Sequence[Any]) -> None:
+    """Stop the workers still running: SIGTERM (each cleans up), then SIGKILL."""
+    for proc in procs:
+        if proc.is_alive():
+            proc.terminate()
+    deadline = time.monotonic() + _STOP_GRACE
+    for proc in procs:
+        proc.join(max(0.0, deadline - time.monotonic()))
+        if proc.is_alive():
+            proc.kill()
+            proc.join()
+
+
+def _exit_text(code: int | None) -> str:
+    import signal
+
+    if code is None:
+        return "still running"
+    if code < 0:
+        return f"signal {signal.Signals(-code).name}"
+    return f"exit status {code}"
 
 
 def _collect_io(report: JobReport, io_stats: dict[int, IOStats]) -> None:

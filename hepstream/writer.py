@@ -197,8 +197,9 @@ class OutputWriter:
             f"cannot write output {self.path}: {cause}; free space or choose another path"
         )
 
-    def write(self, columns: dict[str, Any]) -> None:
-        """Append one chunk of selected events (every column the same length).
+    def write(self, columns: dict[str, Any], index: int = 0) -> None:  # noqa: ARG002
+        """Append one chunk of selected events (every column the same length) of input
+        ``index`` (a file keeps them in the order they come, which is input order).
 
         Chunks are packed (copied out of the chunk they were selected from, which can then
         go) and held until :data:`FLUSH_ENTRIES` entries or :data:`FLUSH_BYTES` bytes, then

@@ -43,6 +43,7 @@ FULL = JobSpec(
     entry_ranges=((0, 1000), (500, None)),
     skip_bad_files=True,
     compression="lz4:4",
+    workers=3,
     conditions=("http://127.0.0.1:8080", "/opt/conditions-snapshot"),
     global_tag="data-v3",
     allow_open_tag=True,

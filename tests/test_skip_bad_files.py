@@ -87,16 +87,22 @@ def _where(kind: str, inputs_dir: Path, server: XRootDServer):
     return server.data_url
 
 
+#: One process, and two worker processes (inputs dealt out in turn: each sees bad ones).
+WORKERS = ["1", "2"]
+
+
+@pytest.mark.parametrize("workers", WORKERS)
 @pytest.mark.parametrize("kind", ["local", pytest.param("remote", marks=pytest.mark.xrootd)])
-def test_bad_files_are_skipped_and_listed(tmp_path, capsys, inputs_dir, kind, request):
+def test_bad_files_are_skipped_and_listed(tmp_path, capsys, inputs_dir, kind, request, workers):
     where = _where(
         kind, inputs_dir, request.getfixturevalue("server") if kind == "remote" else None
     )
     code, err, clean, clean_out = _run(tmp_path, capsys, [where(n) for n in GOOD], "clean")
     assert code == 0, err
     code, err, data, out = _run(
-        tmp_path, capsys, [where(n) for n in ORDER], "skip", "--skip-bad-files"
-    )
+        tmp_path, capsys, [where(n) for n in ORDER], "skip", "--skip-bad-files",
+        "--workers", workers,
+    )  # fmt: skip
     assert code == JobIncomplete.exit_code == 6, err
     assert not [line for line in err.splitlines() if line.startswith("hepstream: error:")]
     warnings = [line for line in err.splitlines() if line.startswith("hepstream: warning:")]
@@ -121,15 +127,17 @@ def test_bad_files_are_skipped_and_listed(tmp_path, capsys, inputs_dir, kind, re
     ]  # fmt: skip
 
 
+@pytest.mark.parametrize("workers", WORKERS)
 @pytest.mark.parametrize("kind", ["local", pytest.param("remote", marks=pytest.mark.xrootd)])
 def test_without_the_flag_a_missing_input_fails_before_any_event_is_read(
-    tmp_path, capsys, inputs_dir, kind, request
+    tmp_path, capsys, inputs_dir, kind, request, workers
 ):
     where = _where(
         kind, inputs_dir, request.getfixturevalue("server") if kind == "remote" else None
     )
-    inputs = [where(GOOD[0]), where(GOOD[1]), where("missing.root")]  # missing one last
-    code, err, data, out = _run(tmp_path, capsys, inputs, "o")
+    # the missing one last: with 2 workers, the first worker's second input
+    inputs = [where(GOOD[0]), where(GOOD[1]), where("missing.root")]
+    code, err, data, out = _run(tmp_path, capsys, inputs, "o", "--workers", workers)
     assert code == 3, err
     errors = [line for line in err.splitlines() if line.startswith("hepstream: error:")]
     assert errors == [f"hepstream: error: input file not found: {inputs[2]}; check the path"]

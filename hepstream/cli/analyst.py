@@ -82,6 +82,15 @@ def run(
             "partial, exit 6) instead of failing the job.",
         ),
     ] = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            min=0,
+            help="Processes reading the inputs, each its own interpreter (inputs dealt out "
+            "in turn; output in input order); 0: one per core.",
+        ),
+    ] = 1,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the report JSON on stdout.")
     ] = False,
@@ -101,7 +110,7 @@ def run(
 
     spec = spec_from_options(
         plugin, inputs, output, report, site, readahead, cache, chunk, prefetch, settings,
-        conditions, global_tag, allow_open_tag, skip_bad_files,
+        conditions, global_tag, allow_open_tag, skip_bad_files, workers,
     )  # fmt: skip
     job_report = None
     try:
@@ -139,6 +148,7 @@ def spec_from_options(
     global_tag: str | None = None,
     allow_open_tag: bool = False,
     skip_bad_files: bool = False,
+    workers: int = 1,
 ) -> JobSpec:
     """The :class:`JobSpec` of ``hepstream run``'s parsed options (``JobSpec.to_argv``'s
     inverse): the options become a mapping, read by ``JobSpec.from_mapping``."""
@@ -160,6 +170,7 @@ def spec_from_options(
         "global_tag": global_tag,
         "allow_open_tag": allow_open_tag,
         "skip_bad_files": skip_bad_files,
+        "workers": workers,
         **parse_set(settings or []),
     }
     return JobSpec.from_mapping(mapping, where="hepstream run")
