@@ -47,7 +47,7 @@ def run_job(spec: JobSpec, progress: Callable[[int, int], None] | None = None, *
     ``report`` is the record to fill (its caller then has it also when the job fails).
     """
     from hepstream.reader import FileEnd, Reader
-    from hepstream.writer import OutputWriter, scratch_dir, write_report
+    from hepstream.writer import OutputWriter, scratch_dir
 
     if spec.workers != 1 and output is None:
         return run_workers(spec, progress)
@@ -167,15 +167,23 @@ def run_job(spec: JobSpec, progress: Callable[[int, int], None] | None = None, *
         report.io_wait_s = round(report.io_wait_s, 4)
         report.peak_rss_mb = _peak_rss_mb()
         report.finish(time.perf_counter() - wall0, time.process_time() - cpu0)
-        if spec.report:
-            try:
-                write_report(report, spec.report)
-            except OutputError as err:
-                if report.status == "ok":
-                    raise
-                # the job's own error is the one line; the lost report only a warning
-                print(f"hepstream: warning: {err}", file=sys.stderr)
+        _save_report(report, spec.report)
     return report
+
+
+def _save_report(report: JobReport, target: str | None) -> None:
+    """Write the finished report at ``target`` (if any). A lost report fails an ``ok`` job;
+    a failed job's own error stays the one line, the lost report only a warning."""
+    from hepstream.writer import write_report
+
+    if not target:
+        return
+    try:
+        write_report(report, target)
+    except OutputError as err:
+        if report.status == "ok":
+            raise
+        print(f"hepstream: warning: {err}", file=sys.stderr)
 
 
 def _check_inputs(report: JobReport, paths: list[str], spec: JobSpec) -> dict[int, InputError]:
@@ -278,7 +286,7 @@ def run_workers(spec: JobSpec, progress: Callable[[int, int], None] | None = Non
     from multiprocessing.connection import wait
 
     from hepstream.workers import InputOrder, combine, deal, worker_count
-    from hepstream.writer import OutputWriter, write_report
+    from hepstream.writer import OutputWriter
 
     report = JobReport(plugin=spec.plugin, output=spec.output, site=spec.site,
                        readahead=spec.stream.readahead, cache=0)  # fmt: skip
@@ -373,13 +381,7 @@ def run_workers(spec: JobSpec, progress: Callable[[int, int], None] | None = Non
         cpu_self = time.process_time() - cpu0
         report.peak_rss_mb = round(report.peak_rss_mb + _peak_rss_mb(), 1)
         report.finish(time.perf_counter() - wall0, report.cpu_s + cpu_self)
-        if spec.report:
-            try:
-                write_report(report, spec.report)
-            except OutputError as err:
-                if report.status == "ok":
-                    raise
-                print(f"hepstream: warning: {err}", file=sys.stderr)
+        _save_report(report, spec.report)
     return report
 
 
