@@ -149,11 +149,7 @@ def run_job(spec: JobSpec, progress: Callable[[int, int], None] | None = None, *
         report.status = "failed"
         if isinstance(err, HepstreamError | Interrupted):
             report.detail = keep_detail(err, spec.report, scratch_dir())
-            report.error = str(err)
-        elif isinstance(err, KeyboardInterrupt):
-            report.error = "interrupted (SIGINT)"
-        else:
-            report.error = f"internal error: {type(err).__name__}: {err}"
+        report.error = _error_line(err)
         for entry in report.files:
             if entry.status == "pending" and entry.events_read:
                 entry.status = "failed"
@@ -184,6 +180,15 @@ def _save_report(report: JobReport, target: str | None) -> None:
         if report.status == "ok":
             raise
         print(f"hepstream: warning: {err}", file=sys.stderr)
+
+
+def _error_line(err: BaseException) -> str:
+    """The failed report's ``error``: the job's own line, or what stopped it otherwise."""
+    if isinstance(err, HepstreamError | Interrupted):
+        return str(err)
+    if isinstance(err, KeyboardInterrupt):
+        return "interrupted (SIGINT)"
+    return f"internal error: {type(err).__name__}: {err}"
 
 
 def _check_inputs(report: JobReport, paths: list[str], spec: JobSpec) -> dict[int, InputError]:
@@ -361,7 +366,8 @@ def run_workers(spec: JobSpec, progress: Callable[[int, int], None] | None = Non
                     raise message[1]
         for proc in procs:
             proc.join(_STOP_GRACE)
-        combined = combine(report, [(parts[w], shares[w]) for w in range(count)])
+        combine(report, [(parts[w], shares[w]) for w in range(count)])
+        combined = True
         report.output_bytes = writer.commit()
     except BaseException as err:
         if writer is not None:
@@ -370,10 +376,7 @@ def run_workers(spec: JobSpec, progress: Callable[[int, int], None] | None = Non
         if not combined:  # what is known of the workers that reported
             combine(report, [(parts[w], shares[w]) for w in sorted(parts)])
         report.status = "failed"
-        report.error = str(err) if isinstance(err, HepstreamError | Interrupted) else (
-            "interrupted (SIGINT)" if isinstance(err, KeyboardInterrupt)
-            else f"internal error: {type(err).__name__}: {err}"
-        )  # fmt: skip
+        report.error = _error_line(err)  # a worker's detail is in the log its line names
         raise
     finally:
         for conn in conns:

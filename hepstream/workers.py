@@ -98,11 +98,11 @@ _SUMMED = (
 )  # fmt: skip
 
 
-def combine(report: JobReport, parts: Sequence[tuple[JobReport, Sequence[int]]]) -> bool:
+def combine(report: JobReport, parts: Sequence[tuple[JobReport, Sequence[int]]]) -> None:
     """Fold the workers' reports (each with its share of input indices) into ``report``:
     counts, bytes, CPU and peaks summed, files back in input order (of a worker that
     listed its inputs: one that failed first has none), ``partial`` if any input was
-    skipped. Returns True."""
+    skipped."""
     for part, share in parts:
         for name in _SUMMED:
             setattr(report, name, getattr(report, name) + getattr(part, name))
@@ -115,7 +115,6 @@ def combine(report: JobReport, parts: Sequence[tuple[JobReport, Sequence[int]]])
     report.io_wait_s = round(report.io_wait_s, 4)
     report.peak_rss_mb = round(report.peak_rss_mb, 1)
     report.status = "partial" if any(f.status == "skipped" for f in report.files) else "ok"
-    return True
 
 
 def _combine_conditions(have: dict[str, Any] | None, more: dict[str, Any]) -> dict[str, Any]:

@@ -10,12 +10,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import uproot
+from prochelpers import wait_for_marker
 
 from hepstream.report import FileReport, JobReport
 from hepstream.runner import JobSpec, run_job
@@ -87,7 +87,7 @@ def test_workers_reports_add_up_with_files_back_in_input_order():
                   files=[FileReport("f0", "ok", events_read=6), FileReport("f2", "ok", events_read=4)])  # fmt: skip
     b = JobReport(events_read=5, bytes_read=50, bytes_needed=50, cpu_s=1.0, peak_rss_mb=150,
                   files=[FileReport("f1", "skipped", error="truncated")])  # fmt: skip
-    assert combine(job, [(a, [0, 2]), (b, [1])])
+    combine(job, [(a, [0, 2]), (b, [1])])
     assert (job.events_read, job.bytes_read, job.bytes_needed) == (15, 150, 140)
     assert (job.cpu_s, job.peak_rss_mb) == (2.5, 350)
     assert [(f.path, f.status) for f in job.files] == [
@@ -149,12 +149,7 @@ def _start(tmp_path: Path, sample_dir: Path, out_dir: Path):
            "--workers", "2", "--no-progress"]  # fmt: skip
     env = {**os.environ, "TMPDIR": str(scratch), "HEPSTREAM_TEST_MARKER": str(marker)}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + WAIT_S
-    while not marker.exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"job never reached its first chunk: {proc.communicate()[1]}")
-        time.sleep(0.05)
+    wait_for_marker(proc, marker, WAIT_S)
     return proc, scratch
 
 
