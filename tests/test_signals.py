@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from prochelpers import wait_for_marker
 
 from hepstream.partfiles import is_part, parse_part, part_name, remove_stale
 
@@ -50,13 +51,7 @@ def _start(tmp_path: Path, inputs: list[str], output: str, report: str, **env: s
         stderr=subprocess.PIPE,
         text=True,
     )
-    deadline = time.monotonic() + WAIT_S
-    while not marker.exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            _, err = proc.communicate()
-            pytest.fail(f"job never reached its first chunk: {err}")
-        time.sleep(0.05)
+    wait_for_marker(proc, marker, WAIT_S)
     return proc, scratch
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import uproot
+from prochelpers import wait_for_marker
 
 from hepstream.serve import XRootDServer
 
@@ -67,15 +68,6 @@ def _start(tmp_path: Path, inputs: list[str], output: Path, policy: list[str], s
     return proc, marker, report
 
 
-def _wait_marker(proc: subprocess.Popen, marker: Path) -> None:
-    deadline = time.monotonic() + WAIT_S
-    while not marker.exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"job never reached its first chunk: {proc.communicate()[1]}")
-        time.sleep(0.02)
-
-
 def _finish(proc: subprocess.Popen) -> tuple[int, str]:
     try:
         _, err = proc.communicate(timeout=WAIT_S)
@@ -104,7 +96,7 @@ def test_restarted_server_job_completes_with_identical_output(tmp_path, sample_d
         code, err = _finish(clean)
         assert code == 0, err
         proc, marker, report = _start(tmp_path, inputs, tmp_path / "again.root", RIDE_OUT, 0.3)
-        _wait_marker(proc, marker)
+        wait_for_marker(proc, marker, WAIT_S)
         server.stop()  # mid-job: reads in flight and files still to open
         time.sleep(1.0)
         server = _server(sample_dir, base, port=port)  # back on the same port
@@ -129,7 +121,7 @@ def test_stalled_server_fails_the_job_and_the_process_exits(tmp_path, sample_dir
     try:
         inputs = [server.data_url(MC)] * FILES
         proc, marker, report = _start(tmp_path, inputs, tmp_path / "o.root", SHORT, 0.3)
-        _wait_marker(proc, marker)
+        wait_for_marker(proc, marker, WAIT_S)
         os.killpg(server.pid, signal.SIGSTOP)
         try:
             stalled = time.monotonic()
@@ -165,7 +157,7 @@ def test_killed_server_gives_one_stable_line_naming_it(tmp_path, sample_dir, bas
     try:
         inputs = [server.data_url(MC)] * FILES
         proc, marker, report = _start(tmp_path, inputs, tmp_path / "o.root", SHORT, 0.3)
-        _wait_marker(proc, marker)
+        wait_for_marker(proc, marker, WAIT_S)
         os.killpg(server.pid, signal.SIGKILL)  # never back
         code, err = _finish(proc)
         assert code == 3, err

@@ -1,0 +1,21 @@
+"""Helpers of the tests that drive a real ``hepstream run`` process: waiting until its job
+is really under way (its plugin dropped a marker file on its first chunk)."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+
+def wait_for_marker(proc: subprocess.Popen, marker: Path, timeout: float) -> None:
+    """Return once ``marker`` exists; fail the test (the process killed, its stderr shown)
+    if ``proc`` exits first or ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while not marker.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"job never reached its first chunk: {proc.communicate()[1]}")
+        time.sleep(0.02)
