@@ -33,18 +33,16 @@ class JobRun:
 
 def run_subprocess(
     inputs: list[str], workdir: Path, *, env: dict[str, str] | None = None, tag: str = "job",
-    plugin: Path = PLUGIN, keep_output: bool = False, workers: int = 1,
+    plugin: Path = PLUGIN, keep_output: bool = False,
 ) -> JobRun:  # fmt: skip
-    """Run one job in a fresh interpreter and return its report, wall time and peak RSS
-    (with ``workers``, the job's processes together: the report's sum).
+    """Run one job in a fresh interpreter and return its report, wall time and peak RSS.
 
     The output (``<workdir>/<tag>.root``) is deleted unless ``keep_output``.
     """
     output, report, rss = (workdir / f"{tag}{ext}" for ext in (".root", ".json", ".rss"))
     # the site is left to the child's environment, as a batch job's would be
     site = {**os.environ, **(env or {})}.get("HEPSTREAM_SITE", "local")
-    spec = JobSpec(str(plugin), tuple(inputs), str(output), report=str(report), site=site,
-                   workers=workers)  # fmt: skip
+    spec = JobSpec(str(plugin), tuple(inputs), str(output), report=str(report), site=site)
     cmd = [sys.executable, "-m", "hepstream", *spec.to_argv()]
     timed = os.path.exists(GNU_TIME)
     if timed:
@@ -58,8 +56,7 @@ def run_subprocess(
     if done.returncode != 0:
         raise RuntimeError(f"hepstream run exited {done.returncode}: {done.stderr.strip()}")
     data = json.loads(report.read_text())
-    # GNU time sees the largest single process; the report adds up a job's workers
-    peak = max(int(rss.read_text().split()[-1]) / 1024 if timed else 0, data["peak_rss_mb"])
+    peak = int(rss.read_text().split()[-1]) / 1024 if timed else data["peak_rss_mb"]
     if not keep_output:
         output.unlink(missing_ok=True)
     return JobRun(data, process_s, round(peak, 1), "GNU time" if timed else "job report")

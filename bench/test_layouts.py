@@ -41,8 +41,6 @@ JOB_LINKS = (LOCAL, LOOPBACK, wan(0), FAR)
 READERS = ("uproot-xrootd", "uproot-fsspec")
 #: RDataFrame thread settings: 0 = ``EnableImplicitMT()`` on all cores.
 MT, ONE = 0, 1
-#: ``hepstream run --workers 0``: one worker process per core.
-ALL_CORES = 0
 SCALES = ("1 file", "N files")
 
 
@@ -219,9 +217,7 @@ def test_layout_reader(
 def test_layout_process(
     benchmark, settings: BenchSettings, layout_files, layout_links, tmp_path, name, link, scale
 ) -> None:
-    """``hepstream run --workers 0`` in a fresh process: interpreter, imports and numba load
-    included; all cores, as RDataFrame's implicit MT (one worker process per core, at most
-    one per input: the 1-file job runs in its own process)."""
+    """``hepstream run`` in a fresh process: interpreter, imports and numba load included."""
     from bench.jobproc import run_subprocess
 
     copies = 1 if scale == "1 file" else settings.layout_copies
@@ -229,8 +225,7 @@ def test_layout_process(
     runs = []
 
     def job():
-        runs.append(run_subprocess(inputs, tmp_path, tag="proc", plugin=LAYOUTS[name].plugin,
-                                   workers=ALL_CORES))  # fmt: skip
+        runs.append(run_subprocess(inputs, tmp_path, tag="proc", plugin=LAYOUTS[name].plugin))
 
     # the warm-up round loads numba's cache from disk the way every later job does; quick
     # mode skips it (the in-process jobs of this session already compiled the plugin)
@@ -241,7 +236,6 @@ def test_layout_process(
     assert last["events_read"] == copies * layout_events(settings, name)
     benchmark.extra_info.update({
         "suite": "layouts-process", "layout": name, "scale": scale, "files": copies,
-        "workers": "all cores",
         **_link_info(settings, link), "events": last["events_read"],
         "selected": last["events_selected"],
         "process_s": statistics.median(r.process_s for r in runs),
