@@ -19,3 +19,15 @@ def wait_for_marker(proc: subprocess.Popen, marker: Path, timeout: float) -> Non
             proc.kill()
             pytest.fail(f"job never reached its first chunk: {proc.communicate()[1]}")
         time.sleep(0.02)
+
+
+def finish(proc: subprocess.Popen, timeout: float) -> tuple[int, str]:
+    """Wait for ``proc`` to exit (at most ``timeout`` seconds, then it is killed and reaped);
+    its exit code and stderr."""
+    try:
+        _, err = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    return proc.returncode, err

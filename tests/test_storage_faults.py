@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import uproot
-from prochelpers import wait_for_marker
+from prochelpers import finish, wait_for_marker
 
 from hepstream.serve import XRootDServer
 
@@ -68,16 +68,6 @@ def _start(tmp_path: Path, inputs: list[str], output: Path, policy: list[str], s
     return proc, marker, report
 
 
-def _finish(proc: subprocess.Popen) -> tuple[int, str]:
-    try:
-        _, err = proc.communicate(timeout=WAIT_S)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    return proc.returncode, err
-
-
 def _errors(err: str) -> list[str]:
     return [line for line in err.splitlines() if line.startswith("hepstream: error:")]
 
@@ -93,7 +83,7 @@ def test_restarted_server_job_completes_with_identical_output(tmp_path, sample_d
     try:
         inputs = [server.data_url(MC)] * FILES
         clean, _, _ = _start(tmp_path, inputs, tmp_path / "clean.root", RIDE_OUT, 0)
-        code, err = _finish(clean)
+        code, err = finish(clean, WAIT_S)
         assert code == 0, err
         proc, marker, report = _start(tmp_path, inputs, tmp_path / "again.root", RIDE_OUT, 0.3)
         wait_for_marker(proc, marker, WAIT_S)
@@ -101,7 +91,7 @@ def test_restarted_server_job_completes_with_identical_output(tmp_path, sample_d
         time.sleep(1.0)
         server = _server(sample_dir, base, port=port)  # back on the same port
         assert server.port == port
-        code, err = _finish(proc)
+        code, err = finish(proc, WAIT_S)
     finally:
         server.stop()
     assert code == 0, err
@@ -125,7 +115,7 @@ def test_stalled_server_fails_the_job_and_the_process_exits(tmp_path, sample_dir
         os.killpg(server.pid, signal.SIGSTOP)
         try:
             stalled = time.monotonic()
-            code, err = _finish(proc)
+            code, err = finish(proc, WAIT_S)
             exited, exited_wall = time.monotonic(), time.time()
         finally:
             os.killpg(server.pid, signal.SIGCONT)
@@ -159,12 +149,12 @@ def test_killed_server_gives_one_stable_line_naming_it(tmp_path, sample_dir, bas
         proc, marker, report = _start(tmp_path, inputs, tmp_path / "o.root", SHORT, 0.3)
         wait_for_marker(proc, marker, WAIT_S)
         os.killpg(server.pid, signal.SIGKILL)  # never back
-        code, err = _finish(proc)
+        code, err = finish(proc, WAIT_S)
         assert code == 3, err
         lines.append(_errors(err))
         # a second job against the dead server says the same
         proc, _, _ = _start(tmp_path, inputs, tmp_path / "o2.root", SHORT, 0)
-        code, err = _finish(proc)
+        code, err = finish(proc, WAIT_S)
         assert code == 3, err
         lines.append(_errors(err))
     finally:

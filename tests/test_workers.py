@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import uproot
-from prochelpers import wait_for_marker
+from prochelpers import finish, wait_for_marker
 
 from hepstream.report import FileReport, JobReport
 from hepstream.runner import JobSpec, run_job
@@ -161,15 +161,6 @@ def _workers_of(pid: int) -> list[int]:
     return [int(p) for p, parent, _ in rows if int(parent) in server]
 
 
-def _finish(proc: subprocess.Popen) -> tuple[int, str]:
-    try:
-        _, err = proc.communicate(timeout=WAIT_S)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    return proc.returncode, err
-
-
 @pytest.mark.slow
 def test_sigterm_to_a_job_with_workers_stops_them_all_and_leaves_no_output(
     tmp_path, sample_dir, out_dir
@@ -178,7 +169,7 @@ def test_sigterm_to_a_job_with_workers_stops_them_all_and_leaves_no_output(
     workers = _workers_of(proc.pid)
     assert len(workers) == 2
     proc.send_signal(signal.SIGTERM)
-    code, err = _finish(proc)
+    code, err = finish(proc, WAIT_S)
     assert code == 128 + signal.SIGTERM, err
     errors = [line for line in err.splitlines() if line.startswith("hepstream: error:")]
     assert errors == ["hepstream: error: interrupted (SIGTERM)"]
@@ -199,7 +190,7 @@ def test_a_killed_worker_fails_the_job_in_one_line(tmp_path, sample_dir, out_dir
     workers = _workers_of(proc.pid)
     assert len(workers) == 2
     os.kill(workers[0], signal.SIGKILL)
-    code, err = _finish(proc)
+    code, err = finish(proc, WAIT_S)
     assert code == 1, err
     errors = [line for line in err.splitlines() if line.startswith("hepstream: error:")]
     assert len(errors) == 1
