@@ -125,6 +125,10 @@ def unpack_lists(data: np.ndarray, border: int, keylen: int, nev: int, lo: int, 
     total = _list_counts(data, border, keylen, nev, lo, hi, header, itemsize, counts)
     if total < 0:
         raise ValueError("a basket's entry offsets are damaged")
+    if header == 0:  # ``float[n]``: the entries' items lie back to back, one pass
+        first = _be32(data, border + 4 + 4 * lo) - keylen
+        items = data[first : first + total * itemsize].view(stored)
+        return items.astype(stored.newbyteorder("=")), counts
     out = np.empty(total * itemsize, np.uint8)
     _list_items(data, border, keylen, nev, lo, hi, header, out)
     if itemsize > 1 and not stored.isnative:
