@@ -21,6 +21,7 @@ checks the arrays against uproot's own on files ROOT and uproot wrote.
 
 from __future__ import annotations
 
+import bisect
 import struct
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -48,10 +49,13 @@ class BasketColumn:
     #: Bytes before each list's items (10 for std::vector and RVec); None: not a list.
     header: int | None
     #: Entry at which each basket starts, and the total (uproot's ``entry_offsets``).
-    entry_offsets: np.ndarray
+    #: Plain ints, not numpy arrays: the reader looks baskets up with ``bisect`` because a
+    #: numpy call that lets go of the GIL (``searchsorted``) costs the reader thread a wait
+    #: of up to the switch interval (5 ms) to get it back from the decompression threads.
+    entry_offsets: tuple[int, ...]
     #: Each basket's byte range in the file (``fBasketSeek``, ``+ fBasketBytes``).
-    seeks: np.ndarray
-    sizes: np.ndarray
+    seeks: tuple[int, ...]
+    sizes: tuple[int, ...]
 
     @classmethod
     def of(cls, branch: Any) -> BasketColumn | None:
@@ -75,25 +79,25 @@ class BasketColumn:
             return None  # baskets kept in the TTree's metadata: uproot's
         return cls(
             branch.name, stored, native, header,
-            np.asarray(branch.entry_offsets, np.int64),
-            np.asarray(branch.member("fBasketSeek")[:n], np.int64),
-            np.asarray(branch.member("fBasketBytes")[:n], np.int64),
+            tuple(int(x) for x in branch.entry_offsets),
+            tuple(int(x) for x in branch.member("fBasketSeek")[:n]),
+            tuple(int(x) for x in branch.member("fBasketBytes")[:n]),
         )  # fmt: skip
 
     def baskets(self, start: int, stop: int) -> list[tuple[int, int, int]]:
         """(basket, first entry, last entry + 1) of the baskets holding ``[start, stop)``."""
         edges = self.entry_offsets
-        k = max(0, int(np.searchsorted(edges, start, side="right")) - 1)
+        k = max(0, bisect.bisect_right(edges, start) - 1)
         out = []
         while k < len(edges) - 1 and edges[k] < stop:
             if edges[k + 1] > start:
-                out.append((k, int(max(start, edges[k])), int(min(stop, edges[k + 1]))))
+                out.append((k, max(start, edges[k]), min(stop, edges[k + 1])))
             k += 1
         return out
 
     def range_of(self, basket: int) -> tuple[int, int]:
-        seek = int(self.seeks[basket])
-        return seek, seek + int(self.sizes[basket])
+        seek = self.seeks[basket]
+        return seek, seek + self.sizes[basket]
 
 
 def _payload(raw: np.ndarray, chunk: Any) -> tuple[np.ndarray, int, int, int]:
@@ -150,7 +154,7 @@ def start_columns(columns: list[BasketColumn], source: Any, start: int, stop: in
         if column.header is None:
             flats[column.name] = np.empty(stop - start, column.native)
         for k, first, end in column.baskets(start, stop):
-            b0 = int(column.entry_offsets[k])
+            b0 = column.entry_offsets[k]
             out = flats[column.name][first - start : end - start] if column.header is None else None
             ranges.append(column.range_of(k))
             jobs.append((column, first - b0, end - b0, out))

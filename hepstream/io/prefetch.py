@@ -216,7 +216,9 @@ class FileReads:
                     view = memoryview(piece)[lo - seg_start : hi - seg_start]
                     buffer = self._buffers.get(i)
                     if buffer is None and lo == span.start and hi == span.stop:
-                        self._buffers[i] = piece if len(piece) == span.size else bytes(view)
+                        # a view: the request's bytes are not copied again (they live
+                        # until the last of its spans is decoded)
+                        self._buffers[i] = piece if len(piece) == span.size else view
                     else:
                         if not isinstance(buffer, bytearray):
                             buffer = self._buffers[i] = bytearray(span.size)

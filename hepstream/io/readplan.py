@@ -93,6 +93,12 @@ def plan_reads(chunks: Sequence[Iterable[Wanted]]) -> FilePlan:
             reach = key[1]
     merged = []
     for group in groups:
+        if len(group) == 1:  # the common case: a range no other range overlaps
+            key = group[0]
+            first, last, lazy, reads, pos = info[key]
+            span = Span(key[0], key[1], first, last, lazy, reads)
+            merged.append((first, lazy, pos, span, group))
+            continue
         entries = [info[key] for key in group]
         first = min(e[0] for e in entries)
         span = Span(
