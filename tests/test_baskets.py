@@ -4,8 +4,6 @@ baskets cut by the entry range, multi-block baskets; damage is one clear error."
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 import awkward as ak
 import numpy as np
 import pytest
@@ -13,6 +11,7 @@ import uproot
 from columnhelpers import NUMBERS, UPROOT_CODECS, number_batch, same
 
 from hepstream.baskets import BasketColumn
+from hepstream.decode import DecodePool
 from hepstream.errors import InputError
 from hepstream.inputs import TreeInput
 
@@ -63,7 +62,7 @@ def uproot_written(tmp_path_factory) -> dict[str, str]:
 @pytest.mark.parametrize("codec", UPROOT_CODECS)
 def test_every_number_type_and_codec_decodes_to_uproots_arrays(uproot_written, codec):
     path = uproot_written[codec]
-    with uproot.open(path, decompression_executor=ThreadPoolExecutor(2)) as file:
+    with uproot.open(path, decompression_executor=DecodePool(2)) as file:
         tree = file["t"]
         names = list(tree.keys())
         assert all(BasketColumn.of(tree[name]) is not None for name in names)
@@ -93,7 +92,8 @@ def test_other_branch_kinds_are_left_to_uproot(tmp_path):
             "s": np.array(["a", "bb", ""]), "a": np.arange(9, dtype="f4").reshape(3, 3),
             "x": np.arange(3, dtype="i4"),
         })  # fmt: skip
-    with uproot.open(path) as file:
+    # the job's executor serves uproot's own decompression of the other kinds as well
+    with uproot.open(path, decompression_executor=DecodePool(2)) as file:
         tree = file["t"]
         assert BasketColumn.of(tree["s"]) is None
         assert BasketColumn.of(tree["a"]) is None

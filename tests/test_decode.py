@@ -8,7 +8,7 @@ import awkward as ak
 import numpy as np
 import pytest
 
-from hepstream.decode import DECOMPRESS_ERRORS, inflate_zlib, unpack_lists
+from hepstream.decode import DECOMPRESS_ERRORS, DecodePool, inflate_zlib, unpack_lists
 
 
 def _basket(entries: list[list[int]], header: int, dtype: str, keylen: int = 70):
@@ -98,3 +98,37 @@ def test_uproots_zlib_reads_go_through_libdeflate_and_writers_keep_zlib(root_wri
     with uproot.open(root_written) as file:
         fast = file["Events"].arrays(["Muon_pt", "MET_pt", "Jet_pt"], library="ak")
     assert ak.array_equal(fast, plain)
+
+
+def test_decode_pool_runs_calls_in_order_and_stops_cleanly():
+    """The files' decompression executor: ``run`` (no Future) for hepstream's decoders,
+    ``submit`` (a Future) for uproot's; work not started is dropped on a cancelling
+    shutdown; nothing is taken after shutdown; its threads are gone."""
+    import threading
+
+    pool = DecodePool(1, name="test-decode")
+    gate, seen = threading.Event(), []
+    pool.run(gate.wait, 10)  # holds the one thread until the queue below is built
+    pool.run(seen.append, 1)
+    future = pool.submit(lambda a, b=0: a + b, 2, b=3)
+    failed = pool.submit(lambda: 1 / 0)
+    pool.run(seen.append, 2)
+    gate.set()
+    assert future.result(timeout=10) == 5
+    with pytest.raises(ZeroDivisionError):
+        failed.result(timeout=10)
+    pool.run(lambda: 1 / 0)  # a call that raises does not take its thread down
+    done = pool.submit(lambda: "still here")
+    assert done.result(timeout=10) == "still here"
+    assert seen == [1, 2]
+
+    gate.clear()
+    pool.run(gate.wait, 10)
+    late = pool.submit(seen.append, 3)
+    threading.Timer(0.2, gate.set).start()
+    pool.shutdown(wait=True, cancel_futures=True)
+    assert late.cancelled()  # dropped before it started
+    assert seen == [1, 2]
+    with pytest.raises(RuntimeError, match="after shutdown"):
+        pool.run(seen.append, 4)
+    assert not [t for t in threading.enumerate() if t.name.startswith("test-decode")]

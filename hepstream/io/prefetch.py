@@ -42,6 +42,32 @@ def failure(done: Future) -> BaseException | None:
     return CancelledError() if done.cancelled() else done.exception()
 
 
+class Ready:
+    """Bytes that are there already, with the part of a ``Future``'s interface the
+    source uses: served spans are mostly fetched ahead, and a ``Future`` (a lock and a
+    condition each) per basket costs the reader's thread GIL time for nothing."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: memoryview) -> None:
+        self._data = data
+
+    def done(self) -> bool:
+        return True
+
+    def result(self, timeout: float | None = None) -> memoryview:  # noqa: ARG002
+        return self._data
+
+    def exception(self, timeout: float | None = None) -> None:  # noqa: ARG002
+        return None
+
+    def cancelled(self) -> bool:
+        return False
+
+    def add_done_callback(self, fn: Callable[[Ready], object]) -> None:
+        fn(self)
+
+
 class FileReads:
     """The state of one file's plan: which spans are reserved, in flight, held or done."""
 
@@ -63,7 +89,7 @@ class FileReads:
         self._state = [_PENDING] * n
         self._reads_left = [span.reads for span in plan.spans]
         self._futures: list[Future | None] = [None] * n
-        self._buffers: dict[int, bytes | bytearray] = {}
+        self._buffers: dict[int, bytes | bytearray | memoryview] = {}
         self._missing = [0] * n
         self._wanted: set[int] = set()
         self._served_once = [False] * n
@@ -270,9 +296,10 @@ class FileReads:
             self._budget.release(self.plan.spans[i].size)
 
     # -- the reader's side ----------------------------------------------------------
-    def serve(self, start: int, stop: int) -> tuple[Future, bool] | None:
-        """The future bytes of a planned range, and whether they were there already;
-        None if the plan does not hold the range (the caller reads it directly)."""
+    def serve(self, start: int, stop: int) -> tuple[Ready | Future, bool] | None:
+        """The future bytes of a planned range (a :class:`Ready` when they are there), and
+        whether they were there already; None if the plan does not hold the range (the
+        caller reads it directly)."""
         i = self.plan.where.get((start, stop))
         if i is None:
             return None
@@ -305,21 +332,25 @@ class FileReads:
             self.fetch([i])
         elif state == _PENDING and self.wake is not None:
             self.wake()  # admit it as soon as it fits (and make room if it never will)
+        lo, hi = start - span.start, stop - span.start
+        if future.done():  # the common case: fetched ahead
+            error = failure(future)
+            out: Ready | Future = (
+                Ready(memoryview(future.result())[lo:hi]) if error is None else future
+            )
+            if last:
+                self._finish(i)
+            return out, ready
         if last:
             future.add_done_callback(lambda _f: self._finish(i))
-        if future.done():
-            data = future.result()
-            sliced: Future = Future()
-            sliced.set_result(memoryview(data)[start - span.start : stop - span.start])
-            return sliced, ready
-        sliced = Future()
+        sliced: Future = Future()
 
         def _slice(done: Future) -> None:
             error = failure(done)
             if error is not None:
                 sliced.set_exception(error)
             else:
-                sliced.set_result(memoryview(done.result())[start - span.start : stop - span.start])
+                sliced.set_result(memoryview(done.result())[lo:hi])
 
         future.add_done_callback(_slice)
         return sliced, ready
