@@ -120,6 +120,28 @@ def test_many_inputs_are_concatenated_in_order(sample_dir, out_dir):
     assert [f.events_selected for f in report.files] == [len(_expected(p)) for p in inputs]
 
 
+def test_the_heap_frozen_for_a_job_is_given_back_after_it(sample_dir, out_dir, tmp_path):
+    """run_job freezes the heap it starts with (the cycle collector skips it while the job
+    runs) and unfreezes it when the job ends, whether it succeeded or failed."""
+    import gc
+
+    from hepstream.errors import InputError
+
+    assert gc.get_freeze_count() == 0
+    frozen = []
+    gc.callbacks.append(lambda *_: frozen.append(gc.get_freeze_count()))
+    try:
+        run_job(JobSpec(PLUGIN, (str(sample_dir / "tau1n_mc_000.root"),), str(out_dir / "a.root")))
+        gc.collect()  # after the job: nothing frozen
+        assert gc.get_freeze_count() == 0
+        assert max(frozen) > 0  # collections inside the job skipped the frozen heap
+        with pytest.raises(InputError):
+            run_job(JobSpec(PLUGIN, (str(tmp_path / "missing.root"),), str(out_dir / "b.root")))
+        assert gc.get_freeze_count() == 0
+    finally:
+        gc.callbacks.pop()
+
+
 @pytest.mark.xrootd
 def test_remote_output_is_uploaded_and_verified(sample_dir, xrootd_server, out_dir):
     name = "tau11_mc_000.root"
