@@ -76,10 +76,12 @@ class JobSpec:
     #: Input files opened, planned and first-chunk prefetched ahead of the one being read.
     open_ahead: int = 2
     #: Chunks whose baskets or pages are fetched ahead of the one being decoded, across file
-    #: edges, as far as the budget allows. With one, the link idles one round trip per chunk
-    #: once decoding outpaces it (30 ms RTT: 0.82x of the zero-delay rate on a 10-file bench
-    #: job); two keep it busy.
-    fetch_ahead: int = 2
+    #: edges, as far as the budget allows. The reader decodes one chunk ahead, so the bytes
+    #: in flight are the chunks past that one: with two, a 30 ms link at 1 Gbit/s idled
+    #: between chunks of well-compressed files (8 x 1M-event jobs over the bench's WAN
+    #: proxy, 30 ms / 0 ms: ROOT's 32 KB baskets 0.80, NanoAOD-like 0.86-0.90); with four,
+    #: 0.92-0.97 and 0.93-1.01, for one more ~8 MB chunk held twice (see --cache).
+    fetch_ahead: int = 4
     #: Threads that decompress baskets (zlib, lz4 and zstd release the GIL). The selection
     #: takes a small part of a core, so the job's cores are best spent decompressing.
     decompress_threads: int = field(default_factory=lambda: min(4, os.cpu_count() or 1))
