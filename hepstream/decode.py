@@ -236,9 +236,8 @@ class Arrivals:
                 return
             i = self._which[id(chunk)]
         try:
-            run = getattr(self._executor, "run", None)
-            if run is not None:  # a DecodePool: no Future per range
-                run(self._run, i, chunk)
+            if isinstance(self._executor, DecodePool):  # no Future per range
+                self._executor.run(self._run, i, chunk)
             else:
                 self._executor.submit(self._run, i, chunk)
         except RuntimeError as err:  # the file closed meanwhile: nobody waits for it
