@@ -53,13 +53,18 @@ class BenchSettings:
     #: Layout matrix (issue 10): timed rounds per job, reader and RDataFrame measurement.
     layout_rounds: int = 3
     #: Times the N-file job of the steady-state comparison lists the layout's file (the
-    #: marginal rate is (events of N - events of 1) / (seconds of N - seconds of 1)). Ten:
-    #: RDataFrame's start-up (JIT, 6-9 s here) varies by +-1 s between processes, as much
-    #: as 3 more files take it, so with 4 copies its marginal rate was noise.
-    layout_copies: int = 10
+    #: marginal rate is (events of N - events of 1) / (seconds of N - seconds of 1)).
+    #: RDataFrame's start-up (JIT, 6-9 s here) varies by +-1 s between processes. With 4
+    #: copies its marginal rate was noise; with 10, on the NanoAOD-like TTree (0.2-0.3 s a
+    #: file) the 1-file medians of 7.4-8.1 s gave RDataFrame a marginal 4.5M events/s,
+    #: more than twice its single-threaded 1.35M. Twenty double the window.
+    layout_copies: int = 20
     #: Times the long WAN jobs list the layout's file, so every layout's zero-delay job
-    #: takes well over the 2 s from which the 30 ms target applies (1-file jobs: 0.4-1.7 s).
-    layout_long_copies: int = 8
+    #: takes well over the 2 s from which the 30 ms target applies (1-file jobs: 0.3-1.3 s).
+    #: With 8, the NanoAOD-like job took 2.5 s, of which the first chunk's ~4 round trips
+    #: at 30 ms (connect, open, metadata, first baskets: ~0.12 s) were 5 %; 16 make that
+    #: 2-3 % and put the RNTuple's job (0.12 s a file) at about 2 s too.
+    layout_long_copies: int = 16
     #: The layout matrix uses each layout's full-size file (1M events; 3M big baskets).
     layout_quick: bool = False
     #: RDataFrame and ``hepstream run`` process comparisons over the WAN proxy (30 ms) too,
@@ -83,6 +88,7 @@ QUICK = replace(
     latency_pairs=1,
     layout_rounds=1,
     layout_copies=2,
+    layout_long_copies=8,
     layout_quick=True,
     layout_full_anchor=False,
 )
