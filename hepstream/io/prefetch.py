@@ -225,26 +225,30 @@ class FileReads:
         with self.lock:
             data = done.result() if error is None else [None] * len(segments)
             for (seg_start, seg_stop), piece in zip(segments, data, strict=True):
-                k = bisect.bisect_right(self._sorted_starts, seg_start) - 1
-                k = max(k, 0)
-                while k < len(self._order):
+                k = max(bisect.bisect_right(self._sorted_starts, seg_start) - 1, 0)
+                hits = []
+                while k < len(self._order) and spans[self._order[k]].start < seg_stop:
                     i = self._order[k]
-                    span = spans[i]
-                    if span.start >= seg_stop:
-                        break
                     k += 1
-                    if span.stop <= seg_start or self._state[i] != _FETCHING:
-                        continue
-                    if error is not None:
-                        failed.append(i)
-                        continue
+                    if spans[i].stop > seg_start and self._state[i] == _FETCHING:
+                        hits.append(i)
+                if error is not None:
+                    failed.extend(hits)
+                    continue
+                # A span may be a view of the segment (no copy) when every span in it is
+                # given back with the same chunk: a view keeps the whole segment alive, and
+                # bytes given back to the budget must not stay in memory a chunk longer.
+                shared = len({spans[i].last_chunk for i in hits}) == 1
+                for i in hits:
+                    span = spans[i]
                     lo, hi = max(span.start, seg_start), min(span.stop, seg_stop)
                     view = memoryview(piece)[lo - seg_start : hi - seg_start]
                     buffer = self._buffers.get(i)
                     if buffer is None and lo == span.start and hi == span.stop:
-                        # a view: the request's bytes are not copied again (they live
-                        # until the last of its spans is decoded)
-                        self._buffers[i] = piece if len(piece) == span.size else view
+                        if len(piece) == span.size:
+                            self._buffers[i] = piece
+                        else:
+                            self._buffers[i] = view if shared else bytes(view)
                     else:
                         if not isinstance(buffer, bytearray):
                             buffer = self._buffers[i] = bytearray(span.size)

@@ -169,6 +169,34 @@ def test_shared_basket_is_held_until_the_second_chunk_read_it():
     assert store.overlaps() == 0
 
 
+def test_a_span_is_a_view_of_its_segment_only_when_all_of_it_is_given_back_together():
+    """A view keeps its whole segment in memory: where one segment holds spans of two
+    chunks, its spans are copied out, so bytes given back to the budget with chunk 0 do
+    not stay in memory until chunk 1 is read."""
+    store = Store()
+    plan = plan_reads(
+        [[(0, 100, False), (100, 150, False), (500, 600, False)], [(600, 700, False)]]
+    )
+    budget = Budget(1000)
+    reads = _reads(plan, store, budget)
+    Prefetcher(budget).add(reads)
+    assert sorted(store.segments) == [(0, 150), (500, 700)]  # adjacent spans join
+
+    def backing(start: int, stop: int) -> int:
+        served = reads.serve(start, stop)
+        assert served is not None
+        data = served[0].result(timeout=10)
+        assert bytes(data) == BLOB[start:stop]
+        return len(data.obj)
+
+    assert backing(0, 100) == backing(100, 150) == 150  # both given back with chunk 0
+    assert backing(500, 600) == 100  # copied: its segment-mate is chunk 1's
+    reads.advance(1)
+    assert backing(600, 700) == 100
+    assert budget.held == 0
+    assert store.overlaps() == 0
+
+
 def test_a_chunk_larger_than_the_budget_streams_through_it_in_order():
     store = Store()
     ranges = [(i * 1000, i * 1000 + 1000, False) for i in range(20)]  # 20 kB, budget 3 kB
