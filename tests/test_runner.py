@@ -122,7 +122,8 @@ def test_many_inputs_are_concatenated_in_order(sample_dir, out_dir):
 
 def test_the_heap_frozen_for_a_job_is_given_back_after_it(sample_dir, out_dir, tmp_path):
     """run_job freezes the heap it starts with (the cycle collector skips it while the job
-    runs) and unfreezes it when the job ends, whether it succeeded or failed."""
+    runs) and unfreezes it when the job ends, whether it succeeded or failed; a heap the
+    caller froze stays frozen."""
     import gc
 
     from hepstream.errors import InputError
@@ -138,7 +139,11 @@ def test_the_heap_frozen_for_a_job_is_given_back_after_it(sample_dir, out_dir, t
         with pytest.raises(InputError):
             run_job(JobSpec(PLUGIN, (str(tmp_path / "missing.root"),), str(out_dir / "b.root")))
         assert gc.get_freeze_count() == 0
+        gc.freeze()  # a caller's own frozen heap stays frozen
+        run_job(JobSpec(PLUGIN, (str(sample_dir / "tau1n_mc_000.root"),), str(out_dir / "c.root")))
+        assert gc.get_freeze_count() > 0  # (less what died meanwhile)
     finally:
+        gc.unfreeze()
         gc.callbacks.pop()
 
 
