@@ -28,9 +28,19 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
+import numba
 import numpy as np
 
-from hepstream.decode import decode_as_they_arrive, decompress_blocks, unpack_lists
+from hepstream.decode import (
+    _be16,
+    _be32,
+    _list_counts,
+    _swap_into,
+    decode_as_they_arrive,
+    decompress_blocks,
+    unpack_lists,
+)
+from hepstream.native import bytes_at, free_inflater, inflate_at, libdeflate, new_inflater
 
 #: fNbytes, key version, fObjlen, fDatime, fKeylen, fCycle: the start of every TKey.
 _KEY = struct.Struct(">ihiIhh")
@@ -138,6 +148,164 @@ def decode_basket(column: BasketColumn, raw: np.ndarray, chunk: Any, lo: int, hi
         raise ValueError(f"branch {column.name}: {err}") from None
 
 
+# -- many baskets in one compiled call ---------------------------------------------------
+# A chunk's baskets that are there when it starts (all of them once the plan fetches
+# ahead) are decoded a few batches at a time, each batch one call with the GIL released:
+# keys parsed, zlib inflated by libdeflate, numbers byte-swapped into their place in the
+# chunk's arrays, each list entry's item count written, by address. Per basket Python
+# only finds the address of its bytes. Lists' items are gathered into one array per branch
+# when the chunk is built (:func:`_gather_lists`): nothing is concatenated.
+
+#: Columns of the per-basket table handed to :func:`_decode_many`.
+_ITEMSIZE, _HEADER, _SWAP, _LO, _HI, _DST, _ADDR, _LEN = range(8)
+#: What :func:`_decode_many` tells of each basket: done, or why not.
+_OK, _SHORT_KEY, _BAD_KEY, _BAD_HEADER, _TOO_FEW, _NOT_ITEMS, _NO_OFFSETS, _BAD_OFFSETS = range(8)
+_INFLATE, _OTHER_CODEC = 8, 9
+#: Where each basket's payload lies in the batch's buffer, and what it holds.
+_OFFSET, _KEYLEN, _BORDER, _NEV, _ITEMS, _DETAIL_A, _DETAIL_B = range(7)
+
+
+@numba.njit(cache=True, nogil=True)
+def _decode_many(functions, table, info, status):
+    """Decode the baskets of ``table`` (one row each: see ``_ITEMSIZE`` ...), filling
+    ``info`` (one row each: see ``_OFFSET`` ...; ``_DETAIL_*`` name what was wrong) and
+    ``status`` (``_OK`` ...), and give back the buffer holding their payloads (lists' items
+    are read from it when the chunk is built)."""
+    n = table.shape[0]
+    total = 0
+    for b in range(n):  # keys: sizes and where each payload goes
+        raw = bytes_at(table[b, _ADDR], table[b, _LEN])
+        if len(raw) < 37:  # the TKey's 18 bytes and the TBasket's 19
+            status[b] = _SHORT_KEY
+            continue
+        nbytes, objlen, keylen = _be32(raw, 0), _be32(raw, 6), _be16(raw, 14)
+        if not (37 <= keylen <= nbytes and nbytes == len(raw)) or objlen < 0:
+            status[b], info[b, _DETAIL_A], info[b, _DETAIL_B] = _BAD_KEY, nbytes, keylen
+            continue
+        nev, last = _be32(raw, keylen - 9), _be32(raw, keylen - 5)
+        border = last - keylen
+        if not 0 <= border <= objlen or nev < 0:
+            status[b], info[b, _DETAIL_A], info[b, _DETAIL_B] = _BAD_HEADER, last, nev
+            continue
+        body = raw[keylen:]
+        single = len(body) >= 9 and 9 + (
+            np.int64(body[3]) | (np.int64(body[4]) << 8) | (np.int64(body[5]) << 16)
+        ) == len(body)
+        if len(body) != objlen and not (single and body[0] == 90 and body[1] == 76):  # "ZL"
+            status[b] = _OTHER_CODEC
+            continue
+        info[b, _OFFSET], info[b, _KEYLEN], info[b, _BORDER], info[b, _NEV] = (
+            total, keylen, border, nev
+        )  # fmt: skip
+        info[b, _ITEMS] = objlen  # until decoded: the payload's size
+        total += (objlen + 7) // 8 * 8
+    payloads = np.empty(total, np.uint8)
+    handle = new_inflater(functions)
+    for b in range(n):
+        if status[b] != _OK:
+            continue
+        keylen, objlen, at = info[b, _KEYLEN], info[b, _ITEMS], info[b, _OFFSET]
+        raw = bytes_at(table[b, _ADDR], table[b, _LEN])
+        data = payloads[at : at + objlen]
+        if len(raw) - keylen == objlen:  # stored as it is (ROOT keeps what would not shrink)
+            data[:] = raw[keylen:]
+        else:
+            if handle == 0:
+                status[b], info[b, _DETAIL_A] = _INFLATE, 3
+                continue
+            code = inflate_at(
+                functions, handle, table[b, _ADDR] + keylen + 9, len(raw) - keylen - 9,
+                payloads.ctypes.data + at, objlen,
+            )  # fmt: skip
+            if code != 0:
+                status[b], info[b, _DETAIL_A], info[b, _DETAIL_B] = _INFLATE, code, len(raw)
+                continue
+        itemsize, header, lo, hi = (
+            table[b, _ITEMSIZE],
+            table[b, _HEADER],
+            table[b, _LO],
+            table[b, _HI],
+        )
+        nev, border = info[b, _NEV], info[b, _BORDER]
+        if hi > nev:
+            status[b], info[b, _DETAIL_A], info[b, _DETAIL_B] = _TOO_FEW, nev, hi
+            continue
+        if header < 0:  # numbers: into their place in the chunk's array
+            if border != nev * itemsize:
+                status[b] = _NOT_ITEMS
+                continue
+            _swap_into(data[lo * itemsize :], table[b, _DST], hi - lo, itemsize, table[b, _SWAP])
+            info[b, _ITEMS] = hi - lo
+            continue
+        if objlen < border + 4 * (nev + 2):
+            status[b] = _NO_OFFSETS
+            continue
+        counts = bytes_at(table[b, _DST], 8 * (hi - lo)).view(np.int64)
+        items = _list_counts(data, border, keylen, nev, lo, hi, header, itemsize, counts)
+        if items < 0:
+            status[b] = _BAD_OFFSETS
+            continue
+        info[b, _ITEMS] = items
+        # the items, without headers, in native order, moved to the payload's start (or
+        # left where they are, back to back): the chunk is built with one copy per basket
+        first = _be32(data, border + 4 + 4 * lo) - keylen
+        if header == 0:
+            info[b, _OFFSET] = at + first
+        else:
+            w, start = 0, first
+            for i in range(lo, hi):
+                stop = border if i + 1 == nev else _be32(data, border + 4 + 4 * (i + 1)) - keylen
+                for k in range(start + header, stop):
+                    data[w] = data[k]
+                    w += 1
+                start = stop
+            first = 0
+        if table[b, _SWAP]:
+            _swap_into(data[first:], payloads.ctypes.data + at + first, items, itemsize, True)
+    if handle != 0:
+        free_inflater(functions, handle)
+    return payloads
+
+
+@numba.njit(cache=True, nogil=True)
+def _gather_lists(where, into):
+    """Each basket's items (``where``: their address and byte count, one row per basket in
+    entry order) back to back into ``into``."""
+    pos = 0
+    out = into.ctypes.data
+    for b in range(where.shape[0]):
+        address, nbytes = where[b, 0], where[b, 1]
+        bytes_at(out + pos, nbytes)[:] = bytes_at(address, nbytes)
+        pos += nbytes
+
+
+def _address(array: np.ndarray) -> int:
+    return array.__array_interface__["data"][0]
+
+
+def _errors(column: BasketColumn, status: int, a: int, b: int, raw_len: int) -> Exception:
+    """The error of a basket :func:`_decode_many` found wrong (the per-basket path's)."""
+    import deflate
+
+    name = column.name
+    return {
+        _SHORT_KEY: lambda: ValueError(f"basket of {raw_len} bytes is shorter than its key"),
+        _BAD_KEY: lambda: ValueError(f"basket key is damaged (fNbytes {a}, fKeylen {b})"),
+        _BAD_HEADER: lambda: ValueError(f"basket header is damaged (fLast {a}, {b} entries)"),
+        _TOO_FEW: lambda: ValueError(f"branch {name}: a basket holds {a} entries, {b} expected"),
+        _NOT_ITEMS: lambda: ValueError(
+            f"branch {name}: basket entries are not {column.stored.itemsize} bytes"
+        ),
+        _NO_OFFSETS: lambda: ValueError(f"branch {name}: a basket has no entry offsets"),
+        _BAD_OFFSETS: lambda: ValueError(f"branch {name}: a basket's entry offsets are damaged"),
+        _INFLATE: lambda: (
+            deflate.DeflateError(f"branch {name}: a basket of {b} bytes does not inflate")
+            if a == 1
+            else ValueError(f"branch {name}: a basket inflates to the wrong size")
+        ),
+    }[status]()
+
+
 def start_columns(columns: list[BasketColumn], source: Any, start: int, stop: int,
                   executor: Executor) -> Callable[[], dict[str, Any]]:  # fmt: skip
     """Start reading entries ``[start, stop)`` of ``columns``; the function that waits for
@@ -145,25 +313,64 @@ def start_columns(columns: list[BasketColumn], source: Any, start: int, stop: in
 
     The baskets' byte ranges are asked of ``source`` (any uproot source; hepstream's serves
     them from the read plan) now, branch by branch in basket order, the order the plan was
-    made in; each basket is decoded on ``executor`` as soon as its bytes are there.
+    made in; the baskets already there are decoded in a few batches on ``executor``, the
+    others each as soon as its bytes are there.
     """
-    jobs: list[tuple[BasketColumn, int, int, np.ndarray | None]] = []
+    n = stop - start
     ranges: list[tuple[int, int]] = []
-    flats: dict[str, np.ndarray] = {}
+    owner: list[BasketColumn] = []  # each basket's column
+    rows: list[tuple[int, int, int, int, int, int]] = []
+    arrays: dict[str, np.ndarray] = {}  # numbers: the values; lists: each entry's item count
+    jobs_of: dict[str, list[int]] = {}
     for column in columns:
-        if column.header is None:
-            flats[column.name] = np.empty(stop - start, column.native)
+        array = arrays[column.name] = np.empty(
+            n, column.native if column.header is None else np.int64
+        )
+        base, width = _address(array), array.itemsize
+        stored = column.stored
+        swap = int(stored.itemsize > 1 and not stored.isnative)
+        header = -1 if column.header is None else column.header
+        jobs_of[column.name] = mine = []
         for k, first, end in column.baskets(start, stop):
             b0 = column.entry_offsets[k]
-            out = flats[column.name][first - start : end - start] if column.header is None else None
+            mine.append(len(rows))
             ranges.append(column.range_of(k))
-            jobs.append((column, first - b0, end - b0, out))
+            owner.append(column)
+            rows.append((stored.itemsize, header, swap, first - b0, end - b0,
+                         base + (first - start) * width))  # fmt: skip
+    table = np.zeros((len(rows), 8), np.int64)
+    if rows:
+        table[:, :6] = rows
+    functions = np.array(libdeflate(), np.intp)
 
-    def decode(i: int, chunk: Any) -> tuple[np.ndarray, np.ndarray | None]:
-        column, lo, hi, out = jobs[i]
-        return decode_basket(column, chunk.raw_data, chunk, lo, hi, out)
+    def decode_many(batch: list[tuple[int, Any]]) -> list[Any]:
+        keep = [chunk.raw_data for _, chunk in batch]  # alive until decoded
+        which = [i for i, _ in batch]
+        mine = table[which]
+        mine[:, _ADDR] = [_address(raw) for raw in keep]
+        mine[:, _LEN] = [len(raw) for raw in keep]
+        info = np.zeros((len(batch), 7), np.int64)
+        statuses = np.zeros(len(batch), np.int64)
+        payloads = _decode_many(functions, mine, info, statuses)
+        base = _address(payloads)
+        results: list[Any] = []
+        for row, (i, chunk), raw in zip(range(len(batch)), batch, keep, strict=True):
+            column, status = owner[i], statuses[row]
+            if status == _OTHER_CODEC:
+                results.append(_decode_one(column, raw, chunk, table[i], arrays[column.name]))
+            elif status != _OK:
+                raise _errors(column, status, info[row, _DETAIL_A], info[row, _DETAIL_B], len(raw))
+            elif column.header is None:
+                results.append(None)
+            else:  # where the items are: copied when the chunk is built
+                results.append((payloads, base + info[row, _OFFSET],
+                                info[row, _ITEMS] * column.stored.itemsize))  # fmt: skip
+        return results
 
-    arrivals = decode_as_they_arrive(source, ranges, executor, decode)
+    def decode(i: int, chunk: Any) -> Any:
+        return decode_many([(i, chunk)])[0]
+
+    arrivals = decode_as_they_arrive(source, ranges, executor, decode, decode_many)
 
     def finish() -> dict[str, Any]:
         import awkward as ak
@@ -171,19 +378,33 @@ def start_columns(columns: list[BasketColumn], source: Any, start: int, stop: in
         decoded = arrivals.results()
         layouts: dict[str, Any] = {}
         for column in columns:
+            array = arrays[column.name]
             if column.header is None:
-                layouts[column.name] = ak.contents.NumpyArray(flats[column.name])
+                layouts[column.name] = ak.contents.NumpyArray(array)
                 continue
-            mine = [d for (c, *_), d in zip(jobs, decoded, strict=True) if c is column]
-            offsets = np.zeros(stop - start + 1, np.int64)
-            if mine:
-                np.cumsum(np.concatenate([counts for _, counts in mine]), out=offsets[1:])
-                content = np.concatenate([values for values, _ in mine])
-            else:
-                content = np.empty(0, column.native)
+            offsets = np.zeros(n + 1, np.int64)
+            np.cumsum(array, out=offsets[1:])
+            content = np.empty(int(offsets[-1]), column.native)
+            where = np.array([decoded[i][1:] for i in jobs_of[column.name]], np.int64)
+            if len(where):
+                _gather_lists(where.reshape(-1, 2), content.view(np.uint8))
             layouts[column.name] = ak.contents.ListOffsetArray(
                 ak.index.Index64(offsets), ak.contents.NumpyArray(content)
             )
         return layouts
 
     return finish
+
+
+def _decode_one(column: BasketColumn, raw: np.ndarray, chunk: Any, row: np.ndarray,
+                array: np.ndarray) -> Any:  # fmt: skip
+    """A basket of another codec than zlib, or of several blocks: by the per-basket path,
+    into the chunk's arrays; for lists, its items (native) as a :func:`_gather_lists` row."""
+    lo, hi = int(row[_LO]), int(row[_HI])
+    at = (int(row[_DST]) - _address(array)) // array.itemsize
+    if column.header is None:
+        decode_basket(column, raw, chunk, lo, hi, array[at : at + hi - lo])
+        return None
+    items, counts = decode_basket(column, raw, chunk, lo, hi, None)
+    array[at : at + hi - lo] = counts
+    return (items, _address(items), items.nbytes)

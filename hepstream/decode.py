@@ -22,14 +22,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import lzma
-import queue
 import threading
 import zlib
 from collections.abc import Callable
-from concurrent.futures import Executor, Future
+from concurrent.futures import Executor
 from typing import Any
 
 import cramjam
@@ -38,6 +36,9 @@ import lz4.block
 import numba
 import numpy as np
 import uproot.compression
+
+from hepstream.io.pool import WorkPool
+from hepstream.native import bytes_at
 
 
 @numba.njit(cache=True, nogil=True)
@@ -82,35 +83,48 @@ def _list_items(data, border, keylen, nev, lo, hi, header, out):
 
 
 @numba.njit(cache=True, nogil=True)
-def _swap2(v):
-    for i in range(len(v)):
-        x = v[i]
-        v[i] = ((x >> 8) & 0xFF) | ((x << 8) & 0xFF00)
+def _be16(data, at):
+    value = (np.int64(data[at]) << 8) | np.int64(data[at + 1])
+    return value - 65536 if value >= 32768 else value
 
 
 @numba.njit(cache=True, nogil=True)
-def _swap4(v):
-    for i in range(len(v)):
-        x = v[i]
-        v[i] = (
-            ((x >> 24) & 0xFF)
-            | ((x >> 8) & 0xFF00)
-            | ((x << 8) & 0xFF0000)
-            | ((x << 24) & 0xFF000000)
-        )
-
-
-@numba.njit(cache=True, nogil=True)
-def _swap8(v):
-    for i in range(len(v)):
-        x = v[i]
-        y = np.uint64(0)
-        for b in range(8):
-            y = (y << np.uint64(8)) | ((x >> np.uint64(8 * b)) & np.uint64(0xFF))
-        v[i] = y
-
-
-_SWAPS = {2: (_swap2, np.uint16), 4: (_swap4, np.uint32), 8: (_swap8, np.uint64)}
+def _swap_into(src, dst_address, n, itemsize, swap):
+    """``n`` items of ``src`` (bytes) to ``dst_address``, each item's bytes reversed when
+    ``swap``."""
+    if itemsize == 1 or not swap:
+        bytes_at(dst_address, n * itemsize)[:] = src[: n * itemsize]
+    elif itemsize == 2:
+        a = src[: 2 * n].view(np.uint16)
+        b = bytes_at(dst_address, 2 * n).view(np.uint16)
+        for i in range(n):
+            x = a[i]
+            b[i] = (x >> np.uint16(8)) | (x << np.uint16(8))
+    elif itemsize == 4:
+        a4 = src[: 4 * n].view(np.uint32)
+        b4 = bytes_at(dst_address, 4 * n).view(np.uint32)
+        for i in range(n):
+            x = a4[i]
+            b4[i] = (
+                (x >> np.uint32(24)) | ((x >> np.uint32(8)) & np.uint32(0xFF00))
+                | ((x << np.uint32(8)) & np.uint32(0xFF0000)) | (x << np.uint32(24))
+            )  # fmt: skip
+    else:
+        a8 = src[: 8 * n].view(np.uint64)
+        b8 = bytes_at(dst_address, 8 * n).view(np.uint64)
+        for i in range(n):
+            x = a8[i]
+            y = (x >> np.uint64(56)) | (x << np.uint64(56))
+            y |= ((x >> np.uint64(40)) & np.uint64(0xFF00)) | (
+                (x << np.uint64(40)) & np.uint64(0xFF000000000000)
+            )
+            y |= ((x >> np.uint64(24)) & np.uint64(0xFF0000)) | (
+                (x << np.uint64(24)) & np.uint64(0xFF0000000000)
+            )
+            y |= ((x >> np.uint64(8)) & np.uint64(0xFF000000)) | (
+                (x << np.uint64(8)) & np.uint64(0xFF00000000)
+            )
+            b8[i] = y  # fmt: skip
 
 
 def unpack_lists(data: np.ndarray, border: int, keylen: int, nev: int, lo: int, hi: int,
@@ -134,8 +148,7 @@ def unpack_lists(data: np.ndarray, border: int, keylen: int, nev: int, lo: int, 
     out = np.empty(total * itemsize, np.uint8)
     _list_items(data, border, keylen, nev, lo, hi, header, out)
     if itemsize > 1 and not stored.isnative:
-        swap, unsigned = _SWAPS[itemsize]
-        swap(out.view(unsigned))
+        _swap_into(out, out.__array_interface__["data"][0], total, itemsize, True)
     return out.view(stored.newbyteorder("=")), counts
 
 
@@ -192,14 +205,20 @@ def decompress_blocks(body: memoryview, size: int, chunk: Any,
     return data
 
 
-def decode_as_they_arrive(source: Any, ranges: list[tuple[int, int]], executor: Executor,
-                          decode: Callable[[int, Any], Any]) -> Arrivals:  # fmt: skip
+def decode_as_they_arrive(
+    source: Any, ranges: list[tuple[int, int]], executor: Executor,
+    decode: Callable[[int, Any], Any],
+    decode_many: Callable[[list[tuple[int, Any]]], list[Any]] | None = None,
+) -> Arrivals:  # fmt: skip
     """Ask uproot's ``source`` for all ``ranges`` at once (its ``chunks``: hepstream's
     serves them from the read plan) and run ``decode(i, chunk)`` on ``executor`` for range
     ``i`` as soon as its bytes are there, in whichever thread brought them. Nothing here
     waits: the caller may ask for the next chunk's ranges before this one's are decoded,
-    and gets the results from :meth:`Arrivals.results`."""
-    arrivals = Arrivals(len(ranges), executor, decode)
+    and gets the results from :meth:`Arrivals.results`.
+
+    With ``decode_many`` (a list of ``(i, chunk)`` to their results), the ranges already
+    there when ``chunks`` returns are decoded in one batch per decompression thread."""
+    arrivals = Arrivals(len(ranges), executor, decode, decode_many)
     if ranges:
         arrivals.expect(source.chunks(ranges, notifications=arrivals))
     return arrivals
@@ -210,8 +229,10 @@ class Arrivals:
     there, or its error) is decoded on the executor; one latch for all of them (a chunk has
     tens to thousands of ranges: no future, lock or condition per range)."""
 
-    def __init__(self, n: int, executor: Executor, decode: Callable[[int, Any], Any]) -> None:
-        self._executor, self._decode = executor, decode
+    def __init__(self, n: int, executor: Executor, decode: Callable[[int, Any], Any],
+                 decode_many: Callable[[list[tuple[int, Any]]], list[Any]] | None = None,
+                 ) -> None:  # fmt: skip
+        self._executor, self._decode, self._decode_many = executor, decode, decode_many
         self._results: list[Any] = [None] * n
         self._left = n
         self._error: BaseException | None = None
@@ -221,10 +242,43 @@ class Arrivals:
 
     def expect(self, chunks: list[Any]) -> None:
         with self._done:
-            self._which = {id(chunk): i for i, chunk in enumerate(chunks)}
+            which = self._which = {id(chunk): i for i, chunk in enumerate(chunks)}
             early, self._early = self._early, []
-        for chunk in early:
-            self.put(chunk)
+        if self._decode_many is None or len(early) < 2:
+            for chunk in early:
+                self.put(chunk)
+            return
+        errors = [chunk for chunk in early if isinstance(chunk, BaseException)]
+        if errors:
+            self._fail(errors[0])
+            return
+        pairs = [(which[id(chunk)], chunk) for chunk in early]
+        parts = min(len(pairs), len(getattr(self._executor, "threads", ())) or 1)
+        for k in range(parts):  # interleaved: each batch gets a share of every branch
+            self._schedule(self._run_many, pairs[k::parts])
+
+    def _schedule(self, fn: Callable[..., None], *args: Any) -> None:
+        try:
+            if isinstance(self._executor, WorkPool):  # no Future per call
+                self._executor.run(fn, *args)
+            else:
+                self._executor.submit(fn, *args)
+        except RuntimeError as err:  # the file closed meanwhile: nobody waits for it
+            self._fail(err)
+
+    def _run_many(self, pairs: list[tuple[int, Any]]) -> None:
+        assert self._decode_many is not None
+        try:
+            results = self._decode_many(pairs)
+        except BaseException as err:
+            self._fail(err)
+            return
+        with self._done:
+            for (i, _), result in zip(pairs, results, strict=True):
+                self._results[i] = result
+            self._left -= len(pairs)
+            if not self._left:
+                self._done.notify_all()
 
     def put(self, chunk: Any) -> None:
         if isinstance(chunk, BaseException):  # an uproot source's way to report a failure
@@ -235,13 +289,7 @@ class Arrivals:
                 self._early.append(chunk)
                 return
             i = self._which[id(chunk)]
-        try:
-            if isinstance(self._executor, DecodePool):  # no Future per range
-                self._executor.run(self._run, i, chunk)
-            else:
-                self._executor.submit(self._run, i, chunk)
-        except RuntimeError as err:  # the file closed meanwhile: nobody waits for it
-            self._fail(err)
+        self._schedule(self._run, i, chunk)
 
     def _run(self, i: int, chunk: Any) -> None:
         try:
@@ -270,77 +318,6 @@ class Arrivals:
             if self._error is not None:
                 raise self._error
             return self._results
-
-
-class DecodePool(Executor):
-    """Threads that decode baskets and pages, in the order they were handed in: a file's
-    decompression executor, for hepstream's decoders (:class:`Arrivals`) and uproot's.
-
-    ``submit`` queues the call and returns a Future, as an ``Executor`` must; hepstream's
-    decoders use :meth:`run`, which returns nothing: a job decodes thousands of baskets
-    per file, and a ``Future`` and a work item each (a lock and a condition) cost GIL
-    time the reader and the selection need. A call that raises is the caller's to report
-    (:class:`Arrivals` and uproot catch everything in what they hand in)."""
-
-    def __init__(self, threads: int, name: str = "hepstream-decompress") -> None:
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._closed = False
-        self._lock = threading.Lock()
-        self._threads = [
-            threading.Thread(target=self._work, name=f"{name}_{k}", daemon=True)
-            for k in range(threads)
-        ]
-        for thread in self._threads:
-            thread.start()
-
-    def run(self, fn: Callable[..., Any], *args: Any) -> None:
-        """Call ``fn(*args)`` on one of the threads; RuntimeError once shut down."""
-        self._put((fn, args, None))
-
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
-        future: Future = Future()
-        self._put((functools.partial(fn, **kwargs) if kwargs else fn, args, future))
-        return future
-
-    def _put(self, item: tuple) -> None:
-        if self._closed:
-            raise RuntimeError("cannot schedule new work after shutdown")
-        self._queue.put(item)
-
-    def _work(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            fn, args, future = item
-            if future is None:
-                with contextlib.suppress(BaseException):  # see the class docstring
-                    fn(*args)
-            elif future.set_running_or_notify_cancel():
-                try:
-                    future.set_result(fn(*args))
-                except BaseException as err:
-                    future.set_exception(err)
-
-    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-        if cancel_futures:  # calls not started yet are dropped, their Futures cancelled
-            while True:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is not None and item[2] is not None:
-                    item[2].cancel()
-        for _ in self._threads:
-            self._queue.put(None)
-        if wait:
-            for thread in self._threads:
-                if thread is not threading.current_thread():
-                    thread.join()
 
 
 def inflate_zlib(data: Any, size: int) -> bytes | bytearray:

@@ -84,12 +84,13 @@ def open_store(path: str, tree: str, branches: list[str], stream: StreamConfig, 
     records its requests); its event store checked for ``branches``."""
     import uproot
 
-    from hepstream.decode import DecodePool, use_fast_inflate
+    from hepstream.decode import use_fast_inflate
+    from hepstream.io.pool import WorkPool
 
     use_fast_inflate()
     options: dict[str, Any] = {}
     if threads > 1:  # uproot shuts the executor down with the file: one pool per file
-        options["decompression_executor"] = DecodePool(threads)
+        options["decompression_executor"] = WorkPool(threads)
     try:
         # array_cache=None: a streaming job reads each basket once; uproot's default
         # 100 MB array cache would only hold memory.

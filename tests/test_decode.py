@@ -8,7 +8,8 @@ import awkward as ak
 import numpy as np
 import pytest
 
-from hepstream.decode import DECOMPRESS_ERRORS, DecodePool, inflate_zlib, unpack_lists
+from hepstream.decode import DECOMPRESS_ERRORS, inflate_zlib, unpack_lists
+from hepstream.io.pool import WorkPool
 
 
 def _basket(entries: list[list[int]], header: int, dtype: str, keylen: int = 70):
@@ -106,7 +107,7 @@ def test_decode_pool_runs_calls_in_order_and_stops_cleanly():
     shutdown; nothing is taken after shutdown; its threads are gone."""
     import threading
 
-    pool = DecodePool(1, name="test-decode")
+    pool = WorkPool(1, name="test-decode")
     gate, seen = threading.Event(), []
     pool.run(gate.wait, 10)  # holds the one thread until the queue below is built
     pool.run(seen.append, 1)

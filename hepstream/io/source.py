@@ -20,6 +20,7 @@ from hepstream.io.cache import ReadAheadCache
 from hepstream.io.coalesce import plan_requests
 from hepstream.io.config import StreamConfig
 from hepstream.io.local import LocalBackend
+from hepstream.io.pool import WorkPool
 from hepstream.io.prefetch import FileReads, Prefetcher, failure
 from hepstream.io.readplan import FilePlan
 from hepstream.io.urls import is_remote
@@ -84,9 +85,7 @@ class StreamingSource(uproot.source.chunk.Source):
             self._backend = LocalBackend(file_path)
         self._num_bytes = self._backend.size
         self._cache = ReadAheadCache(self._prefetcher.budget)
-        self._pool = ThreadPoolExecutor(
-            self.config.parallel_requests, thread_name_prefix="hepstream-io"
-        )
+        self._pool = WorkPool(self.config.parallel_requests, name="hepstream-io")
         self._lock = threading.Lock()
         self._io = IOStats()
         self._reads: FileReads | None = None
