@@ -70,11 +70,15 @@ def _call_pointer(_typingctx, function, a, b, c, d, e, f):
 def libdeflate() -> tuple[int, int, int]:
     """Addresses of libdeflate's ``zlib_decompress``, ``alloc_decompressor`` and
     ``free_decompressor``: the library the ``deflate`` package is built on, in its own
-    extension module (which exports them)."""
-    lib = ctypes.CDLL(deflate._deflate.__file__)
+    extension module (which exports them); zeros if a build of it does not (callers then
+    inflate through ``deflate``'s Python API)."""
     names = ("zlib_decompress", "alloc_decompressor", "free_decompressor")
-    return tuple(ctypes.cast(getattr(lib, f"libdeflate_{n}"), ctypes.c_void_p).value or 0
-                 for n in names)  # type: ignore[return-value]  # fmt: skip
+    try:
+        lib = ctypes.CDLL(deflate._deflate.__file__)
+        found = [ctypes.cast(getattr(lib, f"libdeflate_{n}"), ctypes.c_void_p).value for n in names]
+    except (OSError, AttributeError):
+        return (0, 0, 0)
+    return (found[0] or 0, found[1] or 0, found[2] or 0) if all(found) else (0, 0, 0)
 
 
 @intrinsic

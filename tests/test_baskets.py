@@ -219,3 +219,21 @@ def test_a_damaged_zlib_basket_in_a_batch_names_its_branch(tmp_path):
             _batched(str(path), ["v", "x"], 0, 5000, pool)
     finally:
         pool.shutdown()
+
+
+def test_without_libdeflates_c_api_a_batch_takes_the_per_basket_path(uproot_written, monkeypatch):
+    """A build of ``deflate`` that does not export libdeflate: zlib baskets in a batch are
+    inflated basket by basket through its Python API, and the arrays are the same."""
+    import hepstream.baskets
+
+    monkeypatch.setattr(hepstream.baskets, "libdeflate", lambda: (0, 0, 0))
+    path = uproot_written["zlib"]
+    with uproot.open(path) as file:
+        names = list(file["t"].keys())
+    pool = WorkPool(2)
+    try:
+        got, want = _batched(path, names, 17, 3_900, pool)
+    finally:
+        pool.shutdown()
+    for name in names:
+        assert ak.array_equal(ak.Array(got[name]), want[name]), name
