@@ -32,10 +32,12 @@ import numba
 import numpy as np
 
 from hepstream.decode import (
+    MAX_BUFFER,
     _be16,
     _be32,
     _list_counts,
     _swap_into,
+    check_claim,
     decode_as_they_arrive,
     decompress_blocks,
     unpack_lists,
@@ -66,6 +68,11 @@ class BasketColumn:
     #: Each basket's byte range in the file (``fBasketSeek``, ``+ fBasketBytes``).
     seeks: tuple[int, ...]
     sizes: tuple[int, ...]
+    #: Lists: the branch that counts each entry's items (``nJet`` of ``Jet_pt[nJet]``).
+    counter: str | None = None
+    #: Lists written with ROOT's ``kGenerateOffsetMap``: baskets without entry offsets,
+    #: which the counter's values give (the counter is read with the branch).
+    generated: bool = False
 
     @classmethod
     def of(cls, branch: Any) -> BasketColumn | None:
@@ -87,11 +94,16 @@ class BasketColumn:
         n = branch.num_baskets
         if len(branch.embedded_baskets or ()) or (n == 0 and branch.num_entries):
             return None  # baskets kept in the TTree's metadata: uproot's
+        counter = branch.count_branch if header is not None else None
+        generated = counter is not None and bool(_io_bits(branch) & _GENERATE_OFFSET_MAP)
+        if generated and header != 0:
+            return None  # items with headers and no offsets: uproot's (which refuses them)
         return cls(
             branch.name, stored, native, header,
             tuple(int(x) for x in branch.entry_offsets),
             tuple(int(x) for x in branch.member("fBasketSeek")[:n]),
             tuple(int(x) for x in branch.member("fBasketBytes")[:n]),
+            None if counter is None else counter.name, generated,
         )  # fmt: skip
 
     def baskets(self, start: int, stop: int) -> list[tuple[int, int, int]]:
@@ -110,6 +122,31 @@ class BasketColumn:
         return seek, seek + self.sizes[basket]
 
 
+def _key_length(raw: np.ndarray) -> int:
+    """``fKeylen`` of a basket whose key :func:`_payload` checks."""
+    return int(_KEY.unpack_from(memoryview(raw), 0)[4])  # type: ignore[arg-type]
+
+
+def _io_bits(branch: Any) -> int:
+    """The branch's ``TIOFeatures`` bits (0 for files written before ROOT had them)."""
+    try:
+        return int(branch.member("fIOFeatures").member("fIOBits"))
+    except (KeyError, AttributeError, TypeError, ValueError):
+        return 0
+
+
+#: ``ROOT::TIOFeatures::kGenerateOffsetMap``.
+_GENERATE_OFFSET_MAP = 1
+
+
+@dataclass(frozen=True)
+class _Generate:
+    """A basket of a ``kGenerateOffsetMap`` list, inflated: its items, which its counter's
+    values divide into entries when the chunk is built."""
+
+    items: np.ndarray  # the payload's entry bytes (uint8), as stored
+
+
 def _payload(raw: np.ndarray, chunk: Any) -> tuple[np.ndarray, int, int, int]:
     """One basket's uncompressed payload, its key length, border (``fLast - fKeylen``),
     and entries."""
@@ -119,6 +156,7 @@ def _payload(raw: np.ndarray, chunk: Any) -> tuple[np.ndarray, int, int, int]:
     nbytes, _version, objlen, _datime, keylen, _cycle = _KEY.unpack_from(buf, 0)
     if not (_KEY.size + _BASKET_AT <= keylen <= nbytes == len(buf)) or objlen < 0:
         raise ValueError(f"basket key is damaged (fNbytes {nbytes}, fKeylen {keylen})")
+    check_claim(objlen, "a basket")
     _, _, _, nev, last = _BASKET.unpack_from(buf, keylen - _BASKET_AT)
     border = last - keylen
     if not 0 <= border <= objlen or nev < 0:
@@ -127,14 +165,17 @@ def _payload(raw: np.ndarray, chunk: Any) -> tuple[np.ndarray, int, int, int]:
 
 
 def decode_basket(column: BasketColumn, raw: np.ndarray, chunk: Any, lo: int, hi: int,
-                  out: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:  # fmt: skip
+                  out: np.ndarray | None, entries: int | None = None,
+                  ) -> tuple[np.ndarray, np.ndarray | None]:  # fmt: skip
     """Entries ``[lo, hi)`` (counted in the basket) of one basket's bytes ``raw``: values
     in native byte order, and for lists the item count of each entry. Numbers are written
     into ``out`` (``hi - lo`` long, their place in the chunk's array): the byte swap is
-    their only copy; lists (``out`` None) are returned."""
+    their only copy; lists (``out`` None) are returned. A basket holds ``entries`` (what
+    the branch's metadata says; at least ``hi`` if not given)."""
     data, keylen, border, nev = _payload(raw, chunk)
-    if hi > nev:
-        raise ValueError(f"branch {column.name}: a basket holds {nev} entries, {hi} expected")
+    if nev != entries if entries is not None else hi > nev:
+        expected = hi if entries is None else entries
+        raise ValueError(f"branch {column.name}: a basket holds {nev} entries, {expected} expected")
     itemsize = column.stored.itemsize
     if column.header is None:
         if border != nev * itemsize:
@@ -156,11 +197,16 @@ def decode_basket(column: BasketColumn, raw: np.ndarray, chunk: Any, lo: int, hi
 # only finds the address of its bytes. Lists' items are gathered into one array per branch
 # when the chunk is built (:func:`_gather_lists`): nothing is concatenated.
 
-#: Columns of the per-basket table handed to :func:`_decode_many`.
-_ITEMSIZE, _HEADER, _SWAP, _LO, _HI, _DST, _ADDR, _LEN = range(8)
+#: Columns of the per-basket table handed to :func:`_decode_many` (``_ENTRIES``: the
+#: entries the branch's metadata gives the basket).
+_ITEMSIZE, _HEADER, _SWAP, _LO, _HI, _DST, _ENTRIES, _ADDR, _LEN = range(9)
 #: What :func:`_decode_many` tells of each basket: done, or why not.
 _OK, _SHORT_KEY, _BAD_KEY, _BAD_HEADER, _TOO_FEW, _NOT_ITEMS, _NO_OFFSETS, _BAD_OFFSETS = range(8)
-_INFLATE, _OTHER_CODEC = 8, 9
+_INFLATE, _OTHER_CODEC, _GENERATED = 8, 9, 10
+#: The flag byte at the end of a basket's key, from which on the basket has no entry
+#: offsets: the branch was written with ``kGenerateOffsetMap`` (ROOT's TBasket::Streamer).
+_GENERATE_OFFSETS = 80
+
 #: Where each basket's payload lies in the batch's buffer, and what it holds.
 _OFFSET, _KEYLEN, _BORDER, _NEV, _ITEMS, _DETAIL_A, _DETAIL_B = range(7)
 
@@ -179,7 +225,7 @@ def _decode_many(functions, table, info, status):
             status[b] = _SHORT_KEY
             continue
         nbytes, objlen, keylen = _be32(raw, 0), _be32(raw, 6), _be16(raw, 14)
-        if not (37 <= keylen <= nbytes and nbytes == len(raw)) or objlen < 0:
+        if not (37 <= keylen <= nbytes and nbytes == len(raw)) or not 0 <= objlen <= MAX_BUFFER:
             status[b], info[b, _DETAIL_A], info[b, _DETAIL_B] = _BAD_KEY, nbytes, keylen
             continue
         nev, last = _be32(raw, keylen - 9), _be32(raw, keylen - 5)
@@ -228,8 +274,11 @@ def _decode_many(functions, table, info, status):
             table[b, _HI],
         )
         nev, border = info[b, _NEV], info[b, _BORDER]
-        if hi > nev:
-            status[b], info[b, _DETAIL_A], info[b, _DETAIL_B] = _TOO_FEW, nev, hi
+        if nev != table[b, _ENTRIES]:
+            status[b], info[b, _DETAIL_A], info[b, _DETAIL_B] = _TOO_FEW, nev, table[b, _ENTRIES]
+            continue
+        if header >= 0 and raw[keylen - 1] >= _GENERATE_OFFSETS:
+            status[b] = _GENERATED  # no entry offsets: the counter's values give them
             continue
         if header < 0:  # numbers: into their place in the chunk's array
             if border != nev * itemsize:
@@ -320,7 +369,7 @@ def start_columns(columns: list[BasketColumn], source: Any, start: int, stop: in
     n = stop - start
     ranges: list[tuple[int, int]] = []
     owner: list[BasketColumn] = []  # each basket's column
-    rows: list[tuple[int, int, int, int, int, int]] = []
+    rows: list[tuple[int, int, int, int, int, int, int]] = []
     arrays: dict[str, np.ndarray] = {}  # numbers: the values; lists: each entry's item count
     jobs_of: dict[str, list[int]] = {}
     for column in columns:
@@ -338,10 +387,10 @@ def start_columns(columns: list[BasketColumn], source: Any, start: int, stop: in
             ranges.append(column.range_of(k))
             owner.append(column)
             rows.append((stored.itemsize, header, swap, first - b0, end - b0,
-                         base + (first - start) * width))  # fmt: skip
-    table = np.zeros((len(rows), 8), np.int64)
+                         base + (first - start) * width, column.entry_offsets[k + 1] - b0))  # fmt: skip
+    table = np.zeros((len(rows), 9), np.int64)
     if rows:
-        table[:, :6] = rows
+        table[:, :7] = rows
     functions = np.array(libdeflate(), np.intp)
 
     def decode_many(batch: list[tuple[int, Any]]) -> list[Any]:
@@ -359,6 +408,9 @@ def start_columns(columns: list[BasketColumn], source: Any, start: int, stop: in
             column, status = owner[i], statuses[row]
             if status == _OTHER_CODEC:
                 results.append(_decode_one(column, raw, chunk, table[i], arrays[column.name]))
+            elif status == _GENERATED:
+                at = info[row, _OFFSET]
+                results.append(_Generate(payloads[at : at + info[row, _BORDER]]))
             elif status != _OK:
                 raise _errors(column, status, info[row, _DETAIL_A], info[row, _DETAIL_B], len(raw))
             elif column.header is None:
@@ -383,6 +435,9 @@ def start_columns(columns: list[BasketColumn], source: Any, start: int, stop: in
             if column.header is None:
                 layouts[column.name] = ak.contents.NumpyArray(array)
                 continue
+            for i in jobs_of[column.name]:
+                if isinstance(decoded[i], _Generate):
+                    decoded[i] = _generated(column, decoded[i], table[i], array, arrays)
             offsets = np.zeros(n + 1, np.int64)
             np.cumsum(array, out=offsets[1:])
             content = np.empty(int(offsets[-1]), column.native)
@@ -394,20 +449,56 @@ def start_columns(columns: list[BasketColumn], source: Any, start: int, stop: in
             layouts[column.name] = ak.contents.ListOffsetArray(
                 ak.index.Index64(offsets), ak.contents.NumpyArray(content)
             )
+            counted = arrays.get(column.counter) if column.counter is not None else None
+            if counted is not None and not np.array_equal(counted, array):
+                wrong = int(np.flatnonzero(counted != array)[0]) + start
+                raise ValueError(
+                    f"branch {column.name}: entry {wrong} holds {int(array[wrong - start])} "
+                    f"items, its counter {column.counter} says {int(counted[wrong - start])}"
+                )
         return layouts
 
     return finish
+
+
+def _generated(column: BasketColumn, basket: _Generate, row: np.ndarray, array: np.ndarray,
+               arrays: dict[str, np.ndarray]) -> tuple[np.ndarray, int, int]:  # fmt: skip
+    """A ``kGenerateOffsetMap`` basket's items divided by its counter's values (written
+    into the chunk's ``array`` of item counts), as a :func:`_gather_lists` row. The chunk
+    holds the whole basket: such a branch's chunks are never cut inside a cluster."""
+    lo, hi, entries = int(row[_LO]), int(row[_HI]), int(row[_ENTRIES])
+    at = (int(row[_DST]) - _address(array)) // array.itemsize
+    counter = arrays.get(column.counter or "")
+    if lo != 0 or hi != entries or counter is None:
+        raise ValueError(f"branch {column.name}: a basket without entry offsets is cut")
+    counts = counter[at : at + hi - lo].astype(np.int64)
+    itemsize = column.stored.itemsize
+    if (counts < 0).any() or int(counts.sum()) * itemsize != len(basket.items):
+        raise ValueError(
+            f"branch {column.name}: a basket of {len(basket.items):,} bytes without entry "
+            f"offsets does not hold the items its counter {column.counter} gives"
+        )
+    array[at : at + hi - lo] = counts
+    items = basket.items.view(column.stored).astype(column.native)
+    return (items, _address(items), items.nbytes)
 
 
 def _decode_one(column: BasketColumn, raw: np.ndarray, chunk: Any, row: np.ndarray,
                 array: np.ndarray) -> Any:  # fmt: skip
     """A basket of another codec than zlib, or of several blocks: by the per-basket path,
     into the chunk's arrays; for lists, its items (native) as a :func:`_gather_lists` row."""
-    lo, hi = int(row[_LO]), int(row[_HI])
+    lo, hi, entries = int(row[_LO]), int(row[_HI]), int(row[_ENTRIES])
     at = (int(row[_DST]) - _address(array)) // array.itemsize
+    if column.generated and np.asarray(raw)[_key_length(raw) - 1] >= _GENERATE_OFFSETS:
+        data, _keylen, border, nev = _payload(raw, chunk)
+        if nev != entries:
+            raise ValueError(
+                f"branch {column.name}: a basket holds {nev} entries, {entries} expected"
+            )
+        return _Generate(data[:border])
     if column.header is None:
-        decode_basket(column, raw, chunk, lo, hi, array[at : at + hi - lo])
+        decode_basket(column, raw, chunk, lo, hi, array[at : at + hi - lo], entries)
         return None
-    items, counts = decode_basket(column, raw, chunk, lo, hi, None)
+    items, counts = decode_basket(column, raw, chunk, lo, hi, None, entries)
     array[at : at + hi - lo] = counts
     return (items, _address(items), items.nbytes)

@@ -174,10 +174,22 @@ class LibdeflateZLIB(uproot.compression._DecompressZLIB):
 #: A compression block's header: algorithm (2 bytes), method, 3-byte sizes (LE).
 BLOCK_HEADER = 9
 
+#: The most uncompressed bytes one basket or page may claim. ROOT's buffers stop at 1 GiB
+#: (TBuffer's kMaxBufferSize); a larger claim is damage, refused before any allocation.
+MAX_BUFFER = 1 << 30
+
+
+def check_claim(nbytes: int, what: str) -> None:
+    """Refuse ``what``'s claim of ``nbytes`` uncompressed bytes if no ROOT buffer is that
+    large (or it is negative): the field holding it is damaged."""
+    if not 0 <= nbytes <= MAX_BUFFER:
+        raise ValueError(f"{what} claims {nbytes:,} bytes (at most {MAX_BUFFER:,})")
+
 
 def decompress_blocks(body: memoryview, size: int, chunk: Any,
-                      into: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
-    """ROOT's compressed blocks ``body`` (the end of uproot's ``chunk``), ``size`` bytes once
+                      into: np.ndarray | None = None, head: bool = False) -> np.ndarray:  # fmt: skip
+    """ROOT's compressed blocks ``body`` (the end of uproot's ``chunk``, its start with
+    ``head``: a page followed by its checksum), ``size`` bytes once
     uncompressed, as a uint8 array (written into ``into``, ``size`` bytes, where the codec
     allows). A ``body`` of ``size`` bytes was stored as it is (ROOT compresses only what
     shrinks) and is returned as a view. One zlib block is inflated by libdeflate, one zstd
@@ -196,7 +208,7 @@ def decompress_blocks(body: memoryview, size: int, chunk: Any,
         written = cramjam.zstd.decompress_into(body[BLOCK_HEADER:], data)  # type: ignore[arg-type]
         data = data if written == size else data[:written]
     else:
-        cursor = uproot.source.cursor.Cursor(chunk.stop - len(body))
+        cursor = uproot.source.cursor.Cursor(chunk.start if head else chunk.stop - len(body))
         data = np.asarray(
             uproot.compression.decompress(chunk, cursor, {}, len(body), size).raw_data
         )

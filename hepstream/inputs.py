@@ -9,11 +9,13 @@ reader plans and streams both kinds through the same code.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 from hepstream.errors import HepstreamError, InputError
 from hepstream.io.readplan import ColumnPages, active_pages, page_ranges
+
+T = TypeVar("T")
 
 
 class _Reads:
@@ -38,7 +40,7 @@ class _Reads:
         finish = self._pending.pop((tuple(names), start, stop), None)
         if finish is None:
             finish = self._started(names, start, stop)
-        return _guard(self.path, f"entries {start}-{stop}", finish)
+        return guard(self.path, f"entries {start}-{stop}", finish)
 
     def _started(self, names: list[str], start: int, stop: int) -> Callable[[], Any]:
         try:
@@ -59,9 +61,6 @@ class TreeInput(_Reads):
     """A TTree: baskets per branch, clusters where every branch starts a new basket."""
 
     kind = "TTree"
-    #: A cluster much larger than a chunk may be cut: a basket straddling the cut is
-    #: fetched once and read by both chunks.
-    cut_clusters = True
 
     def __init__(self, path: str, obj: Any) -> None:
         super().__init__(path, obj)
@@ -74,6 +73,23 @@ class TreeInput(_Reads):
     def cluster_offsets(self) -> list[int]:
         return [int(x) for x in self.obj.common_entry_offsets()]
 
+    def cut_clusters(self, names: list[str]) -> bool:
+        """Whether a cluster much larger than a chunk may be cut (a basket straddling the
+        cut is fetched once and read by both chunks): not when a list of ``names`` has
+        baskets without entry offsets, which its counter divides a whole basket at a time."""
+        return not any(self._generated(names))
+
+    def _generated(self, names: list[str]) -> list[Any]:
+        """The ``kGenerateOffsetMap`` lists of ``names`` (see BasketColumn.generated)."""
+        columns = (self._column(name) for name in names)
+        return [c for c in columns if c is not None and c.generated]
+
+    def _with_counters(self, names: list[str]) -> list[str]:
+        """``names``, then the counters their ``kGenerateOffsetMap`` lists need (read even
+        where the plugin does not ask for them: their bytes count in the report's)."""
+        extra = [c.counter for c in self._generated(names) if c.counter not in names]
+        return names + list(dict.fromkeys(extra))
+
     def bytes_per_entry(self, names: list[str]) -> float:
         total = sum(self.obj[name].uncompressed_bytes for name in names)
         return total / max(1, self.num_entries)
@@ -82,7 +98,7 @@ class TreeInput(_Reads):
         """Byte ranges of the baskets holding entries ``[start, stop)`` of ``names``, in the
         order :meth:`arrays` asks for them: the plan and the read share one basket list."""
         out: list[tuple[int, int]] = []
-        for name in names:
+        for name in self._with_counters(names):
             column = self._column(name)
             if column is not None:
                 out += [column.range_of(k) for k, _, _ in column.baskets(start, stop)]
@@ -102,8 +118,8 @@ class TreeInput(_Reads):
 
         from hepstream.baskets import start_columns
 
-        fast = [self._column(name) for name in names]
-        slow = [name for name, column in zip(names, fast, strict=True) if column is None]
+        fast = [self._column(name) for name in self._with_counters(names)]
+        slow = [name for name in names if self._column(name) is None]
         file = self.obj._file  # uproot's ReadOnlyFile: its source and decompression threads
         layouts_of = start_columns(
             [c for c in fast if c is not None], file.source, start, stop,
@@ -135,16 +151,13 @@ class NTupleInput(_Reads):
     built on uproot's form of the fields."""
 
     kind = "RNTuple"
-    #: Pages do not line up across columns: a chunk cut inside a cluster would read and
-    #: decode the cluster's pages twice.
-    cut_clusters = False
 
     def __init__(self, path: str, obj: Any) -> None:
         super().__init__(path, obj)
         self._offsets: list[int] | None = None
         self._links: list[list[ColumnPages]] | None = None
         self._alternatives: dict[int, list[int]] | None = None
-        self.num_entries = _guard(path, "the RNTuple's page lists", self.cluster_offsets)[-1]
+        self.num_entries = guard(path, "the RNTuple's page lists", self.cluster_offsets)[-1]
         self._decoders: dict[int, Any] = {}  # column -> PageColumn, or None for uproot's
         self._top: set[str] | None = None
         self._schema: tuple | None = None  # what the form depends on (see _form)
@@ -208,6 +221,11 @@ class NTupleInput(_Reads):
         """The column indices read for ``names``, in the order they are read."""
         return list(self._form(names)[2])
 
+    def cut_clusters(self, names: list[str]) -> bool:  # noqa: ARG002  (the stores' protocol)
+        """Never: pages do not line up across columns, so a chunk cut inside a cluster
+        would read and decode the cluster's pages twice."""
+        return False
+
     def cluster_offsets(self) -> list[int]:
         """The first entry of every cluster, and the number of entries."""
         self._layout()
@@ -256,7 +274,8 @@ class NTupleInput(_Reads):
         links, alternatives = self._layout()
         mine, theirs = self._decoders_of(names)
         order = [d.index for d in mine] + theirs
-        return page_ranges(order, self._clusters(start, stop), links, alternatives)
+        checked = {d.index for d in mine}  # uproot's own reads leave checksums unread
+        return page_ranges(order, self._clusters(start, stop), links, alternatives, checked)
 
     def _start(self, names: list[str], start: int, stop: int) -> Callable[[], Any]:
         """Start the reads (see :meth:`prepare`) of the whole clusters; the function giving
@@ -280,7 +299,10 @@ class NTupleInput(_Reads):
         form, keys, _ = self._form(names)
         links, _ = self._layout()
         mine, theirs = self._decoders_of(names)  # the order of the plan (see ranges)
-        buffers_of = start_pages(mine, links, clusters, file.source, file.decompression_executor)
+        items = self._check_counts(form, clusters)
+        buffers_of = start_pages(
+            mine, links, clusters, file.source, file.decompression_executor, items
+        )
 
         def finish() -> Any:
             buffers = buffers_of()
@@ -302,6 +324,41 @@ class NTupleInput(_Reads):
             return out
 
         return finish
+
+    def _elements(self, column: int, cluster: int) -> int | None:
+        """The elements the page lists give ``column`` in ``cluster`` (None: no pages)."""
+        links, alternatives = self._layout()
+        pages = active_pages(column, links[cluster], alternatives)
+        return None if pages is None else sum(pages.elements)
+
+    def _check_counts(self, form: Any, clusters: range) -> dict[int, list[int | None]]:
+        """Check that the page lists agree with the clusters: a top-level field has one
+        element per entry, the fields under one list the same number of items; the items
+        under each list column, per cluster, for :func:`~hepstream.pages.start_pages` to
+        hold its decoded offsets against. A ``ValueError`` names what disagrees."""
+        offsets = self.cluster_offsets()
+        items: dict[int, list[int | None]] = {}
+        for parent, children in _counted(form):
+            per: list[int | None] = []
+            for cluster in clusters:
+                entries = offsets[cluster + 1] - offsets[cluster]
+                counts = {
+                    n for child in children if (n := self._elements(child, cluster)) is not None
+                }
+                if parent is None and counts - {entries}:
+                    raise ValueError(
+                        f"cluster {cluster} holds {entries:,} entries, but its page lists "
+                        f"give fields {sorted(counts)} elements"
+                    )
+                if len(counts) > 1:
+                    raise ValueError(
+                        f"the fields under list column {parent} disagree on their items in "
+                        f"cluster {cluster}: {sorted(counts)}"
+                    )
+                per.append(counts.pop() if counts else None)
+            if parent is not None:
+                items[parent] = per
+        return items
 
     def _decoders_of(self, names: list[str]) -> tuple[list[Any], list[int]]:
         """The columns of ``names`` hepstream decodes (as PageColumns), then uproot's: the
@@ -330,6 +387,52 @@ def _column_of(key: str) -> int:
     return int(key.split("-")[1])
 
 
+def _counted(form: Any) -> Iterator[tuple[int | None, list[int]]]:
+    """Each list column of uproot's RNTuple ``form`` (None first: the entries themselves)
+    with the columns directly under it, whose elements it counts."""
+    yield None, _columns_under(form)
+    for node in _nodes(form):
+        if _class(node) == "ListOffset" and _key_column(node) is not None:
+            yield _key_column(node), _columns_under(node.content)
+
+
+def _class(form: Any) -> str:
+    """awkward's name of a form's kind: ``Numpy``, ``ListOffset``, ``Record``, ..."""
+    return type(form).__name__.removesuffix("Form")
+
+
+def _key_column(form: Any) -> int | None:
+    """The column a NumpyArray or ListOffsetArray form reads (``column-<index>``), or None."""
+    key = getattr(form, "form_key", None) or ""
+    parts = key.split("-")
+    if len(parts) == 2 and parts[0] == "column" and parts[1].isdigit():
+        return int(parts[1])
+    return None
+
+
+def _columns_under(form: Any) -> list[int]:
+    """The columns with one element per element of ``form``: its own (a number or list
+    column), or those of a record's fields. Other nodes (options, unions, regular arrays)
+    count differently and are left out."""
+    kind = _class(form)
+    if kind in ("Numpy", "ListOffset"):
+        column = _key_column(form)
+        return [] if column is None else [column]
+    if kind == "Record":
+        return [c for content in form.contents for c in _columns_under(content)]
+    return []
+
+
+def _nodes(form: Any) -> Iterator[Any]:
+    """``form`` and every form inside it."""
+    yield form
+    for content in getattr(form, "contents", ()) or ():
+        yield from _nodes(content)
+    inner = getattr(form, "content", None)
+    if inner is not None and hasattr(inner, "form_key"):
+        yield from _nodes(inner)
+
+
 def _form_keys(form: Any, out: list[str]) -> None:
     """Form keys of ``form`` and its contents, depth first, each once (uproot's order)."""
     key = getattr(form, "form_key", None)
@@ -342,23 +445,38 @@ def _form_keys(form: Any, out: list[str]) -> None:
         _form_keys(inner, out)
 
 
-def _guard(path: str, what: str, read):
-    """Run ``read``; damaged data becomes one InputError naming the file and ``what``."""
-    from uproot.deserialization import DeserializationError
+def guard(path: str, what: str, read: Callable[[], T]) -> T:
+    """Run ``read``; whatever a damaged file makes uproot or the decoders raise becomes one
+    :class:`InputError` naming the file and ``what`` (exit 3, or a skipped file under
+    ``--skip-bad-files``).
 
-    from hepstream.decode import DECOMPRESS_ERRORS
-
+    Any ``Exception``: a shifted or flipped structure surfaces as whatever the parser meets
+    first (uproot's ``DeserializationError``, ``struct.error``, ``IndexError``, ``KeyError``,
+    ``OverflowError``, a ``MemoryError`` from a size no file holds, ...), and a list of the
+    expected ones only moves the traceback to the next one. Interruptions
+    (``KeyboardInterrupt``) and hepstream's own errors pass through.
+    """
     try:
         return read()
     except HepstreamError:
         raise
-    except (OSError, ValueError, RuntimeError, AssertionError, DeserializationError,
-            *DECOMPRESS_ERRORS) as err:  # fmt: skip
-        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
-        raise InputError(
-            f"{path}: cannot read {what} ({type(err).__name__}: {first}); "
+    except Exception as err:
+        raise damaged(path, what, err) from err
+
+
+def damaged(path: str, what: str, err: Exception) -> InputError:
+    """The one line for ``err``, met reading ``what`` of the file ``path`` (see :func:`guard`)."""
+    if isinstance(err, MemoryError):
+        return InputError(
+            f"{path}: cannot read {what}: it claims a size no memory holds; "
             f"the file may be corrupt, copy it again"
-        ) from err
+        )
+    text = str(err).strip()
+    first = text.splitlines()[0][:200] if text else ""
+    return InputError(
+        f"{path}: cannot read {what} ({type(err).__name__}: {first}); "
+        f"the file may be corrupt, copy it again"
+    )
 
 
 def event_store(path: str, file: Any, name: str) -> TreeInput | NTupleInput:

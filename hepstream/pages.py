@@ -32,8 +32,8 @@ import numba
 import numpy as np
 import xxhash
 
-from hepstream.decode import decode_as_they_arrive, decompress_blocks
-from hepstream.io.readplan import ColumnPages
+from hepstream.decode import check_claim, decode_as_they_arrive, decompress_blocks
+from hepstream.io.readplan import PAGE_CHECKSUM, ColumnPages
 
 #: RNTuple column types hepstream decodes (ROOT's numbering, as in uproot.const): bits,
 #: plain and split integers, 32- and 64-bit floats, and 32- and 64-bit offsets.
@@ -61,6 +61,7 @@ class PageColumn:
     #: An offsets column: uproot's array starts with a 0 and each cluster continues
     #: from the end of the one before.
     offsets: bool
+    name: str = ""  # the field's path, for error lines
 
     @property
     def bits(self) -> bool:
@@ -80,7 +81,20 @@ class PageColumn:
         if int(record.nbits) != (1 if kind == 0 else 8 * dtype.itemsize):
             return None
         return cls(index, dtype, kind in _SPLIT, kind in _ZIGZAG, kind in _DELTA,
-                   kind in _OFFSETS)  # fmt: skip
+                   kind in _OFFSETS, field_path(ntuple, record.field_id))  # fmt: skip
+
+
+def field_path(ntuple: Any, field: int) -> str:
+    """The dotted name of field ``field`` of uproot's ``ntuple`` (``Jet.pt``)."""
+    records = ntuple.field_records
+    names: list[str] = []
+    while 0 <= field < len(records) and len(names) < len(records):
+        names.append(records[field].field_name)
+        parent = int(records[field].parent_field_id)
+        if parent == field:
+            break
+        field = parent
+    return ".".join(reversed(names))
 
 
 # -- compiled passes (GIL released) ------------------------------------------------------
@@ -136,16 +150,42 @@ def _unzigzag(values: np.ndarray) -> None:
     values[...] = (unsigned >> 1).view(values.dtype) ^ -(unsigned & 1).view(values.dtype)
 
 
-def decode_page(column: PageColumn, raw: Any, chunk: Any, out: np.ndarray) -> None:
+@numba.njit(cache=True, nogil=True)
+def _offsets_fault(values, expected):
+    """Where one cluster's offsets ``values`` (each entry's end) break: the first one below
+    the one before it (or below 0), ``len(values)`` if the last is not ``expected`` (the
+    items the cluster's page lists give), -1 if none."""
+    before = 0
+    for i in range(len(values)):
+        if values[i] < before:
+            return i
+        before = values[i]
+    return -1 if before == expected else len(values)
+
+
+def decode_page(column: PageColumn, raw: Any, chunk: Any, out: np.ndarray,
+                checksum: bool = False) -> None:  # fmt: skip
     """One page's stored bytes ``raw`` decoded into ``out`` (its elements' place in the
-    chunk's array, of ``column.dtype``)."""
+    chunk's array, of ``column.dtype``); with ``checksum``, ``raw`` ends with the page's
+    xxhash3, checked first."""
     body = memoryview(raw)
+    if checksum:
+        if len(body) < PAGE_CHECKSUM:
+            raise ValueError(f"field {column.name}: a page of {len(body)} bytes has no checksum")
+        body, (stored,) = body[:-PAGE_CHECKSUM], _U64.unpack_from(body, len(body) - PAGE_CHECKSUM)
+        if xxhash.xxh3_64_intdigest(body) != stored:
+            raise ValueError(
+                f"field {column.name}: the page at byte {chunk.start:,} ({len(body):,} bytes) "
+                f"fails its checksum"
+            )
     if column.bits:
-        data = decompress_blocks(body, (len(out) + 7) // 8, chunk)
+        data = decompress_blocks(body, (len(out) + 7) // 8, chunk, head=checksum)
         out.view(np.uint8)[...] = np.unpackbits(data, count=len(out), bitorder="little")
         return
     target = out.view(np.uint8)
-    data = decompress_blocks(body, out.nbytes, chunk, None if column.split else target)
+    data = decompress_blocks(
+        body, out.nbytes, chunk, None if column.split else target, head=checksum
+    )
     if column.split and column.dtype.itemsize > 1:
         _UNSPLIT[column.dtype.itemsize](data, target)
     elif data is not target:
@@ -157,38 +197,50 @@ def decode_page(column: PageColumn, raw: Any, chunk: Any, out: np.ndarray) -> No
 
 
 def start_pages(columns: list[PageColumn], links: list[list[ColumnPages]], clusters: range,
-                source: Any, executor: Executor) -> Callable[[], dict[int, np.ndarray]]:  # fmt: skip
+                source: Any, executor: Executor, items: dict[int, list[int | None]],
+                ) -> Callable[[], dict[int, np.ndarray]]:  # fmt: skip
     """Start reading ``clusters`` of ``columns``; the function that waits for them and
     gives each column's elements as uproot's ``read_cluster_range`` gives them (offsets: a
     leading 0, continued across clusters), by column index.
 
     The pages' byte ranges are asked of ``source`` now, column by column, cluster by
     cluster, page by page: the order of the read plan
-    (:func:`hepstream.io.readplan.page_ranges`), a page listed for several columns once for
-    each. Each page is decoded on ``executor`` as soon as its bytes are there.
+    (:func:`hepstream.io.readplan.page_ranges`, these columns ``checked``), a page listed
+    for several columns once for each. Each page is decoded on ``executor`` as soon as its
+    bytes are there, its checksum checked first where it has one.
+
+    ``items[column]``, for offsets columns, gives the items each cluster's page lists hold
+    under them (None: not known): each cluster's offsets must rise from 0 to that, or
+    the lists would point outside their items.
     """
     ranges: list[tuple[int, int]] = []
-    jobs: list[tuple[PageColumn, np.ndarray]] = []
+    jobs: list[tuple[PageColumn, np.ndarray, bool]] = []
     out: dict[int, np.ndarray] = {}
     edges: dict[int, list[int]] = {}  # offsets columns: where each cluster's elements start
     for column in columns:
         rows = [links[c][column.index] for c in clusters if column.index < len(links[c])]
         lead = 1 if column.offsets else 0
+        size = column.dtype.itemsize
+        for row in rows:
+            for n in row.elements:
+                check_claim((n + 7) // 8 if column.bits else n * size, f"a page of {column.name}")
         total = lead + sum(sum(row.elements) for row in rows)
+        check_claim(total * size, f"field {column.name} in entries of clusters {clusters}")
         values = out[column.index] = np.empty(total, column.dtype)
         values[:lead] = 0
         at = lead
         edges[column.index] = []
         for row in rows:
             edges[column.index].append(at)
-            for (offset, nbytes), n in zip(row.pages, row.elements, strict=True):
-                ranges.append((offset, offset + nbytes))
-                jobs.append((column, values[at : at + n]))
+            summed = row.checksums or (False,) * len(row.pages)
+            for (offset, nbytes), n, check in zip(row.pages, row.elements, summed, strict=True):
+                ranges.append((offset, offset + nbytes + PAGE_CHECKSUM * check))
+                jobs.append((column, values[at : at + n], check))
                 at += n
 
     def decode(i: int, chunk: Any) -> None:
-        column, target = jobs[i]
-        decode_page(column, chunk.raw_data, chunk, target)
+        column, target, check = jobs[i]
+        decode_page(column, chunk.raw_data, chunk, target, check)
 
     arrivals = decode_as_they_arrive(source, ranges, executor, decode)
 
@@ -197,9 +249,20 @@ def start_pages(columns: list[PageColumn], links: list[list[ColumnPages]], clust
         for column in columns:
             if column.offsets:  # each cluster's offsets start from 0: continue the one before
                 values, starts = out[column.index], edges[column.index]
-                for k in range(1, len(starts)):
+                expected = items.get(column.index, [])
+                for k in range(len(starts)):
                     stop = starts[k + 1] if k + 1 < len(starts) else len(values)
-                    values[starts[k] : stop] += values[starts[k] - 1]
+                    within = values[starts[k] : stop]
+                    if k < len(expected) and expected[k] is not None:
+                        bad = _offsets_fault(within, expected[k])
+                        if bad >= 0:
+                            raise ValueError(
+                                f"field {column.name}: the list offsets of cluster "
+                                f"{clusters[k]} are damaged (entry {bad} of {len(within)}; "
+                                f"{expected[k]:,} items)"
+                            )
+                    if k:
+                        within += values[starts[k] - 1]
         return out
 
     return finish
@@ -235,10 +298,12 @@ def page_lists(ntuple: Any) -> tuple[list[int], list[list[ColumnPages]]]:
 def _column_pages(column: Any) -> ColumnPages:
     """uproot's description of one column's pages in one cluster, as plain data."""
     pages = column.pages
+    checksums = tuple(bool(p.has_checksum) for p in pages)
     return ColumnPages(
         tuple((int(p.locator.offset), int(p.locator.num_bytes)) for p in pages),
         bool(column.suppressed),
         tuple(int(p.num_elements) for p in pages),
+        checksums if any(checksums) else (),
     )
 
 
@@ -306,10 +371,12 @@ def _parse_page_list(
                 if pages and int(items["nbytes"].min()) < 0:
                     return None  # a large locator: uproot reads those
                 (element_offset,) = _I64.unpack_from(buf, column_at + _LIST.size + 16 * pages)
+                elements = items["elements"]
                 row.append(ColumnPages(
                     tuple(zip(items["offset"].tolist(), items["nbytes"].tolist(), strict=True)),
                     element_offset < 0,
-                    tuple(np.abs(items["elements"]).tolist()),
+                    tuple(np.abs(elements.astype(np.int64)).tolist()),
+                    tuple((elements < 0).tolist()) if pages and elements.min() < 0 else (),
                 ))  # fmt: skip
                 column_at -= column_frame
             rows.append(row)

@@ -20,7 +20,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from hepstream.errors import ConfigError, HepstreamError, InputError
-from hepstream.inputs import NTupleInput, TreeInput, event_store
+from hepstream.inputs import NTupleInput, TreeInput, damaged, event_store, guard
 from hepstream.io import StreamConfig, StreamingSource, is_remote
 from hepstream.io.budget import Budget
 from hepstream.io.prefetch import FileReads, Prefetcher
@@ -106,21 +106,30 @@ def open_store(path: str, tree: str, branches: list[str], stream: StreamConfig, 
         raise InputError(f"cannot read {path}: {str(err).splitlines()[0]}") from None
     except OSError as err:
         raise InputError(f"cannot read {path}: {str(err).splitlines()[0]}") from None
+    except Exception as err:  # the file's own directory or streamers are damaged
+        raise damaged(path, "its directory", err) from err
     try:
-        store = event_store(path, file, tree)
-        missing = store.missing(branches)
-        if missing:
-            field = "field" if store.kind == "RNTuple" else "branch"
-            raise InputError(
-                f"{path}: {store.kind} {tree!r} has no {field} {', '.join(missing)}; "
-                f"fix the plugin's branches list"
-            )
-        if isinstance(store, NTupleInput):
-            store.check_readable(branches)
+        store = guard(path, f"{tree!r}'s metadata", partial(_checked_store, path, file, tree,
+                                                           branches))  # fmt: skip
     except BaseException:
         file.close()
         raise
     return file, store
+
+
+def _checked_store(path: str, file: Any, tree: str, branches: list[str]) -> TreeInput | NTupleInput:
+    """The event store ``tree`` of ``file``, checked for ``branches``."""
+    store = event_store(path, file, tree)
+    missing = store.missing(branches)
+    if missing:
+        field = "field" if store.kind == "RNTuple" else "branch"
+        raise InputError(
+            f"{path}: {store.kind} {tree!r} has no {field} {', '.join(missing)}; "
+            f"fix the plugin's branches list"
+        )
+    if isinstance(store, NTupleInput):
+        store.check_readable(branches)
+    return store
 
 
 def file_chunks(
@@ -133,7 +142,7 @@ def file_chunks(
     each, on cluster edges, within ``entry_range`` (a dataset job may read part of a file)."""
     entries = entries_for_bytes(chunk_bytes, store.bytes_per_entry(branches), store.num_entries)
     return clip_chunks(
-        plan_chunks(store.cluster_offsets(), entries, cut=store.cut_clusters), entry_range
+        plan_chunks(store.cluster_offsets(), entries, cut=store.cut_clusters(branches)), entry_range
     )
 
 
@@ -193,20 +202,9 @@ class Reader:
             raise
         try:
             source = file.file.source
-            offsets = store.cluster_offsets()
-            chunks = file_chunks(
-                store, self.branches, spec.chunk_bytes,
-                spec.entry_ranges[index] if spec.entry_ranges else None,
-            )  # fmt: skip
-            # The job's first chunk over the network is fetched whole even when
-            # preselecting: the probe would otherwise wait one more round trip for the
-            # other branches. On local disk that wait is free.
-            first_whole = 1 if index == 0 and is_remote(path) else 0
-            if self.preselecting.is_set():
-                wants = chunk_wants(store, chunks, self.cheap, self.rest, first_whole)
-            else:
-                wants = chunk_wants(store, chunks, self.branches, [])
-            plan = plan_reads(wants)
+            offsets, chunks, plan = guard(
+                path, "its metadata", partial(self._plan, index, store, source.num_bytes)
+            )
             self._size_budget(path, plan)
             reads = source.set_plan(plan, eager=not self.preselecting.is_set(), number=index)
         except BaseException:
@@ -219,6 +217,33 @@ class Reader:
         if not self.preselecting.is_set():  # preselection stopped while this one opened
             reads.make_eager()
         return opened
+
+    def _plan(self, index: int, store: TreeInput | NTupleInput, size: int,
+              ) -> tuple[list[int], list[tuple[int, int]], FilePlan]:  # fmt: skip
+        """The cluster offsets, chunks and read plan of input ``index`` (``store``, a file
+        of ``size`` bytes: a basket or page the metadata places beyond it is damage)."""
+        path, spec = self.paths[index], self.spec
+        offsets = store.cluster_offsets()
+        chunks = file_chunks(
+            store, self.branches, spec.chunk_bytes,
+            spec.entry_ranges[index] if spec.entry_ranges else None,
+        )  # fmt: skip
+        # The job's first chunk over the network is fetched whole even when
+        # preselecting: the probe would otherwise wait one more round trip for the
+        # other branches. On local disk that wait is free.
+        first_whole = 1 if index == 0 and is_remote(path) else 0
+        if self.preselecting.is_set():
+            wants = chunk_wants(store, chunks, self.cheap, self.rest, first_whole)
+        else:
+            wants = chunk_wants(store, chunks, self.branches, [])
+        plan = plan_reads(wants)
+        beyond = max((span.stop for span in plan.spans), default=0)
+        if beyond > size or any(span.start < 0 for span in plan.spans):
+            raise InputError(
+                f"{path}: its metadata places a basket or page at bytes up to {beyond:,} of "
+                f"a {size:,}-byte file; the file is damaged, copy it again"
+            )
+        return offsets, chunks, plan
 
     def _size_budget(self, path: str, plan: FilePlan) -> None:
         spec = self.spec

@@ -111,8 +111,37 @@ def _main(argv: list[str] | None, prog_name: str | None) -> int:
         if isinstance(err, abort):
             print("hepstream: aborted", file=sys.stderr)
             return 130
-        raise
+        return _internal_error(err)
     return code if isinstance(code, int) else 0
+
+
+#: Exit code of a failure hepstream did not foresee (sysexits' EX_SOFTWARE).
+INTERNAL_ERROR = 70
+
+
+def _internal_error(err: Exception) -> int:
+    """A failure no error class names is hepstream's own bug: one line that says so and
+    where its traceback went (a log file, not the terminal), and :data:`INTERNAL_ERROR`."""
+    import os
+    import tempfile
+    import traceback
+
+    text = "".join(traceback.format_exception(err))
+    where = "stderr was the only place left"
+    try:
+        fd, log = tempfile.mkstemp(prefix=f"hepstream-{os.getpid()}-", suffix="-traceback.log")
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        where = f"the traceback is in {log}"
+    except OSError:
+        print(text, file=sys.stderr, end="")
+    first = (str(err).strip().splitlines() or [""])[0][:200]
+    print(
+        f"hepstream: error: internal error ({type(err).__name__}: {first}); {where}, "
+        f"please report it",
+        file=sys.stderr,
+    )
+    return INTERNAL_ERROR
 
 
 def _click_errors() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseException], ...]]:

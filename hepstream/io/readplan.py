@@ -9,7 +9,7 @@ here does I/O; the prefetcher (:mod:`hepstream.io.prefetch`) carries a plan out.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 #: One wanted byte range of a chunk: ``(start, stop, lazy)``. ``lazy`` ranges (branches a
@@ -120,15 +120,21 @@ def plan_reads(chunks: Sequence[Iterable[Wanted]]) -> FilePlan:
     return FilePlan(spans, where, tuple(chunk_bytes))
 
 
+#: Bytes of the xxhash3 checksum that follows an RNTuple page written with checksums (the
+#: page's locator does not count them).
+PAGE_CHECKSUM = 8
+
+
 @dataclass(frozen=True)
 class ColumnPages:
     """One RNTuple column in one cluster: its pages' ``(offset, nbytes)`` and element
     counts, or suppressed (another representation of the same field holds the data in
-    that cluster)."""
+    that cluster); ``checksums``: which pages are followed by their checksum (empty: none)."""
 
     pages: tuple[tuple[int, int], ...] = ()
     suppressed: bool = False
     elements: tuple[int, ...] = ()
+    checksums: tuple[bool, ...] = ()
 
 
 def page_ranges(
@@ -136,6 +142,7 @@ def page_ranges(
     clusters: Iterable[int],
     links: Sequence[Sequence[ColumnPages]],
     alternatives: Mapping[int, Sequence[int]],
+    checked: Container[int] = (),
 ) -> list[tuple[int, int]]:
     """Byte ranges of the RNTuple pages that hold ``columns`` in ``clusters``, in the order
     uproot reads them: column by column, cluster by cluster, page by page.
@@ -143,14 +150,23 @@ def page_ranges(
     ``links[cluster][column]`` describes a column's pages in a cluster (a cluster may list
     fewer columns than the header: a column added later has none there);
     ``alternatives[column]`` lists the columns of the same field, in order, one of which
-    is active where ``column`` is suppressed.
+    is active where ``column`` is suppressed. The pages of ``checked`` columns are read
+    with the checksum that follows them, where they have one.
     """
     clusters = list(clusters)
     out: list[tuple[int, int]] = []
     for column in columns:
+        check = column in checked
         for cluster in clusters:
             pages = active_pages(column, links[cluster], alternatives)
-            if pages is not None:
+            if pages is None:
+                continue
+            if check and pages.checksums:
+                out.extend(
+                    (offset, offset + size + PAGE_CHECKSUM * summed)
+                    for (offset, size), summed in zip(pages.pages, pages.checksums, strict=True)
+                )
+            else:
                 out.extend((offset, offset + size) for offset, size in pages.pages)
     return out
 
