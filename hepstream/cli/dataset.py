@@ -234,7 +234,15 @@ def submit(
         image=image,
     )
     for job in chosen:  # a rerun's old report must not count as its result
-        Path(str(job.spec.report)).unlink(missing_ok=True)
+        try:
+            Path(str(job.spec.report)).unlink(missing_ok=True)
+        except OSError as err:  # a directory in its place, a read-only reports/
+            from hepstream.errors import OutputError
+
+            raise OutputError(
+                f"cannot remove {job.name}'s old report {job.spec.report} ({err.strerror}); "
+                f"remove it by hand"
+            ) from None
     with _ShowProgress(len(chosen), sum(j.events for j in chosen)) as progress:
         outcomes = runner.submit(dataset, chosen, progress)
     if as_json:
@@ -333,9 +341,11 @@ def collect(
     else:
         typer.echo(collecting.table(report), nl=False)
     if report.failed or report.missing:
+        damaged = [r.error for r in rows if r.status == "damaged"]
+        why = f", {len(damaged)} with a damaged report ({damaged[0]})" if damaged else ""
         raise HepstreamError(
             f"{len(report.failed) + len(report.missing)} of {report.jobs} jobs failed or "
-            f"missing; resubmit them with: {report.resubmit}"
+            f"missing{why}; resubmit them with: {report.resubmit}"
         )
 
 

@@ -51,6 +51,8 @@ class Unreachable(InputError):
 
 class Source(Protocol):
     location: str
+    #: What to do about a damaged file from this source (ends an error line).
+    repair: str
 
     def global_tag(self, name: str) -> GlobalTag: ...
 
@@ -63,8 +65,11 @@ class LocalSource:
     """A conditions directory: a snapshot, or a SQLite authoring database."""
 
     def __init__(self, store: Store) -> None:
+        from hepstream.conditions.store import DAMAGED
+
         self.location = store.db
         self.store = store
+        self.repair = DAMAGED
 
     def global_tag(self, name: str) -> GlobalTag:
         return self.store.global_tag(name)
@@ -90,6 +95,7 @@ class _CachedSource:
 
     location: str
     payloads: Path
+    repair = "delete it so it is fetched again"
 
     def fetch(self, payload: Payload) -> Path:
         """The cached file, downloading (streamed, checked, renamed) if it is not there."""
@@ -176,9 +182,13 @@ class HTTPSource(_CachedSource):
 
     def _cached(self, name: str) -> GlobalTag | None:
         cached = self.documents / f"{name}.json"
-        if cached.is_file():  # LOCKED documents never change: the copy is as good
+        if not cached.is_file():
+            return None
+        try:  # LOCKED documents never change: the copy is as good
             return GlobalTag.from_dict(json.loads(cached.read_text()))
-        return None
+        except (OSError, ValueError, ConfigError):  # damaged: ask the server again
+            cached.unlink(missing_ok=True)
+            return None
 
     def global_tag(self, name: str) -> GlobalTag:
         """The global tag; a LOCKED one cached by an earlier job is used without a request."""
@@ -201,8 +211,11 @@ class HTTPSource(_CachedSource):
             ) from None
         try:
             gt = GlobalTag.from_dict(json.loads(body))
-        except ValueError as err:
-            raise InputError(f"conditions server {self.location}: bad document: {err}") from None
+        except (ValueError, ConfigError) as err:  # damaged in transfer, or a wrong server
+            raise InputError(
+                f"conditions server {self.location}: bad document for global tag {name}: "
+                f"{err}; check the server's URL, retry later"
+            ) from None
         if gt.locked:
             write_json_atomic(self.documents / f"{name}.json", gt.to_json())
         return gt
@@ -269,12 +282,16 @@ class Chain:
         for source in self.sources:
             try:
                 try:
-                    data = payload_files.read_verified(source.fetch(payload), payload)
+                    data = payload_files.read_verified(
+                        source.fetch(payload), payload, source.repair
+                    )
                 except InputError as err:
                     if isinstance(err, Unreachable) or not isinstance(source, _CachedSource):
                         raise
                     source.forget(payload)  # a damaged cache entry: fetch it once more
-                    data = payload_files.read_verified(source.fetch(payload), payload)
+                    data = payload_files.read_verified(
+                        source.fetch(payload), payload, source.repair
+                    )
             except Unreachable as err:
                 last = err
                 continue

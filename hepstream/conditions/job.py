@@ -46,10 +46,12 @@ class JobConditions:
         self.pieces_count = 0
         self._last: dict[str, Any] | None = None
 
-    def _value(self, sha: str) -> Any:
+    def _value(self, record: str, sha: str) -> Any:
         if sha not in self.values:
             payload = self.gt.payloads[sha]
-            self.values[sha] = payload_files.decode(self.chain.load(payload), payload)
+            data = self.chain.load(payload)
+            where = f"payload {sha} of record {record} (from {self.chain.used[sha]})"
+            self.values[sha] = payload_files.decode(data, payload, where)
         return self.values[sha]
 
     def pieces(self, events: Any) -> list[tuple[int, int, dict[str, Any]]]:
@@ -63,7 +65,7 @@ class JobConditions:
         for piece in resolve.split(self.tags, runs, subruns):
             values = {}
             for record, iov in piece.iovs.items():
-                values[record] = self._value(iov.payload)
+                values[record] = self._value(record, iov.payload)
                 self.used.add((record, iov.since, iov.payload))
             out.append((piece.start, piece.stop, values))
         if not out:  # no events: select() still runs (it fixes the output's types)
@@ -74,7 +76,7 @@ class JobConditions:
         return out
 
     def _first_values(self) -> dict[str, Any]:
-        return {r: self._value(t.iovs[0].payload) for r, t in self.tags.items() if t.iovs}
+        return {r: self._value(r, t.iovs[0].payload) for r, t in self.tags.items() if t.iovs}
 
     def provenance(self) -> dict[str, Any]:
         """What the output depends on: global tag and the IOVs used (same from any source)."""

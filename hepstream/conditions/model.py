@@ -139,11 +139,14 @@ class GlobalTag:
             payloads = {
                 sha: Payload(sha, p["kind"], int(p["size"])) for sha, p in data["payloads"].items()
             }
+            unlisted = {iov.payload for tag in tags.values() for iov in tag.iovs} - set(payloads)
+            if unlisted:
+                raise ValueError(f"IOVs point at payloads it does not list: {min(unlisted)}")
             status = data["status"]
             if status not in STATUSES:
                 raise ValueError(f"status {status!r}")
             return cls(str(data["name"]), status, tags, payloads)
-        except (KeyError, TypeError, ValueError) as err:
+        except (AttributeError, KeyError, TypeError, ValueError) as err:
             raise ConfigError(f"malformed global tag document: {err}") from None
 
     def to_json(self) -> str:

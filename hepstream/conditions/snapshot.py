@@ -43,11 +43,14 @@ def write_snapshot(
         with Store(tmp, create=True) as store:
             store.put_global_tag(gt)
         for done, payload in enumerate(gt.payloads.values(), 1):
-            with open(source.fetch(payload), "rb") as handle:  # checked again while copied
+            path = source.fetch(payload)
+            with open(path, "rb") as handle:  # checked again while copied
                 payload_files.write_stream(
                     tmp / "payloads",
                     payload.sha256,
                     iter(functools.partial(handle.read, payload_files.BLOCK), b""),
+                    origin=str(path),
+                    fix=f"the file is damaged: {source.repair}",
                 )
             if progress is not None:
                 progress(done, len(gt.payloads))

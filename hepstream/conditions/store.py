@@ -31,6 +31,8 @@ from hepstream.conditions.model import (
 from hepstream.errors import ConfigError, InputError
 
 SQLITE_NAME = "conditions.sqlite"
+#: What to do about a conditions directory whose files are damaged or missing.
+DAMAGED = "take the snapshot again (hepstream conditions snapshot) or restore the directory"
 SCHEMA = (
     """CREATE TABLE IF NOT EXISTS global_tag (
         name TEXT PRIMARY KEY,
@@ -71,6 +73,8 @@ class Store:
     def __init__(self, db: str | Path, payloads: str | Path | None = None, create: bool = False):
         db = str(db)
         self.db = db
+        #: The database as error lines name it: the SQLite file, or the PostgreSQL URL.
+        self.where = db if is_postgres(db) else str(Path(db) / SQLITE_NAME)
         self._lock = threading.RLock()
         if is_postgres(db):
             if payloads is None:
@@ -93,8 +97,9 @@ class Store:
                         f"create one with: hepstream conditions create GLOBALTAG --db {directory}"
                     )
                 directory.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(directory / SQLITE_NAME, check_same_thread=False)
-            self._conn.execute("PRAGMA foreign_keys = ON")
+            with self._readable():
+                self._conn = sqlite3.connect(directory / SQLITE_NAME, check_same_thread=False)
+                self._conn.execute("PRAGMA foreign_keys = ON")
             self._param = "?"
             payloads = payloads or directory / "payloads"
         self.payloads = Path(payloads)
@@ -105,8 +110,19 @@ class Store:
 
     # -- plumbing ---------------------------------------------------------------------
     @contextlib.contextmanager
+    def _readable(self) -> Iterator[None]:
+        """SQLite's complaint about its file (truncated, overwritten, another program's
+        database, a newer file format) as one InputError naming the file."""
+        try:
+            yield
+        except sqlite3.DatabaseError as err:
+            if isinstance(err, sqlite3.ProgrammingError):  # hepstream's own SQL: a bug
+                raise
+            raise InputError(f"conditions database {self.where}: {err}; {DAMAGED}") from None
+
+    @contextlib.contextmanager
     def _tx(self) -> Iterator[Any]:
-        with self._lock:
+        with self._lock, self._readable():
             cur = self._conn.cursor()
             try:
                 yield cur
@@ -163,7 +179,13 @@ class Store:
                 name,
             )
         by_record: dict[str, list[IOV]] = {record: [] for record, _ in tags}
+        listed = {sha for sha, _, _ in pays}
         for record, run, subrun, sha in iovs:
+            if record not in by_record or sha not in listed:  # foreign keys forbid this
+                raise InputError(
+                    f"conditions database {self.where}: global tag {name} has an IOV of record "
+                    f"{record} at {run}:{subrun} with no tag or payload row; {DAMAGED}"
+                )
             by_record[record].append(IOV((int(run), int(subrun)), sha))
         return GlobalTag(
             name,
@@ -175,7 +197,7 @@ class Store:
     def payload_file(self, payload: Payload) -> Path:
         path = payload_files.path_in(self.payloads, payload.sha256)
         if not path.is_file():
-            raise InputError(f"payload {payload.sha256} is missing from {self.payloads}")
+            raise InputError(f"payload {payload.sha256} is missing from {self.payloads}; {DAMAGED}")
         return path
 
     # -- authoring --------------------------------------------------------------------

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hepstream.dataset.record import Dataset
+from hepstream.dataset.record import Dataset, read_report
 from hepstream.errors import InputError
 
 
@@ -26,7 +26,9 @@ class JobRow:
 
     name: str
     engine: str
-    status: str  # ok | failed | missing
+    #: ok | failed | missing | damaged (its report cannot be read: ``error`` says why;
+    #: counted as failed)
+    status: str
     expected_events: int
     site: str = ""
     events: int = 0
@@ -79,17 +81,23 @@ class DatasetReport:
 
 
 def job_rows(dataset: Dataset) -> list[JobRow]:
-    """Each job's report read back (missing when it has none)."""
+    """Each job's report read back (missing when it has none, damaged when it cannot be
+    read as a report)."""
     engines = dataset.engine_of()
     rows = []
     for job in dataset.jobs:
         engine = engines.get(job.name, "-")
-        report = dataset.report_of(job)
+        path = Path(str(job.spec.report))
+        try:
+            report = read_report(path)
+        except InputError as err:
+            rows.append(JobRow(job.name, engine, "damaged", job.events, site="-", error=str(err)))
+            continue
         if report is None:
             rows.append(JobRow(job.name, engine, "missing", job.events))
             continue
         try:
-            ended = Path(str(job.spec.report)).stat().st_mtime
+            ended = path.stat().st_mtime
         except OSError:
             ended = 0.0
         rows.append(
@@ -98,15 +106,15 @@ def job_rows(dataset: Dataset) -> list[JobRow]:
                 engine,
                 "ok" if report.get("status") == "ok" else "failed",
                 job.events,
-                site=str(report.get("site", "")),
-                events=int(report.get("events_read", 0)),
-                events_selected=int(report.get("events_selected", 0)),
-                bytes_read=int(report.get("bytes_read", 0)),
-                wall_s=float(report.get("wall_s", 0)),
-                cpu_s=float(report.get("cpu_s", 0)),
-                events_per_s=float(report.get("events_per_s", 0)),
-                kb_per_s=float(report.get("kb_per_s", 0)),
-                error=report.get("error"),
+                site=report["site"],
+                events=report["events_read"],
+                events_selected=report["events_selected"],
+                bytes_read=report["bytes_read"],
+                wall_s=float(report["wall_s"]),
+                cpu_s=float(report["cpu_s"]),
+                events_per_s=float(report["events_per_s"]),
+                kb_per_s=float(report["kb_per_s"]),
+                error=report["error"],
                 ended_at=ended,
             )
         )
@@ -144,7 +152,7 @@ def summarize(rows: Sequence[JobRow], dataset_dir: str) -> DatasetReport:
                 round(sum(r.cpu_s for r in ok) / wall, 3) if wall else 0.0,
             )
         )
-    failed = [r.name for r in rows if r.status == "failed"]
+    failed = [r.name for r in rows if r.status in ("failed", "damaged")]
     missing = [r.name for r in rows if r.status == "missing"]
     ok_rows = [r for r in rows if r.status == "ok"]
     return DatasetReport(

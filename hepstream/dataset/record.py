@@ -12,6 +12,7 @@ Layout of ``DIR``::
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,6 +25,68 @@ from hepstream.jobspec import JobSpec
 from hepstream.report import write_json_atomic
 
 FORMAT = "hepstream-dataset/1"
+#: The fields of a job report that collect reads, with the types ``hepstream run`` writes.
+REPORT_FIELDS = {
+    "status": "a string",
+    "site": "a string",
+    "events_read": "an integer",
+    "events_selected": "an integer",
+    "bytes_read": "an integer",
+    "wall_s": "a number",
+    "cpu_s": "a number",
+    "events_per_s": "a number",
+    "kb_per_s": "a number",
+    "error": "a string or null",
+}
+_TYPES: dict[str, tuple[type, ...]] = {
+    "a string": (str,),
+    "an integer": (int,),
+    "a number": (int, float),
+    "a string or null": (str, type(None)),
+}
+
+
+def read_json(path: Path) -> Any:
+    """The JSON document in ``path``; an InputError naming the file and what is wrong with
+    it (the caller adds what to do) when it cannot be read or parsed. A missing file raises
+    FileNotFoundError: the caller says what a missing file means."""
+    try:
+        text = path.read_bytes()
+    except FileNotFoundError:
+        raise
+    except OSError as err:
+        raise InputError(f"{path} cannot be read ({err.strerror})") from None
+    if not text.strip():
+        raise InputError(f"{path} is empty ({len(text)} bytes)")
+    try:
+        return json.loads(text)
+    except ValueError as err:  # JSONDecodeError, UnicodeDecodeError
+        raise InputError(f"{path} is not JSON ({err})") from None
+
+
+def read_report(path: Path) -> dict[str, Any] | None:
+    """A job's report; None when it has none. A damaged report (unreadable, not JSON, not
+    a report object, a field missing or of the wrong type) is an InputError naming it."""
+    try:
+        report = read_json(path)
+    except FileNotFoundError:
+        return None
+    if not isinstance(report, dict):
+        held = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
+        raise InputError(
+            f"{path} holds {held.get(type(report), 'a number')}, not a job report object"
+        )
+    for name, kind in REPORT_FIELDS.items():
+        if name not in report:
+            raise InputError(f"{path} is not a whole job report (no {name!r})")
+        value = report[name]
+        if (
+            not isinstance(value, _TYPES[kind])
+            or isinstance(value, bool)
+            or (isinstance(value, float) and not math.isfinite(value))
+        ):
+            raise InputError(f"{path}: {name} is {value!r:.40}, not {kind}")
+    return report
 
 
 @dataclass(frozen=True)
@@ -79,33 +142,39 @@ class Dataset:
     @classmethod
     def load(cls, path: str | Path) -> Dataset:
         path = Path(path)
+        fix = "restore it, or split the inputs again into a new --dir"
         try:
-            body = json.loads((path / "dataset.json").read_text())
+            body = read_json(path / "dataset.json")
         except FileNotFoundError:
             raise InputError(
                 f"{path} is not a dataset directory (no dataset.json); "
                 "create it with 'hepstream dataset split'"
             ) from None
-        except (OSError, json.JSONDecodeError) as err:
-            raise InputError(f"cannot read {path}/dataset.json: {err}") from None
-        if body.get("format") != FORMAT:
-            raise InputError(f"{path}/dataset.json is not a {FORMAT} file")
-        jobs = tuple(
-            DatasetJob(
-                j["name"],
-                JobSpec.from_mapping(j["spec"], where=f"job {j['name']}"),
-                int(j["events"]),
+        except InputError as err:
+            raise InputError(f"{err}; {fix}") from None
+        if not isinstance(body, dict) or body.get("format") != FORMAT:
+            raise InputError(f"{path}/dataset.json is not a {FORMAT} file; {fix}")
+        try:
+            jobs = tuple(
+                DatasetJob(
+                    j["name"],
+                    JobSpec.from_mapping(j["spec"], where=f"job {j['name']}"),
+                    int(j["events"]),
+                )
+                for j in body["jobs"]
             )
-            for j in body["jobs"]
-        )
-        return cls(
-            path,
-            body["plugin"],
-            jobs,
-            body.get("split", {}),
-            tuple(body.get("inputs", ())),
-            body.get("tree", "events"),
-        )
+            return cls(
+                path,
+                body["plugin"],
+                jobs,
+                body.get("split", {}),
+                tuple(body.get("inputs", ())),
+                body.get("tree", "events"),
+            )
+        except (KeyError, TypeError, ValueError) as err:
+            raise InputError(
+                f"{path}/dataset.json is damaged ({type(err).__name__}: {err}); {fix}"
+            ) from None
 
     # -- submissions ---------------------------------------------------------------
     def record_submission(self, engine: str, names: Sequence[str], **info: Any) -> Path:
@@ -122,9 +191,18 @@ class Dataset:
         out = []
         for path in sorted((self.path / "submissions").glob("*.json")):
             try:
-                out.append(json.loads(path.read_text()))
-            except (OSError, json.JSONDecodeError):
-                continue  # a record being written by another submit
+                sub = read_json(path)
+            except (OSError, InputError):
+                continue  # damaged: the engine of its jobs is then unknown
+            if not isinstance(sub, dict):
+                continue
+            jobs = sub.get("jobs")
+            if (
+                isinstance(sub.get("engine"), str)
+                and isinstance(jobs, list)
+                and all(isinstance(name, str) for name in jobs)
+            ):
+                out.append(sub)
         return out
 
     def engine_of(self) -> dict[str, str]:
@@ -136,9 +214,8 @@ class Dataset:
         return out
 
     def report_of(self, job: DatasetJob) -> dict[str, Any] | None:
-        """The job's report, or None when it has none (never ran, or removed)."""
-        path = Path(str(job.spec.report))
+        """The job's report, or None when it has none (never ran, removed, or damaged)."""
         try:
-            return json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
+            return read_report(Path(str(job.spec.report)))
+        except InputError:
             return None
