@@ -130,6 +130,7 @@ class TreeInput(_Reads):
             layouts = layouts_of()
             if slow:
                 rest = self.obj.arrays(slow, entry_start=start, entry_stop=stop, library="ak")
+                _valid(rest, "uproot's arrays of branches " + ", ".join(slow))
                 layouts.update({name: rest.layout.content(name) for name in slow})
             return ak.Array(ak.contents.RecordArray(
                 [layouts[name] for name in names], list(names), length=stop - start
@@ -319,6 +320,8 @@ class NTupleInput(_Reads):
                     record = ntuple.column_records[column]
                     _fill_container_dict(container, buffers[column], key, record.type, None)
             out = ak.from_buffers(form, length, container)[start - first : stop - first]
+            if theirs:
+                _valid(out, "the fields uproot decodes")
             if list(out.fields) != list(names):
                 out = ak.zip({name: out[name] for name in names}, depth_limit=1)
             return out
@@ -385,6 +388,17 @@ _FORMS_KEPT = 64
 def _column_of(key: str) -> int:
     """The column index of an uproot form key, ``column-<index>[-...]``."""
     return int(key.split("-")[1])
+
+
+def _valid(array: Any, what: str) -> None:
+    """Raise if ``array``'s lists point outside their items or run backwards (what a
+    plugin's compiled loop would read out of bounds): arrays hepstream did not build itself
+    are checked before they reach it."""
+    import awkward as ak
+
+    problem = ak.validity_error(array)
+    if problem:
+        raise ValueError(f"{what} are inconsistent ({problem.split(' (in compiled code')[0]})")
 
 
 def _counted(form: Any) -> Iterator[tuple[int | None, list[int]]]:

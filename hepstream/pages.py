@@ -336,6 +336,16 @@ def read_page_lists(ntuple: Any) -> tuple[list[int], list[list[ColumnPages]]] | 
     return offsets, links
 
 
+def _list_frame(buf: memoryview, at: int) -> tuple[int, int]:
+    """A list frame's size (negative) and item count at ``at``, if both fit in ``buf``: a
+    frame that claims no bytes or more items than bytes would have the parser loop in place
+    for up to 2**32 items."""
+    frame, count = _LIST.unpack_from(buf, at)
+    if -frame < _LIST.size or -frame > len(buf) - at or count > len(buf):
+        raise ValueError(f"a list frame of {-frame} bytes and {count} items at byte {at}")
+    return frame, count
+
+
 def _parse_page_list(
     buf: memoryview,
 ) -> tuple[list[tuple[int, int]], list[list[ColumnPages]]] | None:
@@ -348,25 +358,27 @@ def _parse_page_list(
         if xxhash.xxh3_64_intdigest(buf[:-8]) != checksum:
             raise ValueError("its checksum does not match")
         at = 16  # after the header's checksum
-        frame, count = _LIST.unpack_from(buf, at)
+        frame, count = _list_frame(buf, at)
         summaries = []
         pos = at + _LIST.size
         for _ in range(count):
             size, first, entries = _SUMMARY.unpack_from(buf, pos)
+            if size < _SUMMARY.size:
+                raise ValueError(f"a cluster summary of {size} bytes")
             if entries >> 56 & _SHARDED:
                 return None
             summaries.append((first, entries & 0xFFFFFFFFFFFFFF))
             pos += size
         at -= frame
-        frame, clusters = _LIST.unpack_from(buf, at)
+        frame, clusters = _list_frame(buf, at)
         rows: list[list[ColumnPages]] = []
         cluster_at = at + _LIST.size
         for _ in range(clusters):
-            cluster_frame, columns = _LIST.unpack_from(buf, cluster_at)
+            cluster_frame, columns = _list_frame(buf, cluster_at)
             row = []
             column_at = cluster_at + _LIST.size
             for _ in range(columns):
-                column_frame, pages = _LIST.unpack_from(buf, column_at)
+                column_frame, pages = _list_frame(buf, column_at)
                 items = np.frombuffer(buf, _PAGE, pages, column_at + _LIST.size)
                 if pages and int(items["nbytes"].min()) < 0:
                     return None  # a large locator: uproot reads those
