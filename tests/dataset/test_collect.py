@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shlex
 from collections.abc import Callable
 from pathlib import Path
@@ -200,18 +199,6 @@ def test_collect_passes_over_a_damaged_submission_record(split_dataset, capsys, 
     code = main(["collect", str(directory)])
     line = one_error_line(code, capsys.readouterr().err, 1, "1 of 4 jobs failed")
     assert line.endswith("--engine local --jobs job-00001")  # from the intact record
-
-
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads a file whatever its mode")
-def test_collect_names_an_unreadable_report(split_dataset, capsys) -> None:
-    from dshelp import one_error_line
-
-    from hepstream.cli import main
-
-    directory = split_dataset()
-    report = _finished_but_one(directory, lambda p, t: (p.write_text(t), p.chmod(0)))
-    code = main(["collect", str(directory)])
-    one_error_line(code, capsys.readouterr().err, 1, str(report), "Permission denied")
 
 
 def test_resubmit_over_a_directory_in_a_reports_place(split_dataset, capsys) -> None:
