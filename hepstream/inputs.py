@@ -485,8 +485,8 @@ def damaged(path: str, what: str, err: Exception) -> InputError:
             f"{path}: cannot read {what}: it claims a size no memory holds; "
             f"the file may be corrupt, copy it again"
         )
-    text = str(err).strip()
-    first = text.splitlines()[0][:200] if text else ""
+    said = " ".join(str(err).split())  # uproot's messages run over several lines
+    first = said if len(said) <= 200 else said[:199] + "…"
     return InputError(
         f"{path}: cannot read {what} ({type(err).__name__}: {first}); "
         f"the file may be corrupt, copy it again"

@@ -8,6 +8,7 @@ the job's order (this file, then the next) as far ahead as the job's byte budget
 
 from __future__ import annotations
 
+import errno
 import itertools
 import queue
 import threading
@@ -91,30 +92,37 @@ def open_store(path: str, tree: str, branches: list[str], stream: StreamConfig, 
     options: dict[str, Any] = {}
     if threads > 1:  # uproot shuts the executor down with the file: one pool per file
         options["decompression_executor"] = WorkPool(threads)
+    made: list[StreamingSource] = []  # what uproot opened, if it fails before returning
     try:
         # array_cache=None: a streaming job reads each basket once; uproot's default
         # 100 MB array cache would only hold memory.
         file = open_checked(path, partial(  # empty / not ROOT / truncated: one clear line
             uproot.open, path, handler=handler, hepstream_config=stream,
-            hepstream_prefetcher=prefetcher, array_cache=None, **options,
+            hepstream_prefetcher=prefetcher, hepstream_made=made, array_cache=None, **options,
         ))  # fmt: skip
-    except HepstreamError:
-        raise
-    except ValueError as err:
-        if "not a ROOT file" in str(err):
+    except BaseException as err:
+        for source in made:  # its I/O and decompression threads would outlive the job
+            source.close()
+        if "decompression_executor" in options:
+            options["decompression_executor"].shutdown(wait=False)
+        if isinstance(err, HepstreamError) or not isinstance(err, Exception):
+            raise
+        if isinstance(err, ValueError) and "not a ROOT file" in str(err):
             raise InputError(f"{path} is not a ROOT file; check the input list") from None
-        raise InputError(f"cannot read {path}: {str(err).splitlines()[0]}") from None
-    except OSError as err:
-        raise InputError(f"cannot read {path}: {str(err).splitlines()[0]}") from None
-    except Exception as err:  # the file's own directory or streamers are damaged
-        raise damaged(path, "its directory", err) from err
+        if isinstance(err, OSError) and err.errno in _MISSING:
+            raise InputError(f"cannot read {path}: {err.strerror}") from None
+        raise damaged(path, "its directory", err) from err  # its keys or streamers
     try:
-        store = guard(path, f"{tree!r}'s metadata", partial(_checked_store, path, file, tree,
+        store = guard(path, f"the metadata of {tree!r}", partial(_checked_store, path, file, tree,
                                                            branches))  # fmt: skip
     except BaseException:
         file.close()
         raise
     return file, store
+
+
+#: What an OSError opening an input says of the file rather than of its bytes.
+_MISSING = frozenset((errno.ENOENT, errno.EACCES, errno.EPERM, errno.EISDIR))
 
 
 def _checked_store(path: str, file: Any, tree: str, branches: list[str]) -> TreeInput | NTupleInput:

@@ -158,3 +158,35 @@ def test_root_page_checksum_mismatch_names_the_page(tmp_path, plugin):
     result = _hepstream("run", plugin, path, "-o", out, "--no-progress")
     line = _one_line(result, out, str(path), "field x", f"byte {int(page.locator.offset):,}")
     assert "fails its checksum" in line
+
+
+def _hepstream_threads() -> list[str]:
+    import threading
+
+    return sorted(t.name for t in threading.enumerate() if t.name.startswith("hepstream-"))
+
+
+@pytest.mark.parametrize("where", ["directory", "page list"])
+def test_a_file_that_fails_to_open_leaves_no_threads(tmp_path, plugin, capsys, where):
+    """A job (or any caller of the job in one process) that meets a damaged file keeps no
+    I/O or decompression thread of it: before, each such file left ten running."""
+    from hepstream.cli import main
+
+    path = tmp_path / "damaged.root"
+    _root_rntuple(path)
+    ntuple = uproot.open(path)["Events"]
+    blob = bytearray(path.read_bytes())
+    if where == "page list":  # its envelope checksum no longer matches
+        locator = ntuple.footer.cluster_group_records[0].page_list_link.locator
+        blob[int(locator.offset) + 20] ^= 0xFF
+    else:  # bytes inserted mid-file: the keys ROOT wrote at its end are no longer where
+        blob[len(blob) // 2 : len(blob) // 2] = b"\x00" * 61  # the header says
+    path.write_bytes(bytes(blob))
+    before = _hepstream_threads()
+    out = tmp_path / "out" / "o.root"
+    out.parent.mkdir()
+    code = main(["run", str(plugin), str(path), "-o", str(out), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 3, err
+    assert "Traceback" not in err
+    assert _hepstream_threads() == before

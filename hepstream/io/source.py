@@ -65,7 +65,8 @@ class StreamingSource(uproot.source.chunk.Source):
     job's :class:`~hepstream.io.budget.Budget`, and handed out when uproot asks for it.
     Pass it to uproot as ``uproot.open(path, handler=StreamingSource, hepstream_config=config)``
     and, to share one bound and one admission order among a job's files,
-    ``hepstream_prefetcher=Prefetcher(Budget(n))``.
+    ``hepstream_prefetcher=Prefetcher(Budget(n))``; ``hepstream_made=[]`` collects the
+    source, for the caller to close should uproot fail before it hands back a file.
     """
 
     def __init__(self, file_path: str, **options) -> None:
@@ -75,6 +76,9 @@ class StreamingSource(uproot.source.chunk.Source):
             Budget(self.config.cache)
         )
         self._file_path = file_path
+        made = options.get("hepstream_made")
+        if made is not None:  # the opener closes it if uproot's open fails after this
+            made.append(self)
         self._backend: XRootDBackend | LocalBackend
         if is_remote(file_path):
             configure_client(self.config.connection_retry, self.config.connection_window)
