@@ -49,11 +49,16 @@ def _be32(data, at):
     return value - (np.int64(1) << 32) if value >= (np.int64(1) << 31) else value
 
 
+#: Bytes before a ``std::vector``'s or ``RVec``'s items in a basket: its byte count (with
+#: ROOT's kByteCountMask bit), its class version, its size.
+VECTOR_HEADER = 10
+
+
 @numba.njit(cache=True, nogil=True)
 def _list_counts(data, border, keylen, nev, lo, hi, header, itemsize, counts):
     """Items of entries ``[lo, hi)`` into ``counts``; their total, or -1 if the entry
     offsets are damaged (outside the entries, decreasing, shorter than the header, or not
-    whole items)."""
+    whole items) or disagree with a vector's own header (its byte count and size)."""
     table = border + 4
     total = 0
     start = _be32(data, table + 4 * lo) - keylen
@@ -61,6 +66,11 @@ def _list_counts(data, border, keylen, nev, lo, hi, header, itemsize, counts):
         stop = border if i + 1 == nev else _be32(data, table + 4 * (i + 1)) - keylen
         size = stop - start - header
         if start < 0 or stop > border or size < 0 or size % itemsize != 0:
+            return -1
+        if header == VECTOR_HEADER and (
+            _be32(data, start) & 0x3FFFFFFF != stop - start - 4
+            or _be32(data, start + 6) != size // itemsize
+        ):
             return -1
         counts[i - lo] = size // itemsize
         total += size // itemsize

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 import zlib
 
 import awkward as ak
@@ -13,12 +14,15 @@ from hepstream.io.pool import WorkPool
 
 
 def _basket(entries: list[list[int]], header: int, dtype: str, keylen: int = 70):
-    """A basket payload of lists as ROOT lays it out: each entry's header and items, then
-    an int32 count and every entry's byte offset from the key's start (big-endian)."""
+    """A basket payload of lists as ROOT lays it out: each entry's header (a vector's: its
+    byte count with kByteCountMask, version 9, size) and items, then an int32 count and
+    every entry's byte offset from the key's start (big-endian)."""
     body, starts = bytearray(), []
     for items in entries:
         starts.append(keylen + len(body))
-        body += b"H" * header + np.array(items, dtype).tobytes()
+        data = np.array(items, dtype).tobytes()
+        head = struct.pack(">IhI", (6 + len(data)) | 0x40000000, 9, len(items))
+        body += head[:header] + data
     border = len(body)
     body += np.array([len(entries) + 1, *starts, 0], ">i4").tobytes()
     return np.frombuffer(bytes(body), np.uint8), border, keylen
@@ -54,6 +58,18 @@ def test_damaged_offsets_are_an_error_not_a_read_out_of_bounds(damage):
         unpack_lists(data, border, keylen, 3, 0, 3, 3, np.dtype(">i2"))
     with pytest.raises(ValueError, match="no entry offsets"):
         unpack_lists(data[: border + 4], border, keylen, 3, 0, 3, 3, np.dtype(">i2"))
+
+
+@pytest.mark.parametrize("moved", [4, -4])
+def test_vector_offsets_that_disagree_with_the_vectors_own_header_are_an_error(moved):
+    """An entry offset moved by one whole item still falls on items, within the basket
+    and rising: only the vectors' own headers (byte count, size) show the damage, which
+    would otherwise give two lists of one branch family different lengths unseen."""
+    data, border, keylen = _basket([[1.0, 2.0], [3.0], [4.0, 5.0]], 10, ">f4")
+    data = data.copy()
+    data[border + 4 :].view(">i4")[2] += moved  # where entry 1 starts
+    with pytest.raises(ValueError, match="entry offsets are damaged"):
+        unpack_lists(data, border, keylen, 3, 0, 3, 10, np.dtype(">f4"))
 
 
 def test_inflate_gives_zlibs_bytes_and_damage_is_an_inflate_error():
