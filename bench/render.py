@@ -825,3 +825,38 @@ TARGETS = (
         60.0, False, _cloud_sim_seconds, unit=" s", quick=False,
     ),
 )  # fmt: skip
+
+
+# -- fuzz suite (bench/test_fuzz.py): kept in one block -----------------------------------
+
+
+def _fuzz_table(recs: list[Record]) -> list[str]:
+    """Classes per input family, the failure signatures and the first failing cases (each
+    with its reproduction command), from the row's ``extra_info`` (``bench.fuzz.summary``)."""
+    lines: list[str] = []
+    esc = lambda text: str(text).replace("|", "\\|").replace("\n", " ")  # noqa: E731
+    for rec in recs:
+        info = rec.info
+        classes = list(info["classes"])
+        rows = [[name, str(sum(c.values())), *(str(c[k]) for k in classes)]
+                for name, c in info["families"].items()]  # fmt: skip
+        rows.append(["all", f"{info['cases']:,}", *(str(info["classes"][k]) for k in classes)])
+        lines += [f"{info['cases']:,} damaged files (seed {info['seed']}) in {rec.median:.0f} s, "
+                  f"{info['cases_per_s']:.1f} cases/s: **{info['failing']} failing** (signal, "
+                  f"hang, traceback, temp file left, invalid array)", "",
+                  *_table(["family", "cases", *classes], rows)]  # fmt: skip
+        if info["signatures"]:
+            sigs = [[str(n), esc(s)] for s, n in info["signatures"].items()]
+            lines += ["", *_table(["cases", "failure signature"], sigs)]
+        if info["failures"]:
+            shown = [[f["class"], esc(f["mutation"]), f"`{f['reproduce']}`"]
+                     for f in info["failures"][:20]]  # fmt: skip
+            lines += ["", *_table(["class", "case", "reproduce"], shown)]
+    return lines
+
+
+SUITES = (*SUITES, "fuzz")
+_SECTIONS["fuzz"] = (
+    "Damaged input files (`bench/test_fuzz.py`, issue 23): classes per input family",
+    _fuzz_table,
+)
