@@ -1,5 +1,6 @@
-"""Helpers of the tests that drive a real ``hepstream run`` process: waiting until its job
-is really under way (its plugin dropped a marker file on its first chunk)."""
+"""Helpers of the tests that drive a real ``hepstream`` command or process: waiting until
+its job is really under way (its plugin dropped a marker file on its first chunk), and
+the one error line a failure must give."""
 
 from __future__ import annotations
 
@@ -31,3 +32,17 @@ def finish(proc: subprocess.Popen, timeout: float) -> tuple[int, str]:
             proc.kill()
             proc.communicate()
     return proc.returncode, err
+
+
+def one_error_line(code: int, err: str, expected: int, *names: str) -> str:
+    """``err`` (a command's stderr) is one ``hepstream: error:`` line naming ``names`` and
+    no traceback, and the command exited ``expected``; returns the line."""
+    assert code == expected, (code, err[-2000:])
+    assert "Traceback" not in err
+    assert "internal error" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("hepstream: error: "), lines[0]
+    for name in names:
+        assert name in lines[0], (name, lines[0])
+    return lines[0]

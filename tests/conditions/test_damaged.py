@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from condhelpers import CALIB_PLUGIN, RUNS, one_error_line, server_gets
+from condhelpers import CALIB_PLUGIN, RUNS, server_gets
+from prochelpers import one_error_line
 
 from hepstream.cli import main
 from hepstream.conditions.payload import write_stream

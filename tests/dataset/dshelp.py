@@ -69,17 +69,3 @@ def parse_run_argv(argv: list[str]):
     params.pop("as_json")
     params.pop("progress")
     return spec_from_options(**params)
-
-
-def one_error_line(code: int, err: str, expected: int, *names: str) -> str:
-    """``err`` (a command's stderr) is one ``hepstream: error:`` line naming ``names`` and
-    no traceback, and the command exited ``expected``; returns the line."""
-    assert code == expected, (code, err[-2000:])
-    assert "Traceback" not in err
-    assert "internal error" not in err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("hepstream: error: "), lines[0]
-    for name in names:
-        assert name in lines[0], (name, lines[0])
-    return lines[0]

@@ -166,7 +166,7 @@ def _finished_but_one(directory: Path, damage: Callable[[Path, str], None]) -> P
 def test_collect_names_a_damaged_report_and_refuses_completion(
     split_dataset, capsys, case: str
 ) -> None:
-    from dshelp import one_error_line
+    from prochelpers import one_error_line
 
     from hepstream.cli import main
 
@@ -189,7 +189,7 @@ def test_collect_names_a_damaged_report_and_refuses_completion(
 
 @pytest.mark.parametrize("record", ['["not", "a", "record"]', '{"engine": "slurm"}', "{"])
 def test_collect_passes_over_a_damaged_submission_record(split_dataset, capsys, record) -> None:
-    from dshelp import one_error_line
+    from prochelpers import one_error_line
 
     from hepstream.cli import main
 
@@ -202,7 +202,7 @@ def test_collect_passes_over_a_damaged_submission_record(split_dataset, capsys, 
 
 
 def test_resubmit_over_a_directory_in_a_reports_place(split_dataset, capsys) -> None:
-    from dshelp import one_error_line
+    from prochelpers import one_error_line
 
     from hepstream.cli import main
 
@@ -226,7 +226,7 @@ def test_resubmit_over_a_directory_in_a_reports_place(split_dataset, capsys) -> 
     ],
 )
 def test_collect_names_a_damaged_dataset_json(tmp_path, capsys, body: str, says: str) -> None:
-    from dshelp import one_error_line
+    from prochelpers import one_error_line
 
     from hepstream.cli import main
 
