@@ -76,9 +76,6 @@ class StreamingSource(uproot.source.chunk.Source):
             Budget(self.config.cache)
         )
         self._file_path = file_path
-        made = options.get("hepstream_made")
-        if made is not None:  # the opener closes it if uproot's open fails after this
-            made.append(self)
         self._backend: XRootDBackend | LocalBackend
         if is_remote(file_path):
             configure_client(self.config.connection_retry, self.config.connection_window)
@@ -94,6 +91,9 @@ class StreamingSource(uproot.source.chunk.Source):
         self._io = IOStats()
         self._reads: FileReads | None = None
         self._closed = False
+        made = options.get("hepstream_made")
+        if made is not None:  # whole: the opener closes it if uproot's open fails after this
+            made.append(self)
 
     # -- backend edge -------------------------------------------------------------------
     def _fetch(self, segments: tuple[tuple[int, int], ...], kind: str = "") -> list[bytes]:
