@@ -104,7 +104,7 @@ def open_store(path: str, tree: str, branches: list[str], stream: StreamConfig, 
         for source in made:  # its I/O and decompression threads would outlive the job
             source.close()
         if "decompression_executor" in options:
-            options["decompression_executor"].shutdown(wait=False)
+            options["decompression_executor"].shutdown(wait=True)  # nothing queued: at once
         if isinstance(err, HepstreamError) or not isinstance(err, Exception):
             raise
         if isinstance(err, ValueError) and "not a ROOT file" in str(err):

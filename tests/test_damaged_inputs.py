@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import awkward as ak
@@ -184,4 +185,7 @@ def test_a_file_that_fails_to_open_leaves_no_threads(tmp_path, plugin, capsys, w
     err = capsys.readouterr().err
     assert code == 3, err
     assert "Traceback" not in err
+    deadline = time.monotonic() + 10  # a pool told to stop may still be exiting
+    for thread in _hepstream_threads() - before:
+        thread.join(timeout=max(0.0, deadline - time.monotonic()))
     assert sorted(t.name for t in _hepstream_threads() - before) == []
