@@ -14,7 +14,7 @@ import pytest
 from bench.settings import BenchSettings, current_settings, data_dir
 
 if TYPE_CHECKING:
-    from hepstream.serve import XRootDServer
+    from hepstream.tools.serve import XRootDServer
 
 REPO = Path(__file__).resolve().parent.parent
 PLUGIN = REPO / "examples" / "tau1n.py"
@@ -66,7 +66,7 @@ def rss_files(settings: BenchSettings, served_dir: Path) -> list[Path]:
 
 @pytest.fixture(scope="session")
 def xrootd_server(served_dir: Path) -> Iterator[XRootDServer]:
-    from hepstream.serve import XRootDServer
+    from hepstream.tools.serve import XRootDServer
 
     with XRootDServer(served_dir) as server:
         yield server

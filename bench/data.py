@@ -23,7 +23,7 @@ def sample_name(settings: BenchSettings, index: int) -> str:
 
 def ensure_samples(settings: BenchSettings, cache: Path, count: int) -> list[Path]:
     """The first ``count`` sample files, generating only the ones not cached yet."""
-    from hepstream.generate import generate_sample
+    from hepstream.tools.generate import generate_sample
 
     cache.mkdir(parents=True, exist_ok=True)
     paths = []

@@ -1586,9 +1586,9 @@ def run_atheris(family: str, corpus_dir: Path, workdir: Path, libfuzzer: list[st
         import uproot  # noqa: F401
 
         import hepstream.cli
-        import hepstream.reader
-        import hepstream.runner
-        import hepstream.writer  # noqa: F401
+        import hepstream.job.reader
+        import hepstream.job.runner
+        import hepstream.job.writer  # noqa: F401
     fuzzer = Fuzzer({family: path}, workdir, jobs=1)
     fuzzer.prepare()
     reference = fuzzer.families[family].reference

@@ -153,7 +153,7 @@ def write_bigbasket(path: Path, n_events: int, seed: int) -> None:
 
 def write_tau1n(path: Path, n_events: int, seed: int) -> None:
     """hepstream's own Tau1N-data generator (the samples of the other bench suites)."""
-    from hepstream.generate import generate_sample
+    from hepstream.tools.generate import generate_sample
 
     generate_sample(path, "tau1n-data", n_events, seed=seed, events_per_basket=TAU1N_ENTRIES)
 
@@ -207,7 +207,7 @@ LAYOUTS: dict[str, Layout] = {
                "ROOT Snapshot, 32 KiB baskets, 200k-entry clusters (NanoAOD-like events)",
                1_000_000, 20_000, _root_child("smallbasket"), PLUGINS / "dijet_btag.py",
                "dijet_btag", ("nJet", "Jet_pt", "Jet_eta", "Jet_btagDeepFlavB")),
-        Layout("tau1n", "events", "ttree", "uproot (hepstream.generate)",
+        Layout("tau1n", "events", "ttree", "uproot (hepstream.tools.generate)",
                "hepstream's Tau1N-data sample, 10k-entry baskets and clusters",
                1_000_000, 20_000, write_tau1n, BENCH_DIR.parent / "examples" / "tau1n.py", "tau1n",
                ("run", "event", "ebeam", "thrust", "missing_pt", "ntrk", "trk_px", "trk_py",

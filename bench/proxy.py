@@ -1,4 +1,4 @@
-"""A :class:`~hepstream.testing.wanproxy.WanProxy` in its own process.
+"""A :class:`~tests.support.wanproxy.WanProxy` in its own process.
 
 In the benchmark's process the proxy's event loop would compete for the GIL with the reader
 being measured; in a child it behaves like a network hop. ``python -m bench.proxy`` prints the
@@ -62,7 +62,7 @@ class ProxyProcess(Service):
 
 
 def _main() -> None:
-    from hepstream.testing.wanproxy import WanProxy
+    from tests.support.wanproxy import WanProxy
 
     parser = argparse.ArgumentParser(description="Emulated WAN hop in front of a TCP server.")
     parser.add_argument("host")

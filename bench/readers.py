@@ -36,7 +36,7 @@ def read_file(
     """
     import uproot
 
-    from hepstream.plan import entries_for_bytes, plan_chunks
+    from hepstream.root.chunks import entries_for_bytes, plan_chunks
 
     events = 0
     with uproot.open(url, **options) as file:

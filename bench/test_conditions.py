@@ -102,7 +102,7 @@ def test_conditions_lookup_cost(
     benchmark, settings: BenchSettings, sample_files: list[Path], conditions_url: str, tmp_path
 ) -> None:
     """Same job with and without conditions, alternated round by round (local inputs)."""
-    from hepstream.runner import JobSpec, run_job
+    from hepstream.job.runner import JobSpec, run_job
 
     def spec(plugin: Path, tag: str, **kw) -> JobSpec:
         return JobSpec(

@@ -19,7 +19,7 @@ LOCAL = "local"
 def test_job(
     benchmark, settings: BenchSettings, sample_files: list[Path], link_urls, tmp_path, link
 ) -> None:
-    from hepstream.runner import JobSpec, run_job
+    from hepstream.job.runner import JobSpec, run_job
 
     if link == LOCAL:
         inputs = tuple(str(p) for p in sample_files)
@@ -61,7 +61,7 @@ def test_long_job(
     """A job over the long input (the 10 files read ``passes`` times): fixed costs
     (connect, open, numba load) amortized, as in the paper's hours-long jobs; judged
     against the same job at zero delay."""
-    from hepstream.runner import JobSpec, run_job
+    from hepstream.job.runner import JobSpec, run_job
 
     if link not in link_urls:
         pytest.fail(f"link {link} not configured in this bench preset")

@@ -4,7 +4,7 @@ Each job reads one of the bench's local sample files (no network: what is measur
 engine, not the link). ``submit → first event`` is the time from the engine's submit
 call to the job's first selection result, from the job's report (its end time minus its
 wall time plus ``first_chunk_s``). Slurm and Dask run as real daemons on this machine
-(``hepstream.testing``), stopped at the end of the module.
+(``tests.support``), stopped at the end of the module.
 """
 
 from __future__ import annotations
@@ -56,8 +56,8 @@ def engines(monkeypatch_module):
     from hepstream.dataset.engines.dask import DaskEngine
     from hepstream.dataset.engines.local import LocalEngine
     from hepstream.dataset.engines.slurm import SlurmEngine
-    from hepstream.testing.daskcluster import DaskCluster
-    from hepstream.testing.slurm import SlurmCluster
+    from tests.support.daskcluster import DaskCluster
+    from tests.support.slurm import SlurmCluster
 
     for key, value in _env().items():
         monkeypatch_module.setenv(key, value)

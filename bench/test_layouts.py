@@ -80,7 +80,7 @@ def layout_served(layout_files: dict[str, Path]) -> Iterator[Path]:
 @pytest.fixture(scope="session")
 def layout_links(settings: BenchSettings, layout_served: Path) -> Iterator[dict[str, str]]:
     """``root://host:port`` per link to a daemon serving the layout files."""
-    from hepstream.serve import XRootDServer
+    from hepstream.tools.serve import XRootDServer
 
     with (
         XRootDServer(layout_served) as server,
@@ -121,7 +121,7 @@ def test_layout_job(
     name, link,
 ) -> None:  # fmt: skip
     from bench.answers import check_output
-    from hepstream.runner import JobSpec, run_job
+    from hepstream.job.runner import JobSpec, run_job
 
     layout = LAYOUTS[name]
     inputs = tuple(_inputs(name, layout_files, layout_links, link, 1))
@@ -163,7 +163,7 @@ def test_layout_long_job(
 ) -> None:  # fmt: skip
     """The 30 ms target's own jobs: the file listed ``layout_long_copies`` times over the WAN
     proxy at 0 and 30 ms, so the zero-delay job takes longer than 2 s."""
-    from hepstream.runner import JobSpec, run_job
+    from hepstream.job.runner import JobSpec, run_job
 
     layout = LAYOUTS[name]
     copies = settings.layout_long_copies
@@ -194,7 +194,7 @@ def test_layout_reader(
     benchmark, settings: BenchSettings, layout_files, layout_links, name, handler
 ) -> None:
     from bench.readers import handler_options, read_file
-    from hepstream.runner import JobSpec
+    from hepstream.job.runner import JobSpec
 
     layout = LAYOUTS[name]
     url = _inputs(name, layout_files, layout_links, FAR, 1)[0]

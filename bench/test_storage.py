@@ -23,7 +23,7 @@ NAME = "storage_tau1n_mc.root"
 
 @pytest.fixture(scope="module")
 def storage_url(served_dir: Path, xrootd_server) -> str:
-    from hepstream.generate import generate_sample
+    from hepstream.tools.generate import generate_sample
 
     path = generate_sample(served_dir / NAME, "tau1n-mc", EVENTS, seed=77,
                            events_per_basket=EVENTS_PER_BASKET)  # fmt: skip
@@ -33,7 +33,7 @@ def storage_url(served_dir: Path, xrootd_server) -> str:
 
 def test_storage_levels(benchmark, settings: BenchSettings, storage_url: str) -> None:
     from hepstream.io import StreamConfig
-    from hepstream.storagebench import BenchConfig, read_pattern, run_sweep
+    from hepstream.storagebench.sweep import BenchConfig, read_pattern, run_sweep
 
     quick = settings.mode == "quick"
     # the quick smoke stays well inside a loaded 2-core CI machine; tests/test_storagebench.py

@@ -22,7 +22,7 @@ def payload(sample_files: list[Path]) -> dict:
     """Branches, events and compressed bytes of the file every handler reads."""
     import uproot
 
-    from hepstream.selection import load_plugin
+    from hepstream.plugin.api import load_plugin
 
     branches = list(load_plugin(str(PLUGIN)).branches)
     path = sample_files[0]
@@ -36,7 +36,7 @@ def payload(sample_files: list[Path]) -> dict:
 @pytest.mark.parametrize("link", link_names(current_settings()))
 @pytest.mark.parametrize("handler", HANDLERS)
 def test_read(benchmark, settings: BenchSettings, link_urls, payload, handler, link) -> None:
-    from hepstream.runner import JobSpec
+    from hepstream.job.runner import JobSpec
 
     url = f"{link_urls[link]}//data/{payload['name']}"
     options = handler_options(handler)

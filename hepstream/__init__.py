@@ -3,10 +3,10 @@
 from hepstream._version import __version__
 from hepstream.errors import ConfigError, HepstreamError, InputError, OutputError, PluginError
 from hepstream.io import IOStats, StreamConfig, StreamingSource, open_source
+from hepstream.job.runner import run_job
 from hepstream.jobspec import JobSpec
+from hepstream.plugin.api import Selection, flat, jagged, load_plugin
 from hepstream.report import FileReport, JobReport
-from hepstream.runner import run_job
-from hepstream.selection import Selection, flat, jagged, load_plugin
 
 __all__ = [
     "ConfigError",

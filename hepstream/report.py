@@ -117,7 +117,7 @@ class JobReport:
 
 def write_json_atomic(path: str | Path, text: str) -> None:
     """Write ``text`` to a temp file beside ``path`` and rename it into place."""
-    from hepstream.partfiles import atomic_path
+    from hepstream.io.partfiles import atomic_path
 
     with atomic_path(path) as tmp:
         tmp.write_text(text)

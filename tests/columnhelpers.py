@@ -46,7 +46,7 @@ def same(store: Any, obj: Any, names: list[str], start: int, stop: int) -> None:
 @contextmanager
 def opened(path: str, name: str, **options: Any) -> Iterator[tuple[Any, list[str], Any]]:
     """uproot's ``name`` in ``path``, its top-level field names, and hepstream's store."""
-    from hepstream.inputs import event_store
+    from hepstream.root.stores import event_store
 
     with uproot.open(path, **options) as file:
         obj = file[name]

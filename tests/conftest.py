@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from hepstream.serve import XRootDServer
+    from hepstream.tools.serve import XRootDServer
 
 # Small enough to generate in a couple of seconds, large enough for several baskets per file.
 SAMPLE_FILES = {
@@ -30,7 +30,7 @@ def sss_credential() -> Iterator[Path]:
     """
     import os
 
-    from hepstream.auth import KEYTAB_ENV, create_keytab
+    from hepstream.io.auth import KEYTAB_ENV, create_keytab
 
     base = Path(tempfile.mkdtemp(prefix="hepstream-sss-"))
     keytab = create_keytab(base / "test.keytab", ["hepstream-test"])
@@ -49,7 +49,7 @@ def sss_credential() -> Iterator[Path]:
 @pytest.fixture(scope="session")
 def sample_dir() -> Iterator[Path]:
     """World-traversable directory with the three synthetic samples (the daemon's user reads it)."""
-    from hepstream.generate import generate_sample
+    from hepstream.tools.generate import generate_sample
 
     base = Path(tempfile.mkdtemp(prefix="hepstream-samples-"))
     base.chmod(0o755)
@@ -72,7 +72,7 @@ def sample_dir() -> Iterator[Path]:
 @pytest.fixture(scope="session")
 def xrootd_server(sample_dir: Path) -> Iterator[XRootDServer]:
     """One ``XRootDServer(sample_dir)`` on 127.0.0.1 for the whole session."""
-    from hepstream.serve import XRootDServer
+    from hepstream.tools.serve import XRootDServer
 
     with XRootDServer(sample_dir) as server:
         yield server
@@ -89,7 +89,7 @@ def out_dir(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def slurm_cluster():
     """A real one-node Slurm (munged, slurmctld, slurmd) for the session; stopped after."""
-    from hepstream.testing.slurm import SlurmCluster, slurm_missing
+    from tests.support.slurm import SlurmCluster, slurm_missing
 
     if slurm_missing():
         pytest.fail(

@@ -46,11 +46,19 @@ def test_the_contracts_hold(tree):
     [
         (
             "hepstream/io/budget.py",
-            "import hepstream.reader",
-            "hepstream.io.budget -> hepstream.reader",
+            "import hepstream.job.reader",
+            "hepstream.io.budget -> hepstream.job.reader",
         ),
-        ("hepstream/reader.py", "import hepstream.cli", "hepstream.reader -> hepstream.cli"),
-        ("hepstream/runner.py", "import bench.settings", "hepstream.runner -> bench.settings"),
+        (
+            "hepstream/job/reader.py",
+            "import hepstream.cli",
+            "hepstream.job.reader -> hepstream.cli",
+        ),
+        (
+            "hepstream/job/runner.py",
+            "import bench.settings",
+            "hepstream.job.runner -> bench.settings",
+        ),
     ],
 )
 def test_a_deliberate_violation_breaks_a_contract(tree, module, line, broken):

@@ -10,11 +10,11 @@ import pytest
 import uproot
 from columnhelpers import NUMBERS, UPROOT_CODECS, number_batch, same
 
-from hepstream.baskets import BasketColumn, start_columns
-from hepstream.decode import DECOMPRESS_ERRORS
 from hepstream.errors import InputError
-from hepstream.inputs import TreeInput
 from hepstream.io.pool import WorkPool
+from hepstream.root.baskets import BasketColumn, start_columns
+from hepstream.root.decode import DECOMPRESS_ERRORS
+from hepstream.root.stores import TreeInput
 
 
 @pytest.fixture(scope="module")
@@ -224,9 +224,9 @@ def test_a_damaged_zlib_basket_in_a_batch_names_its_branch(tmp_path):
 def test_without_libdeflates_c_api_a_batch_takes_the_per_basket_path(uproot_written, monkeypatch):
     """A build of ``deflate`` that does not export libdeflate: zlib baskets in a batch are
     inflated basket by basket through its Python API, and the arrays are the same."""
-    import hepstream.baskets
+    import hepstream.root.baskets
 
-    monkeypatch.setattr(hepstream.baskets, "libdeflate", lambda: (0, 0, 0))
+    monkeypatch.setattr(hepstream.root.baskets, "libdeflate", lambda: (0, 0, 0))
     path = uproot_written["zlib"]
     with uproot.open(path) as file:
         names = list(file["t"].keys())

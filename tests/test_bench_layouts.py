@@ -18,7 +18,7 @@ N_EVENTS = 20_000
 
 
 def _run(name: str, path: Path, out: Path):
-    from hepstream.runner import JobSpec, run_job
+    from hepstream.job.runner import JobSpec, run_job
 
     spec = JobSpec(plugin=str(LAYOUTS[name].plugin), inputs=(str(path),), output=str(out))
     return run_job(spec)

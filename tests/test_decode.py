@@ -9,8 +9,8 @@ import awkward as ak
 import numpy as np
 import pytest
 
-from hepstream.decode import DECOMPRESS_ERRORS, inflate_zlib, unpack_lists
 from hepstream.io.pool import WorkPool
+from hepstream.root.decode import DECOMPRESS_ERRORS, inflate_zlib, unpack_lists
 
 
 def _basket(entries: list[list[int]], header: int, dtype: str, keylen: int = 70):
@@ -98,7 +98,7 @@ def test_uproots_zlib_reads_go_through_libdeflate_and_writers_keep_zlib(root_wri
     goes through libdeflate with uproot's own arrays; a zlib writer still writes zlib."""
     import uproot.compression
 
-    from hepstream.decode import LibdeflateZLIB, use_fast_inflate
+    from hepstream.root.decode import LibdeflateZLIB, use_fast_inflate
 
     assert use_fast_inflate()
     inflate = uproot.compression._decompress_ZLIB

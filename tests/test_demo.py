@@ -47,7 +47,7 @@ def test_demo_in_a_fresh_process_makes_its_own_key(traversable_dir):
     import subprocess
     import sys
 
-    from hepstream.auth import KEYTAB_ENV
+    from hepstream.io.auth import KEYTAB_ENV
 
     env = {k: v for k, v in os.environ.items() if k not in (KEYTAB_ENV, "XrdSecSSSKT")}
     env["HOME"] = str(traversable_dir)

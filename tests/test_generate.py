@@ -11,7 +11,7 @@ import pytest
 import uproot
 
 from hepstream.errors import ConfigError, OutputError
-from hepstream.generate import (
+from hepstream.tools.generate import (
     BHABHA,
     CLUS_FIELDS,
     MC_FIELDS,

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from hepstream.cli import main
-from hepstream.io.rootfile import expected_size, header_problem
+from hepstream.root.header import expected_size, header_problem
 
 PLUGIN = str(Path(__file__).resolve().parent.parent / "examples" / "tau1n.py")
 BAD_KERNEL = """\
@@ -90,7 +90,7 @@ def test_damaged_local_input(capsys, damaged_dir, sample_dir, out_dir, kind):
 @pytest.mark.xrootd
 @pytest.mark.parametrize("kind", ["truncated", "empty", "junk"])
 def test_damaged_remote_input(capsys, damaged_dir, sample_dir, out_dir, kind):
-    from hepstream.serve import XRootDServer
+    from hepstream.tools.serve import XRootDServer
 
     name = {"truncated": "cut", "empty": "empty", "junk": "junk"}[kind] + ".root"
     with XRootDServer(damaged_dir) as server:

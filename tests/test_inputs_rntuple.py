@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import uproot
 
-from hepstream.inputs import event_store
+from hepstream.root.stores import event_store
 
 SIZES = (1000, 1200, 1400)  # entries per cluster: one uproot extend each
 

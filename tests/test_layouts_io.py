@@ -16,7 +16,7 @@ import uproot
 
 from bench.layouts import LAYOUTS, answer, generate
 from hepstream.io import StreamConfig
-from hepstream.runner import JobSpec, run_job
+from hepstream.job.runner import JobSpec, run_job
 
 pytestmark = [pytest.mark.xrootd, pytest.mark.slow]
 
@@ -47,7 +47,7 @@ def layout_dir() -> Iterator[Path]:
 
 @pytest.fixture(scope="module")
 def layout_server(layout_dir: Path):
-    from hepstream.serve import XRootDServer
+    from hepstream.tools.serve import XRootDServer
 
     with XRootDServer(layout_dir) as server:
         yield server

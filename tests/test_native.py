@@ -7,7 +7,7 @@ import zlib
 import numba
 import numpy as np
 
-from hepstream.native import bytes_at, free_inflater, inflate_at, libdeflate, new_inflater
+from hepstream.root.native import bytes_at, free_inflater, inflate_at, libdeflate, new_inflater
 
 
 @numba.njit

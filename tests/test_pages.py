@@ -16,8 +16,8 @@ import uproot
 from columnhelpers import NUMBERS, UPROOT_CODECS, number_batch, opened, same
 
 from hepstream.errors import InputError
-from hepstream.inputs import NTupleInput, event_store
-from hepstream.pages import PageColumn, decode_page
+from hepstream.root.pages import PageColumn, decode_page
+from hepstream.root.stores import NTupleInput, event_store
 
 #: ROOT's compression settings: zlib, LZMA, LZ4, zstd, none.
 ROOT_CODECS = (101, 207, 404, 505, 0)
@@ -154,7 +154,7 @@ def _split(values: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize("kind", [17, 18, 19, 20, 21, 22, 24, 25, 26, 27, 5, 13, 0])
 def test_the_compiled_passes_match_numpy(kind):
     """A stored-as-is page of each encoding, decoded straight into its place."""
-    from hepstream.pages import _TYPES
+    from hepstream.root.pages import _TYPES
 
     dtype = np.dtype(_TYPES[kind])
     rng = np.random.default_rng(kind)
@@ -203,7 +203,7 @@ def test_a_damaged_page_is_one_clear_error(uproot_written, tmp_path):
 
 
 def _uproots_page_lists(ntuple) -> tuple[list[int], list]:
-    from hepstream.pages import _column_pages
+    from hepstream.root.pages import _column_pages
 
     clusters = ntuple.cluster_summaries
     offsets = [int(c.num_first_entry) for c in clusters]
@@ -214,7 +214,7 @@ def _uproots_page_lists(ntuple) -> tuple[list[int], list]:
 def test_page_lists_are_parsed_as_uproot_parses_them(root_written, uproot_written):
     """Clusters, pages, element counts and suppression equal uproot's, on ROOT's files
     (checksummed pages, every codec) and uproot's (several clusters)."""
-    from hepstream.pages import read_page_lists
+    from hepstream.root.pages import read_page_lists
 
     for path in [*root_written.values(), *uproot_written.values()]:
         with uproot.open(path) as file:

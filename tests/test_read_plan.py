@@ -1,4 +1,4 @@
-"""hepstream.plan, the pure read planning: chunks from cluster edges, chunk size from bytes,
+"""hepstream.root.chunks, the pure read planning: chunks from cluster edges, chunk size from bytes,
 preselection spans, cache size from the basket layout. (tests/cloud/test_plan.py covers the
 cloud shim's planner; pytest needs distinct basenames.)"""
 
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from hepstream.plan import (
+from hepstream.root.chunks import (
     AUTO_CACHE_MAX,
     cache_for_layout,
     entries_for_bytes,

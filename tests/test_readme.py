@@ -7,7 +7,7 @@ import awkward as ak
 import numpy as np
 import uproot
 
-from hepstream.runner import JobSpec, run_job
+from hepstream.job.runner import JobSpec, run_job
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

@@ -8,7 +8,7 @@ import pytest
 import uproot
 
 from hepstream.io import StreamConfig
-from hepstream.runner import JobSpec, run_job
+from hepstream.job.runner import JobSpec, run_job
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 PLUGIN = str(EXAMPLES / "tau1n.py")
@@ -280,7 +280,7 @@ def test_baskets_are_fetched_ahead_across_files(xrootd_server, out_dir):
 )
 def test_pipeline_options_are_checked_before_any_io(option, value):
     from hepstream.errors import ConfigError
-    from hepstream.runner import validate_spec
+    from hepstream.job.runner import validate_spec
 
     with pytest.raises(ConfigError, match=option):
         validate_spec(

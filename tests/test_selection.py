@@ -64,7 +64,7 @@ def test_unknown_field_names_the_field(events) -> None:
 
 def test_check_mask_rejects_wrong_dtype_and_length() -> None:
     from hepstream.errors import PluginError
-    from hepstream.selection import check_mask
+    from hepstream.plugin.api import check_mask
 
     assert check_mask(np.array([True, False]), 2, "here").tolist() == [True, False]
     with pytest.raises(PluginError, match="int64"):
@@ -101,7 +101,7 @@ print(int(positive._positive(np.array([1.0, -1.0, 2.0])).sum()))
 
 LOAD_IT = """
 import sys, awkward as ak
-from hepstream.selection import load_plugin
+from hepstream.plugin.api import load_plugin
 events = ak.zip({"x": [1.0, -1.0, 2.0]})
 print(int(load_plugin(sys.argv[1]).select(events).sum()))
 """
@@ -137,8 +137,8 @@ def test_take_equals_awkwards_mask_and_gives_packed_arrays_of_their_own():
     numbers (gathered), on views of a chunk, and on layouts it leaves to awkward."""
     import awkward as ak
 
-    from hepstream.selection import take
-    from hepstream.writer import _owns_packed
+    from hepstream.job.writer import _owns_packed
+    from hepstream.plugin.api import take
 
     rng = np.random.default_rng(4)
     n = 5_000
@@ -169,7 +169,7 @@ def test_the_writer_joins_pieces_as_awkward_does():
     offsets start past 0, empty pieces), everything else by awkward; same type and values."""
     import awkward as ak
 
-    from hepstream.writer import _concatenate
+    from hepstream.job.writer import _concatenate
 
     rng = np.random.default_rng(5)
     counts = rng.poisson(2.0, 300)

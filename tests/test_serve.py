@@ -16,7 +16,7 @@ import psutil
 import pytest
 
 from hepstream.errors import ConfigError
-from hepstream.serve import XRootDServer
+from hepstream.tools.serve import XRootDServer
 
 pytestmark = pytest.mark.xrootd
 

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from hepstream.auth import (
+from hepstream.errors import ConfigError
+from hepstream.io.auth import (
     KEYTAB_ENV,
     authdb_text,
     check_keytab,
@@ -25,8 +26,7 @@ from hepstream.auth import (
     keytab_users,
     user_keytab,
 )
-from hepstream.errors import ConfigError
-from hepstream.serve import XRootDServer, _config_text
+from hepstream.tools.serve import XRootDServer, _config_text
 
 pytestmark = pytest.mark.xrootd
 

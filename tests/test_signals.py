@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from prochelpers import wait_for_marker
 
-from hepstream.partfiles import is_part, parse_part, part_name, remove_stale
+from hepstream.io.partfiles import is_part, parse_part, part_name, remove_stale
 
 SLOW_PLUGIN = """\
 import os, time, numpy as np, hepstream

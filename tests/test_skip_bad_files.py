@@ -16,7 +16,7 @@ import uproot
 
 from hepstream.cli import main
 from hepstream.errors import JobIncomplete
-from hepstream.serve import XRootDServer
+from hepstream.tools.serve import XRootDServer
 
 PLUGIN = """\
 import numpy as np, hepstream

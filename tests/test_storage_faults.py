@@ -19,7 +19,7 @@ import pytest
 import uproot
 from prochelpers import finish, wait_for_marker
 
-from hepstream.serve import XRootDServer
+from hepstream.tools.serve import XRootDServer
 
 pytestmark = [pytest.mark.xrootd, pytest.mark.slow]
 

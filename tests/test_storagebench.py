@@ -17,7 +17,7 @@ from hepstream.errors import ConfigError, InputError
 from hepstream.io import StreamConfig
 from hepstream.io.coalesce import merge_ranges
 from hepstream.io.readplan import plan_reads
-from hepstream.storagebench import (
+from hepstream.storagebench.sweep import (
     BenchConfig,
     JobResult,
     ReadPattern,
@@ -263,9 +263,9 @@ def test_storage_bench_reports_a_missing_file(tmp_path, capsys) -> None:
 def test_bench_requests_exactly_the_runners_planned_spans(xrootd_server) -> None:
     """The bench plans with the runner's reader: the same spans, in the same order, and its
     chunk requests cover exactly those bytes (touching spans joined, nothing in between)."""
+    from hepstream.job.reader import Reader
     from hepstream.jobspec import JobSpec
-    from hepstream.reader import Reader
-    from hepstream.selection import Selection, load_plugin
+    from hepstream.plugin.api import Selection, load_plugin
 
     plugin = load_plugin(Path(__file__).resolve().parent.parent / "examples" / "tau1n.py")
 
@@ -346,7 +346,7 @@ def test_table_prints_whole_when_piped(sample_dir) -> None:
 
 
 def test_plugin_gives_the_tree_and_branches_its_job_reads(sample_dir, capsys) -> None:
-    from hepstream.selection import load_plugin
+    from hepstream.plugin.api import load_plugin
 
     plugin_path = Path(__file__).resolve().parent.parent / "examples" / "tau1n.py"
     doc = _run_cli(

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from hepstream.partfiles import is_part
-from hepstream.serve import XRootDServer
-from hepstream.testing.wanproxy import WanProxy
+from hepstream.io.partfiles import is_part
+from hepstream.tools.serve import XRootDServer
+from tests.support.wanproxy import WanProxy
 
 pytestmark = [pytest.mark.xrootd, pytest.mark.slow]
 

@@ -17,9 +17,9 @@ import pytest
 import uproot
 from prochelpers import finish, wait_for_marker
 
+from hepstream.job.runner import JobSpec, run_job
+from hepstream.job.workers import HELD_BYTES, InputOrder, combine, deal, worker_count
 from hepstream.report import FileReport, JobReport
-from hepstream.runner import JobSpec, run_job
-from hepstream.workers import HELD_BYTES, InputOrder, combine, deal, worker_count
 
 PLUGIN = """\
 import os, time, numpy as np, hepstream

@@ -122,7 +122,7 @@ class Agent:
         else:
             plugin = Path(str(job.plugin))
         if job.sss_keytab:  # before any XRootD client in this process logs in
-            from hepstream.auth import install_credential
+            from hepstream.io.auth import install_credential
 
             install_credential(job.sss_keytab, self.config.workdir / "sss.keytab")
         out_local = work / _url_name(job.output)

@@ -74,8 +74,8 @@ def compare(
     config: BenchConfig | None = None,
 ) -> dict[str, Any]:
     """Generate a sample, serve it with xrootd, run the job natively and in a VM."""
-    from hepstream.generate import generate_sample
-    from hepstream.serve import XRootDServer
+    from hepstream.tools.generate import generate_sample
+    from hepstream.tools.serve import XRootDServer
     from vmimage.config import cache_root
 
     cfg = config or BenchConfig()
@@ -93,7 +93,7 @@ def compare(
             native = native_run(
                 cfg.plugin, [server.data_url(sample.name)], work / "native.root", work / "n.json"
             )
-            from hepstream.auth import with_credential
+            from hepstream.io.auth import with_credential
 
             vm_spec = JobSpec(
                 INLINE_PLUGIN,

@@ -1,7 +1,7 @@
 """Build a bootable qcow2 from cached layers: debootstrap rootfs, venv, hepstream wheel.
 
 Runs as root on Debian with debootstrap, mkfs.ext4, sfdisk, losetup, grub-install and
-qemu-img. Each layer is a tarball in the cache keyed by its inputs (see :mod:`vmimage.plan`),
+qemu-img. Each layer is a tarball in the cache keyed by its inputs (see :mod:`vmimage.layers`),
 so after a code change only the wheel + agent layer and the disk assembly are redone.
 """
 
@@ -22,8 +22,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from hepstream.errors import ConfigError, OutputError
-from hepstream.partfiles import atomic_path
-from vmimage import plan
+from hepstream.io.partfiles import atomic_path
+from vmimage import layers as plan
 from vmimage.config import IMAGE_VENV, ROOT_LABEL, BuildConfig
 
 log = logging.getLogger(__name__)

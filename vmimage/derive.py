@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from hepstream.errors import ConfigError, OutputError
-from hepstream.partfiles import atomic_path
+from hepstream.io.partfiles import atomic_path
 from vmimage.config import IMAGE_CONDITIONS_DIR, IMAGE_USER_DIR, cache_root
 
 

@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Protocol
 
 from hepstream.errors import ConfigError, InputError, OutputError
+from hepstream.io.partfiles import atomic_path
 from hepstream.io.urls import is_remote
-from hepstream.partfiles import atomic_path
 
 _BLOBS = "blobs"
 _MANIFESTS = "manifests"

@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None, prog_name: str | None = None) -> int:
     SIGINT and SIGTERM stop a command cleanly (its ``finally`` blocks run: temp files go, a
     job writes its ``failed`` report) and exit 130 / 143, as a shell reports a signal.
     """
-    from hepstream.signals import stop_on_signals
+    from hepstream.job.signals import stop_on_signals
 
     with stop_on_signals() as stopped:
         code = _main(argv, prog_name)

@@ -105,8 +105,8 @@ def run(
       hepstream run examples/tau1n.py 'root://127.0.0.1:1094//data/tau1n_mc_*.root' \\
           -o out/tau1n.root --report out/report.json
     """
+    from hepstream.job.runner import run_job
     from hepstream.report import print_summary
-    from hepstream.runner import run_job
 
     spec = spec_from_options(
         plugin, inputs, output, report, site, readahead, cache, chunk, prefetch, settings,

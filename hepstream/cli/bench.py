@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from hepstream.errors import ConfigError
-from hepstream.storagebench import (
+from hepstream.storagebench.sweep import (
     MB,
     BenchConfig,
     LevelResult,
@@ -99,7 +99,7 @@ def storage_cmd(
     levels = job_levels(bench.jobs)
     branch_list = [b.strip() for b in branches.split(",") if b.strip()] if branches else None
     if plugin is not None:
-        from hepstream.selection import load_plugin
+        from hepstream.plugin.api import load_plugin
 
         selection = load_plugin(plugin)
         tree, branch_list = tree or selection.tree, branch_list or list(selection.branches)

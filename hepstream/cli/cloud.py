@@ -102,7 +102,7 @@ def run_cmd(
 
 def status_dict(config) -> dict:
     """VMs per cloud and state, job counts, per-site rates from job reports."""
-    from hepstream.cloud.localqueue import LocalQueue
+    from hepstream.cloud.queues.local import LocalQueue
     from hepstream.cloud.sitestats import per_site
     from hepstream.cloud.state import StateStore
 
@@ -219,8 +219,8 @@ def queue_add(
         hepstream cloud queue add --image hepstream-test --plugin sel.py \\
             --input root://127.0.0.1//data/a.root --output out.parquet
     """
-    from hepstream.cloud.localqueue import LocalQueue
     from hepstream.cloud.model import VMSpec
+    from hepstream.cloud.queues.local import LocalQueue
     from hepstream.jobspec import ShippedJob
 
     cfg = _config(config)
@@ -254,7 +254,7 @@ def queue_list(
     Example:
         hepstream cloud queue list --status idle --json
     """
-    from hepstream.cloud.localqueue import LocalQueue
+    from hepstream.cloud.queues.local import LocalQueue
 
     queue = LocalQueue(_config(config).state_path)
     rows = queue.list(status)

@@ -32,7 +32,7 @@ def generate(
     """
     from rich.progress import Progress
 
-    from hepstream.generate import SAMPLES, generate_sample, sample_filenames
+    from hepstream.tools.generate import SAMPLES, generate_sample, sample_filenames
 
     if sample not in SAMPLES:
         raise ConfigError(f"unknown --sample {sample!r}: choose one of {', '.join(SAMPLES)}")
@@ -106,7 +106,7 @@ def serve(
         # root://127.0.0.1:40123//data/   (read-only)
         export XrdSecsssKT=~/.config/hepstream/xrootd-sss.keytab   # in each client's shell
     """
-    from hepstream.serve import XRootDServer
+    from hepstream.tools.serve import XRootDServer
 
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())

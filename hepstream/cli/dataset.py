@@ -60,7 +60,7 @@ def split(
     from hepstream.dataset.layout import read_layouts, resolve_inputs
     from hepstream.dataset.record import Dataset
     from hepstream.jobspec import JobSpec, parse_set
-    from hepstream.selection import load_plugin
+    from hepstream.plugin.api import load_plugin
 
     if (files_per_job is None) == (events_per_job is None):
         raise ConfigError("give exactly one of --files-per-job and --events-per-job")

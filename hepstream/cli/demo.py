@@ -37,12 +37,12 @@ def demo(
     """
     from hepstream.conditions.sample import build_beam_db
     from hepstream.conditions.server import ConditionsServer
-    from hepstream.generate import GeneratorConfig, generate_sample, sample_filenames
     from hepstream.io import StreamConfig
+    from hepstream.job.runner import run_job
     from hepstream.jobspec import JobSpec
     from hepstream.report import print_summary
-    from hepstream.runner import run_job
-    from hepstream.serve import XRootDServer
+    from hepstream.tools.generate import GeneratorConfig, generate_sample, sample_filenames
+    from hepstream.tools.serve import XRootDServer
 
     base = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="hepstream-demo-"))
     data, out = base / "data", base / "out"
@@ -97,7 +97,7 @@ def _demo_credential(base: Path) -> Path:
     put in this process's environment before its XRootD client first connects."""
     import os
 
-    from hepstream.auth import KEYTAB_ENV, create_keytab, env_keytab
+    from hepstream.io.auth import KEYTAB_ENV, create_keytab, env_keytab
 
     found = env_keytab()
     if found is not None:

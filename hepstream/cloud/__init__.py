@@ -1,5 +1,6 @@
 """Thin scheduler shim: boot, retire and replace job VMs across clouds."""
 
+from hepstream.cloud.decide import plan
 from hepstream.cloud.model import (
     VM,
     Action,
@@ -12,7 +13,6 @@ from hepstream.cloud.model import (
     VMSpec,
     Wait,
 )
-from hepstream.cloud.plan import plan
 from hepstream.cloud.policy import Policy, ShimConfig, load_config
 
 __all__ = [

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from hepstream.cloud.decide import count_by_state, plan
 from hepstream.cloud.drivers.base import (
     TAG_BOOTED,
     TAG_JOB,
@@ -26,11 +27,10 @@ from hepstream.cloud.drivers.base import (
     make_tags,
     spec_from_tags,
 )
-from hepstream.cloud.localqueue import LocalQueue
-from hepstream.cloud.memqueue import MemoryQueue
 from hepstream.cloud.model import VM, Action, Boot, Job, Replace, Retire, SiteStats, Wait
-from hepstream.cloud.plan import count_by_state, plan
 from hepstream.cloud.policy import ShimConfig
+from hepstream.cloud.queues.local import LocalQueue
+from hepstream.cloud.queues.memory import MemoryQueue
 from hepstream.cloud.sitestats import site_stats
 from hepstream.cloud.state import StateStore, VMRow
 from hepstream.errors import ConfigError
@@ -96,13 +96,13 @@ class Shim:
         if config.queue == "local":
             queue = LocalQueue(config.state_path)
         elif config.queue == "condor":
-            from hepstream.cloud.condor import CondorQueue
+            from hepstream.cloud.queues.condor import CondorQueue
 
             if any(d.binds_job for d in drivers.values()):
                 raise ConfigError('the local QEMU driver needs queue = "local", not condor')
             queue = CondorQueue()  # type: ignore[assignment]
         elif config.queue == "slurm":
-            from hepstream.cloud.slurmqueue import SlurmQueue
+            from hepstream.cloud.queues.slurm import SlurmQueue
 
             if any(d.binds_job for d in drivers.values()):
                 raise ConfigError('the local QEMU driver needs queue = "local", not slurm')

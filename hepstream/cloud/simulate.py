@@ -19,16 +19,16 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from hepstream.cloud.decide import next_decision_at
 from hepstream.cloud.drivers.fake import FakeAgents, FakeDriver
-from hepstream.cloud.memqueue import MemoryQueue
 from hepstream.cloud.model import Replace, VMSpec, Wait
-from hepstream.cloud.plan import next_decision_at
 from hepstream.cloud.policy import Policy, ShimConfig
+from hepstream.cloud.queues.memory import MemoryQueue
 from hepstream.cloud.shim import Round, Shim
 from hepstream.cloud.simconfig import PRESETS, Dist, SimCloud, SimConfig, paper_preset
 from hepstream.cloud.state import StateStore
 from hepstream.errors import ConfigError
-from hepstream.partfiles import atomic_path
+from hepstream.io.partfiles import atomic_path
 
 __all__ = ["PRESETS", "SimCloud", "SimResult", "paper_preset", "plot", "run_config", "simulate"]
 

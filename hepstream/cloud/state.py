@@ -10,8 +10,8 @@ import sqlite3
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from hepstream.cloud.localqueue import connect
 from hepstream.cloud.model import VMSpec
+from hepstream.cloud.queues.local import connect
 from hepstream.cloud.sitestats import BootOutcome
 
 _SCHEMA = """

@@ -56,7 +56,7 @@ class JobConditions:
 
     def pieces(self, events: Any) -> list[tuple[int, int, dict[str, Any]]]:
         """``(start, stop, {record: payload value})`` covering ``events`` in order."""
-        from hepstream.selection import flat
+        from hepstream.plugin.api import flat
 
         t0 = time.perf_counter()
         runs = flat(events, self.run_branch)

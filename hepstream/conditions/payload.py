@@ -20,7 +20,7 @@ import numpy as np
 
 from hepstream.conditions.model import Payload
 from hepstream.errors import ConfigError, InputError
-from hepstream.partfiles import atomic_path
+from hepstream.io.partfiles import atomic_path
 
 BLOCK = 1 << 20
 

@@ -260,7 +260,7 @@ def merge_outputs(outputs: Sequence[Path], target: str | Path, tree: str = "even
     returns the events written. The format of ``target`` follows its suffix."""
     import awkward as ak
 
-    from hepstream.writer import OutputWriter
+    from hepstream.job.writer import OutputWriter
 
     if not outputs:
         raise InputError("no finished job outputs to merge; run the jobs first")

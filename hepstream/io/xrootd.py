@@ -53,7 +53,7 @@ def configure_client(retry: int, window: int) -> None:
     present the user's default sss key (``hepstream serve`` makes one) if none is set."""
     from XRootD import client
 
-    from hepstream.auth import use_default_credential
+    from hepstream.io.auth import use_default_credential
 
     use_default_credential()
     if "XRD_CONNECTIONRETRY" not in os.environ:
@@ -413,7 +413,7 @@ def upload(local_path: str, url: str, timeout: int = 120) -> int:
     from XRootD.client.flags import MkDirFlags
 
     from hepstream.errors import OutputError
-    from hepstream.partfiles import part_name
+    from hepstream.io.partfiles import part_name
 
     server, path = split_url(url)
     fs = client.FileSystem(server)

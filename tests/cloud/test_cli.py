@@ -5,9 +5,9 @@ import json
 import pytest
 
 from hepstream.cli import main
-from hepstream.cloud.localqueue import LocalQueue
 from hepstream.cloud.model import VMSpec
 from hepstream.cloud.policy import load_config
+from hepstream.cloud.queues.local import LocalQueue
 
 CONFIG = """
 [shim]

@@ -4,8 +4,8 @@ import htcondor2
 import pytest
 
 from hepstream.cli import main
-from hepstream.cloud.condor import job_from_ad, workers_from_ads
 from hepstream.cloud.model import VMSpec
+from hepstream.cloud.queues.condor import job_from_ad, workers_from_ads
 from hepstream.cloud.submit import submit_text
 from hepstream.errors import ConfigError
 

@@ -14,9 +14,9 @@ import pytest
 from hepstream.cloud.drivers.base import TAG_SHIM, TAG_VM, BootRequest, make_tags
 from hepstream.cloud.drivers.ec2 import EC2Driver
 from hepstream.cloud.drivers.fake import FakeAgents
-from hepstream.cloud.localqueue import LocalQueue
 from hepstream.cloud.model import Cloud, VMSpec
 from hepstream.cloud.policy import load_config
+from hepstream.cloud.queues.local import LocalQueue
 from hepstream.cloud.state import StateStore
 
 pytestmark = pytest.mark.cloud

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from hepstream.cloud.drivers.local import GUEST_HOST, guest_urls
-from hepstream.cloud.localqueue import LocalQueue
 from hepstream.cloud.model import VMSpec
 from hepstream.cloud.policy import load_config
+from hepstream.cloud.queues.local import LocalQueue
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

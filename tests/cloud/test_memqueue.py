@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from hepstream.cloud.localqueue import LocalQueue
-from hepstream.cloud.memqueue import MemoryQueue
+from hepstream.cloud.decide import next_decision_at, plan
 from hepstream.cloud.model import VM, Cloud, Job, SiteStats, VMSpec, Wait
-from hepstream.cloud.plan import next_decision_at, plan
 from hepstream.cloud.policy import Policy
+from hepstream.cloud.queues.local import LocalQueue
+from hepstream.cloud.queues.memory import MemoryQueue
 from hepstream.cloud.state import StateStore
 from hepstream.errors import InputError
 

@@ -9,9 +9,9 @@ import pytest
 from hepstream.cloud.drivers.base import BootRequest, CloudAPIError, make_tags
 from hepstream.cloud.drivers.fake import FakeAgents
 from hepstream.cloud.drivers.openstack import OpenStackDriver
-from hepstream.cloud.localqueue import LocalQueue
 from hepstream.cloud.model import VMSpec
 from hepstream.cloud.policy import Policy, ShimConfig
+from hepstream.cloud.queues.local import LocalQueue
 from hepstream.cloud.shim import Shim
 from hepstream.cloud.state import StateStore
 

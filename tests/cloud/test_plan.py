@@ -2,8 +2,8 @@
 
 import pytest
 
+from hepstream.cloud.decide import in_backoff, plan
 from hepstream.cloud.model import VM, Boot, Cloud, Job, Replace, Retire, SiteStats, VMSpec, Wait
-from hepstream.cloud.plan import in_backoff, plan
 from hepstream.cloud.policy import Policy
 
 SPEC = VMSpec("img", 1, 2048, "alice")

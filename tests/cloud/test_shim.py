@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from hepstream.cloud.drivers.fake import FakeAgents, FakeDriver
-from hepstream.cloud.localqueue import LocalQueue
 from hepstream.cloud.model import Cloud, VMSpec
 from hepstream.cloud.policy import Policy, ShimConfig
+from hepstream.cloud.queues.local import LocalQueue
 from hepstream.cloud.shim import Shim
 from hepstream.cloud.state import StateStore
 

@@ -9,13 +9,13 @@ import pytest
 from hepstream.cloud.drivers.fake import FakeDriver
 from hepstream.cloud.model import Cloud
 from hepstream.cloud.policy import Policy, ShimConfig
-from hepstream.cloud.shim import Shim
-from hepstream.cloud.slurmqueue import (
+from hepstream.cloud.queues.slurm import (
     SlurmQueue,
     job_from_squeue,
     parse_comment,
     workers_from_scontrol,
 )
+from hepstream.cloud.shim import Shim
 from hepstream.cloud.state import StateStore
 
 

@@ -16,7 +16,7 @@ from hepstream.conditions.server import ConditionsServer
 
 @pytest.fixture(scope="session")
 def multirun_sample() -> Iterator[Path]:
-    from hepstream.generate import GeneratorConfig, generate_sample
+    from hepstream.tools.generate import GeneratorConfig, generate_sample
 
     base = Path(tempfile.mkdtemp(prefix="hepstream-cond-sample-"))
     try:

@@ -18,7 +18,7 @@ from condhelpers import read_output, run_fetchers, server_gets, write_probe
 
 from hepstream.conditions.server import IMMUTABLE, REVALIDATE, ConditionsServer
 from hepstream.conditions.store import Store
-from hepstream.runner import JobSpec, run_job
+from hepstream.job.runner import JobSpec, run_job
 
 CHUNK = "32000"  # one 2000-event cluster per chunk for the probe's 16-byte events
 

@@ -15,7 +15,7 @@ from hepstream.conditions.job import METADATA_KEY
 from hepstream.conditions.sample import beam_scale, build_beam_db
 from hepstream.conditions.store import Store
 from hepstream.errors import ConfigError, InputError, PluginError
-from hepstream.runner import JobSpec, run_job
+from hepstream.job.runner import JobSpec, run_job
 
 
 def _probe(tmp_path: Path, subrun: str | None = None) -> Path:

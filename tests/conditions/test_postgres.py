@@ -11,8 +11,8 @@ from hepstream.cli import main
 from hepstream.conditions.sample import build_beam_db
 from hepstream.conditions.server import ConditionsServer
 from hepstream.conditions.store import Store
-from hepstream.runner import JobSpec, run_job
-from hepstream.testing.postgres import PostgreSQL
+from hepstream.job.runner import JobSpec, run_job
+from tests.support.postgres import PostgreSQL
 
 pytestmark = pytest.mark.postgres
 

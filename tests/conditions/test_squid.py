@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from condhelpers import read_output, run_fetchers, server_gets, write_probe
 
-from hepstream.runner import JobSpec, run_job
-from hepstream.testing.squid import Squid
+from hepstream.job.runner import JobSpec, run_job
+from tests.support.squid import Squid
 
 pytestmark = [pytest.mark.squid, pytest.mark.slow]
 JOBS = 50

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from condhelpers import read_output, server_gets, write_probe
 
-from hepstream.runner import JobSpec, run_job
-from hepstream.serve import XRootDServer
+from hepstream.job.runner import JobSpec, run_job
+from hepstream.tools.serve import XRootDServer
 
 pytestmark = pytest.mark.xrootd
 

@@ -18,7 +18,7 @@ FILES, EVENTS = 4, 6_000
 
 @pytest.fixture(scope="session")
 def dataset_files() -> Iterator[list[Path]]:
-    from hepstream.generate import generate_sample
+    from hepstream.tools.generate import generate_sample
 
     base = Path(tempfile.mkdtemp(prefix="hepstream-dsdata-"))
     try:
@@ -79,7 +79,7 @@ def split_dataset(dataset_files, tmp_path):
 
 @pytest.fixture
 def dask_cluster():
-    from hepstream.testing.daskcluster import DaskCluster
+    from tests.support.daskcluster import DaskCluster
 
     with DaskCluster(workers=2, lifetime_s=300, env=child_env()) as cluster:
         yield cluster

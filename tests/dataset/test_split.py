@@ -7,7 +7,7 @@ import pytest
 from hepstream.dataset.split import FileLayout, by_events, by_files, job_name, make_jobs
 from hepstream.errors import ConfigError
 from hepstream.jobspec import JobSpec
-from hepstream.plan import clip_chunks
+from hepstream.root.chunks import clip_chunks
 
 BIG = FileLayout(
     "big.root", 10_000, (0, 1000, 2000, 3000, 4000, 5000, 6000, 7000, 8000, 9000, 10_000)

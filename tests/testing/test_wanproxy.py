@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from hepstream.errors import ConfigError
-from hepstream.testing.wanproxy import Link, WanProxy
+from tests.support.wanproxy import Link, WanProxy
 
 SOCKET_TIMEOUT = 20.0  # s: a broken proxy fails the test instead of hanging it
 

@@ -181,7 +181,7 @@ def test_agent_takes_the_users_key_from_the_seed_and_never_prints_it(
     import subprocess
     import sys
 
-    from hepstream.auth import KEYTAB_ENV, with_credential
+    from hepstream.io.auth import KEYTAB_ENV, with_credential
 
     job = with_credential({  # what the local cloud driver puts in a VM's seed
         "plugin_source": TAU1N.read_text(),

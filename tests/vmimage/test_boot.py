@@ -63,7 +63,7 @@ def _run_in_vm(disk, job, workdir, xrootd_server, kernel=None, forwards=None):
 
 
 def _job(xrootd_server, name, **kw):
-    from hepstream.auth import with_credential  # the session's key goes in the VM's seed
+    from hepstream.io.auth import with_credential  # the session's key goes in the VM's seed
 
     return with_credential({
         "inputs": [guest_url(xrootd_server.data_url(SAMPLE))],

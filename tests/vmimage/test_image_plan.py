@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from vmimage import plan
+from vmimage import layers as plan
 from vmimage.config import BuildConfig
 
 ROOT = Path(__file__).resolve().parents[2]

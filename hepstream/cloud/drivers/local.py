@@ -101,7 +101,7 @@ class LocalQemuDriver:
         job = {k: v for k, v in request.job.items() if k != "job_id"}
         job.setdefault("site", self.cloud.name)
         job.setdefault("owner", request.spec.owner)
-        from hepstream.auth import with_credential
+        from hepstream.io.auth import with_credential
 
         guest_job, forwards = guest_urls(with_credential(job))  # the key: seed only, not vm.json
         vmdir = self.workdir / request.name

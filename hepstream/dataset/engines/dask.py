@@ -21,8 +21,8 @@ from hepstream.errors import ConfigError, PluginError
 
 def run_task(mapping: dict[str, Any]) -> dict[str, Any]:
     """One job in a Dask worker; its report as a dict (also written to the spec's report)."""
+    from hepstream.job.runner import run_job
     from hepstream.jobspec import JobSpec
-    from hepstream.runner import run_job
 
     spec = JobSpec.from_mapping(mapping)
     try:

@@ -4,7 +4,7 @@
 layout of the paper's central storage, so jobs read inputs and write outputs over ``root://``.
 
 By default every client authenticates with XRootD's ``sss`` shared secret (see
-:mod:`hepstream.auth`): ``/data`` is readable by every key holder, ``/out/<user>/`` writable
+:mod:`hepstream.io.auth`): ``/data`` is readable by every key holder, ``/out/<user>/`` writable
 only by that user; a client without a key is refused (xrootd 5.5 cannot offer anonymous
 access beside ``sss``: binding the ``host`` protocol negates every other one). Only
 loopback clients may connect when the server's address is loopback.
@@ -69,7 +69,7 @@ class XRootDServer(Service):
         writes, as xrootd does out of the box: only for a private, throwaway server.
     keytab
         The server's keytab (one key per user allowed in). Default: the caller's own,
-        :func:`hepstream.auth.default_keytab` (``$XrdSecsssKT`` or one made on first use).
+        :func:`hepstream.io.auth.default_keytab` (``$XrdSecsssKT`` or one made on first use).
     posc_dir
         Where xrootd keeps its persist-on-successful-close log; a restarted server deletes
         the files of uploads its crash interrupted. Default: ``admin_dir/posc`` when
@@ -216,7 +216,7 @@ class XRootDServer(Service):
     def _security(self, ident: tuple[int, set[int]] | None, out_dir: Path) -> tuple[Path, Path]:
         """The daemon's private copy of the keytab and its authorization file; creates each
         user's ``/out/<user>/`` (a rule for ``/out/<user>/`` does not cover making it)."""
-        from hepstream.auth import authdb_text, check_keytab, default_keytab, keytab_users
+        from hepstream.io.auth import authdb_text, check_keytab, default_keytab, keytab_users
 
         assert self.admin_dir is not None
         if self.keytab is None:

@@ -14,9 +14,9 @@ import numpy as np
 
 from hepstream.codecs import OUTPUT_DEFAULT, parquet_codec, uproot_codec
 from hepstream.errors import ConfigError, OutputError
+from hepstream.io.partfiles import create_part
 from hepstream.io.urls import is_remote
-from hepstream.partfiles import create_part
-from hepstream.selection import is_numbers
+from hepstream.plugin.api import is_numbers
 
 if TYPE_CHECKING:
     from hepstream.report import JobReport
@@ -34,7 +34,7 @@ def _packed(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         return value.copy() if value.base is not None else value
     array = ak.Array(value)
-    if _owns_packed(array.layout):  # e.g. gathered by hepstream.selection.take: as it is
+    if _owns_packed(array.layout):  # e.g. gathered by hepstream.plugin.api.take: as it is
         return array
     return ak.copy(ak.to_packed(array))
 
@@ -319,7 +319,7 @@ class OutputWriter:
 
 def write_report(report: JobReport, target: str) -> None:
     """Write the job report at ``target``: locally (atomic) or uploaded to ``root://``."""
-    from hepstream.partfiles import atomic_path
+    from hepstream.io.partfiles import atomic_path
 
     text = report.to_json()
     local = _staged(target)

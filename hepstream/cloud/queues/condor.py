@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from hepstream.cloud.externalqueue import ExternalQueue
 from hepstream.cloud.model import Job, VMSpec
+from hepstream.cloud.queues.external import ExternalQueue
 
 # Condor JobStatus codes: 1 idle, 2 running, 5 held (counts as not needing a VM).
 _STATUS = {1: "idle", 2: "running"}

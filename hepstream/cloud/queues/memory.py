@@ -17,8 +17,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
-from hepstream.cloud.localqueue import QueuedJob, finish_status, requeue_status
 from hepstream.cloud.model import Job, VMSpec
+from hepstream.cloud.queues.local import QueuedJob, finish_status, requeue_status
 from hepstream.errors import InputError
 from hepstream.jobspec import ShippedJob
 

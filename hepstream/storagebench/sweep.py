@@ -298,7 +298,7 @@ def read_pattern(
     chunk_bytes: int | None = None,
 ) -> ReadPattern:
     """The requests a ``hepstream run`` job makes of ``url``: open it read-only with the
-    reader's own functions (:func:`hepstream.reader.open_store`, ``file_chunks``,
+    reader's own functions (:func:`hepstream.job.reader.open_store`, ``file_chunks``,
     ``chunk_wants``, :func:`hepstream.io.readplan.plan_reads`), recording the metadata
     requests the open makes, then each chunk's planned spans shaped as the prefetcher does.
 
@@ -308,8 +308,8 @@ def read_pattern(
     from hepstream.io.budget import Budget
     from hepstream.io.prefetch import Prefetcher
     from hepstream.io.readplan import plan_reads
+    from hepstream.job.reader import chunk_wants, file_chunks, open_store
     from hepstream.jobspec import JobSpec
-    from hepstream.reader import chunk_wants, file_chunks, open_store
 
     stream = stream or StreamConfig()
     chunk_bytes = chunk_bytes or JobSpec.chunk_bytes
@@ -353,7 +353,7 @@ def _discover(
     import uproot
 
     from hepstream.io import StreamingSource
-    from hepstream.io.rootfile import open_checked
+    from hepstream.root.header import open_checked
 
     opener = partial(uproot.open, url, handler=StreamingSource, hepstream_config=stream)
     try:
@@ -404,7 +404,7 @@ def run_level(
 ) -> LevelResult:
     """Run ``jobs`` readers together once, ``bench.readers_per_process`` asynchronous
     readers per process; every one starts at the same instant."""
-    from hepstream.storagereaders import run_readers
+    from hepstream.storagebench.readers import run_readers
 
     groups = split_jobs(jobs, bench.readers_per_process)
     results = run_readers(pattern, stream, bench, jobs, groups)
@@ -431,7 +431,7 @@ def run_sweep(
     ``xrdcp``, each level is followed by as many concurrent ``xrdcp`` copies of the file."""
     from dataclasses import replace
 
-    from hepstream.storagereaders import xrdcp_level
+    from hepstream.storagebench.readers import xrdcp_level
 
     copies: dict[int, tuple[float, int]] = {}
     out = []

@@ -1,4 +1,4 @@
-"""Compiled gathers of selected entries (GIL released), for :func:`hepstream.selection.take`.
+"""Compiled gathers of selected entries (GIL released), for :func:`hepstream.plugin.api.take`.
 
 numpy's fancy indexing and ``repeat`` hold the GIL, which the reader's decompression
 threads need; a selection of a few % of a 500k-entry chunk over seven fields cost ~8 ms

@@ -297,7 +297,7 @@ def check_mask(mask: Any, length: int, where: str) -> np.ndarray:
 
 def take(events: Any, mask: np.ndarray) -> Any:
     """``events[mask]`` as new, packed arrays. A chunk's fields are numbers or lists of
-    numbers, gathered here by compiled passes (:mod:`hepstream.gather`), one per field,
+    numbers, gathered here by compiled passes (:mod:`hepstream.plugin.gather`), one per field,
     with the GIL released; awkward's own ``events[mask]`` is
     lazy and its packing later costs ~1 ms of Python per field and chunk. Other layouts
     (options, strings, records, parameters) take awkward's way; the result is the same."""
@@ -332,7 +332,7 @@ def _take_plain(layout: Any, index: np.ndarray) -> Any:
     """Entries ``index`` of numbers or lists of numbers, packed; None for other layouts."""
     import awkward as ak
 
-    from hepstream.gather import KINDS, gather, gather_lists
+    from hepstream.plugin.gather import KINDS, gather, gather_lists
 
     if is_numbers(layout):
         values = layout.data[: layout.length]

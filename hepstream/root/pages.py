@@ -32,8 +32,8 @@ import numba
 import numpy as np
 import xxhash
 
-from hepstream.decode import check_claim, decode_as_they_arrive, decompress_blocks
 from hepstream.io.readplan import PAGE_CHECKSUM, ColumnPages
+from hepstream.root.decode import check_claim, decode_as_they_arrive, decompress_blocks
 
 #: RNTuple column types hepstream decodes (ROOT's numbering, as in uproot.const): bits,
 #: plain and split integers, 32- and 64-bit floats, and 32- and 64-bit offsets.

@@ -6,7 +6,7 @@ uproot reads each basket through a model object, a cursor and two executors: abo
 0.3 ms of Python, under the GIL, per basket, which for a 13-branch job over 10k-entry
 baskets costs as much as inflating them. Here a basket costs one ``struct`` unpack on the
 reader's side; inflating (libdeflate), byte-swapping into the output and stripping vector
-headers (:func:`hepstream.decode.unpack_lists`) run on the decompression threads with the
+headers (:func:`hepstream.root.decode.unpack_lists`) run on the decompression threads with the
 GIL released.
 
 A basket on disk is a TKey (its header gives the stored and the uncompressed size and the
@@ -31,7 +31,7 @@ from typing import Any
 import numba
 import numpy as np
 
-from hepstream.decode import (
+from hepstream.root.decode import (
     MAX_BUFFER,
     _be16,
     _be32,
@@ -42,7 +42,7 @@ from hepstream.decode import (
     decompress_blocks,
     unpack_lists,
 )
-from hepstream.native import bytes_at, free_inflater, inflate_at, libdeflate, new_inflater
+from hepstream.root.native import bytes_at, free_inflater, inflate_at, libdeflate, new_inflater
 
 #: fNbytes, key version, fObjlen, fDatime, fKeylen, fCycle: the start of every TKey.
 _KEY = struct.Struct(">ihiIhh")

@@ -112,11 +112,11 @@ class TreeInput(_Reads):
 
     def _start(self, names: list[str], start: int, stop: int) -> Callable[[], Any]:
         """Start the reads (see :meth:`prepare`); the function giving the arrays. Numbers
-        and lists of numbers are decoded by :mod:`hepstream.baskets`; other branches by
+        and lists of numbers are decoded by :mod:`hepstream.root.baskets`; other branches by
         uproot, when the arrays are asked for."""
         import awkward as ak
 
-        from hepstream.baskets import start_columns
+        from hepstream.root.baskets import start_columns
 
         fast = [self._column(name) for name in self._with_counters(names)]
         slow = [name for name in names if self._column(name) is None]
@@ -139,7 +139,7 @@ class TreeInput(_Reads):
         return finish
 
     def _column(self, name: str) -> Any:
-        from hepstream.baskets import BasketColumn
+        from hepstream.root.baskets import BasketColumn
 
         if name not in self._columns:
             self._columns[name] = BasketColumn.of(self.obj[name])
@@ -148,7 +148,7 @@ class TreeInput(_Reads):
 
 class NTupleInput(_Reads):
     """An RNTuple: pages per column and cluster, read whole clusters at a time. Numbers and
-    offsets are decoded by :mod:`hepstream.pages`, other columns by uproot; the arrays are
+    offsets are decoded by :mod:`hepstream.root.pages`, other columns by uproot; the arrays are
     built on uproot's form of the fields."""
 
     kind = "RNTuple"
@@ -236,7 +236,7 @@ class NTupleInput(_Reads):
     def _layout(self) -> tuple[list[list[ColumnPages]], dict[int, list[int]]]:
         """The page layout as plain data (see :func:`hepstream.io.readplan.page_ranges`)."""
         if self._links is None:
-            from hepstream.pages import page_lists
+            from hepstream.root.pages import page_lists
 
             ntuple = self.obj.ntuple
             self._offsets, self._links = page_lists(ntuple)
@@ -280,13 +280,13 @@ class NTupleInput(_Reads):
 
     def _start(self, names: list[str], start: int, stop: int) -> Callable[[], Any]:
         """Start the reads (see :meth:`prepare`) of the whole clusters; the function giving
-        the arrays. Numbers and offsets are decoded by :mod:`hepstream.pages`, other
+        the arrays. Numbers and offsets are decoded by :mod:`hepstream.root.pages`, other
         columns by uproot when the arrays are asked for; the arrays are built on uproot's
         form."""
         import awkward as ak
         from uproot.behaviors.RNTuple import _fill_container_dict
 
-        from hepstream.pages import start_pages
+        from hepstream.root.pages import start_pages
 
         ntuple = self.obj.ntuple
         file = ntuple.file  # uproot's ReadOnlyFile: its source and decompression threads
@@ -337,7 +337,7 @@ class NTupleInput(_Reads):
     def _check_counts(self, form: Any, clusters: range) -> dict[int, list[int | None]]:
         """Check that the page lists agree with the clusters: a top-level field has one
         element per entry, the fields under one list the same number of items; the items
-        under each list column, per cluster, for :func:`~hepstream.pages.start_pages` to
+        under each list column, per cluster, for :func:`~hepstream.root.pages.start_pages` to
         hold its decoded offsets against. A ``ValueError`` names what disagrees."""
         offsets = self.cluster_offsets()
         items: dict[int, list[int | None]] = {}
@@ -366,7 +366,7 @@ class NTupleInput(_Reads):
     def _decoders_of(self, names: list[str]) -> tuple[list[Any], list[int]]:
         """The columns of ``names`` hepstream decodes (as PageColumns), then uproot's: the
         order in which they are planned and read."""
-        from hepstream.pages import PageColumn
+        from hepstream.root.pages import PageColumn
 
         mine, theirs = [], []
         for column in self.columns(names):

@@ -5,7 +5,7 @@
   of the tau1n sample (nearly incompressible: Huffman-coded literals) it gives 310 MB/s
   per core against 150-220 for zlib and ISA-L, and it releases the GIL, so decompression
   threads scale (630 MB/s on two cores). :func:`decompress_blocks` serves hepstream's
-  own basket and page decoders (:mod:`hepstream.baskets`, :mod:`hepstream.pages`), with
+  own basket and page decoders (:mod:`hepstream.root.baskets`, :mod:`hepstream.root.pages`), with
   zstd decompressed by cramjam straight into the page's buffer; :func:`use_fast_inflate`
   puts libdeflate in uproot's place for what uproot still reads. uproot's own
   ``ZLIB.library = "deflate"`` calls ``zlib_decompress(data, bufsize=...)``, which
@@ -38,7 +38,7 @@ import numpy as np
 import uproot.compression
 
 from hepstream.io.pool import WorkPool
-from hepstream.native import bytes_at
+from hepstream.root.native import bytes_at
 
 
 @numba.njit(cache=True, nogil=True)

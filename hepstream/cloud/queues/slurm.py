@@ -16,8 +16,8 @@ import subprocess
 from collections.abc import Mapping
 from datetime import datetime
 
-from hepstream.cloud.externalqueue import ExternalQueue
 from hepstream.cloud.model import Job, VMSpec
+from hepstream.cloud.queues.external import ExternalQueue
 from hepstream.errors import ConfigError, HepstreamError
 
 #: ``squeue -o``: id, state, user, submit time, node list, comment, CPUs, min memory.

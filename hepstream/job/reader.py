@@ -21,21 +21,21 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from hepstream.errors import ConfigError, HepstreamError, InputError
-from hepstream.inputs import NTupleInput, TreeInput, damaged, event_store, guard
 from hepstream.io import StreamConfig, StreamingSource, is_remote
 from hepstream.io.budget import Budget
 from hepstream.io.prefetch import FileReads, Prefetcher
 from hepstream.io.readplan import FilePlan, plan_reads
-from hepstream.io.rootfile import open_checked
-from hepstream.plan import (
+from hepstream.plugin.api import Selection, call_plugin, check_mask
+from hepstream.report import FileReport
+from hepstream.root.chunks import (
     cache_for_layout,
     clip_chunks,
     entries_for_bytes,
     passing_spans,
     plan_chunks,
 )
-from hepstream.report import FileReport
-from hepstream.selection import Selection, call_plugin, check_mask
+from hepstream.root.header import open_checked
+from hepstream.root.stores import NTupleInput, TreeInput, damaged, event_store, guard
 
 if TYPE_CHECKING:
     from hepstream.jobspec import JobSpec
@@ -85,8 +85,8 @@ def open_store(path: str, tree: str, branches: list[str], stream: StreamConfig, 
     records its requests); its event store checked for ``branches``."""
     import uproot
 
-    from hepstream.decode import use_fast_inflate
     from hepstream.io.pool import WorkPool
+    from hepstream.root.decode import use_fast_inflate
 
     use_fast_inflate()
     options: dict[str, Any] = {}

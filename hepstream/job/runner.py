@@ -1,6 +1,6 @@
 """Run one job: plugin -> chunks -> select -> write -> report.
 
-The reader (:mod:`hepstream.reader`) fetches and decodes the next chunks while this
+The reader (:mod:`hepstream.job.reader`) fetches and decodes the next chunks while this
 thread runs the plugin on the current one; the writer owns the output.
 """
 
@@ -20,8 +20,8 @@ from hepstream.errors import HepstreamError, InputError, Interrupted, OutputErro
 from hepstream.io import IOStats, expand_inputs, is_remote
 from hepstream.io.source import missing_inputs
 from hepstream.jobspec import JobSpec, validate_spec  # noqa: F401 (re-exported)
+from hepstream.plugin.api import Selection, call_plugin, check_mask, load_plugin, take
 from hepstream.report import FileReport, JobReport, keep_detail
-from hepstream.selection import Selection, call_plugin, check_mask, load_plugin, take
 
 
 def _output_columns(selection: Selection, selected: Any, where: str) -> dict[str, Any]:
@@ -47,8 +47,8 @@ def run_job(spec: JobSpec, progress: Callable[[int, int], None] | None = None, *
     object with ``write(columns, index)``, ``metadata``, ``commit()`` and ``abort()``;
     ``report`` is the record to fill (its caller then has it also when the job fails).
     """
-    from hepstream.reader import FileEnd, Reader
-    from hepstream.writer import OutputWriter, scratch_dir
+    from hepstream.job.reader import FileEnd, Reader
+    from hepstream.job.writer import OutputWriter, scratch_dir
 
     if spec.workers != 1 and output is None:
         return run_workers(spec, progress)
@@ -180,7 +180,7 @@ def run_job(spec: JobSpec, progress: Callable[[int, int], None] | None = None, *
 def _save_report(report: JobReport, target: str | None) -> None:
     """Write the finished report at ``target`` (if any). A lost report fails an ``ok`` job;
     a failed job's own error stays the one line, the lost report only a warning."""
-    from hepstream.writer import write_report
+    from hepstream.job.writer import write_report
 
     if not target:
         return
@@ -233,7 +233,7 @@ def _file_ended(report: JobReport, end: Any, held: dict[int, list[dict[str, Any]
 # -- worker processes ------------------------------------------------------------------
 #: What a worker process starts with already imported: the forkserver loads these once,
 #: and each worker is a fork of it (no interpreter start-up, no re-import per worker).
-_PRELOAD = ["hepstream.runner", "hepstream.reader", "hepstream.writer", "numba"]
+_PRELOAD = ["hepstream.job.runner", "hepstream.job.reader", "hepstream.job.writer", "numba"]
 #: Seconds a worker told to stop (SIGTERM) gets to clean up before it is killed.
 _STOP_GRACE = 10.0
 
@@ -270,7 +270,7 @@ def _worker(spec: JobSpec, conn: Any) -> None:
     job's process through ``conn``; last its report, or its error."""
     import pickle
 
-    from hepstream.signals import stop_on_signals
+    from hepstream.job.signals import stop_on_signals
 
     sink = _PipeOutput(conn)
     report = JobReport(plugin=spec.plugin, output=spec.output, site=spec.site)
@@ -291,7 +291,7 @@ def _worker(spec: JobSpec, conn: Any) -> None:
 
 
 def run_workers(spec: JobSpec, progress: Callable[[int, int], None] | None = None) -> JobReport:
-    """Run ``spec`` over worker processes (:mod:`hepstream.workers`): each reads and selects
+    """Run ``spec`` over worker processes (:mod:`hepstream.job.workers`): each reads and selects
     its share of the inputs, this process writes their output in input order and the report.
 
     A worker that fails fails the job with the worker's error; the others are stopped and
@@ -300,8 +300,8 @@ def run_workers(spec: JobSpec, progress: Callable[[int, int], None] | None = Non
     import dataclasses
     from multiprocessing.connection import wait
 
-    from hepstream.workers import InputOrder, combine, deal, worker_count
-    from hepstream.writer import OutputWriter
+    from hepstream.job.workers import InputOrder, combine, deal, worker_count
+    from hepstream.job.writer import OutputWriter
 
     report = JobReport(plugin=spec.plugin, output=spec.output, site=spec.site,
                        readahead=spec.stream.readahead, cache=0)  # fmt: skip

@@ -1,6 +1,6 @@
 """The storage bench's readers: many asynchronous readers per process, and ``xrdcp`` copies.
 
-A reader replays a :class:`~hepstream.storagebench.ReadPattern` request by request, keeping
+A reader replays a :class:`~hepstream.storagebench.sweep.ReadPattern` request by request, keeping
 as many requests in flight as the job's source would (``parallel_requests``, within its cache
 bound), cycling through the file until its level's deadline or request bound. Over XRootD the
 client's asynchronous API drives every reader of a process from its callback threads; on a
@@ -24,7 +24,7 @@ from hepstream.errors import ConfigError, InputError
 
 if TYPE_CHECKING:
     from hepstream.io import StreamConfig
-    from hepstream.storagebench import BenchConfig, JobResult, ReadPattern, Segments
+    from hepstream.storagebench.sweep import BenchConfig, JobResult, ReadPattern, Segments
 
 #: Called with an error message (None: success) and the bytes delivered.
 Done = Callable[[str | None, int], None]
@@ -148,7 +148,7 @@ class _Reader:
     def __init__(self, job: int, file: Any, requests: Sequence[tuple[Segments, int]],
                  first: int, stream: StreamConfig, bench: BenchConfig,
                  finished: Callable[[], None]) -> None:  # fmt: skip
-        from hepstream.storagebench import JobResult
+        from hepstream.storagebench.sweep import JobResult
 
         self.file, self.requests, self.next = file, requests, first
         self.parallel, self.cache = stream.parallel_requests, stream.cache
@@ -221,7 +221,7 @@ def _reader_process(pattern: ReadPattern, stream: StreamConfig, bench: BenchConf
                     jobs: list[int], total: int, go, report) -> None:  # fmt: skip
     """Child process: open every reader's file, wait for the common start, replay, report."""
     from hepstream.io import is_remote
-    from hepstream.storagebench import stagger
+    from hepstream.storagebench.sweep import stagger
 
     remote = is_remote(pattern.url)
     pool = None
@@ -379,7 +379,7 @@ def xrdcp_level(url: str, jobs: int, bench: BenchConfig) -> tuple[float, int]:
     aggregate MB/s (bytes copied by the copies that succeeded / wall time of all) and how
     many failed. Bounded: copies still running after the deadline are killed and failed."""
     from hepstream.io.xrootd import split_url
-    from hepstream.storagebench import MB
+    from hepstream.storagebench.sweep import MB
 
     binary = shutil.which("xrdcp")
     if binary is None:

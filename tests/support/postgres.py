@@ -16,7 +16,7 @@ from pathlib import Path
 
 from hepstream.errors import ConfigError
 from hepstream.procs import Service
-from hepstream.testing.squid import free_port
+from tests.support.squid import free_port
 
 
 def _bindir() -> Path:

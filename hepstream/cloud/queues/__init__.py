@@ -1,0 +1,1 @@
+"""Job queues the cloud shim watches: local, in-memory (simulation), HTCondor and Slurm."""

@@ -1,0 +1,1 @@
+"""Tools around the runtime: sample generation and a local XRootD server."""
