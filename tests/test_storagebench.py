@@ -16,7 +16,7 @@ from hepstream.cli import main
 from hepstream.errors import ConfigError, InputError
 from hepstream.io import StreamConfig
 from hepstream.io.coalesce import merge_ranges
-from hepstream.io.readplan import plan_reads
+from hepstream.io.spans import plan_reads
 from hepstream.storagebench.sweep import (
     BenchConfig,
     JobResult,

@@ -18,7 +18,7 @@ from functools import partial
 from hepstream.io.budget import Budget
 from hepstream.io.coalesce import Request, plan_requests
 from hepstream.io.config import XRD_MAX_VECTOR_ELEMENT_BYTES
-from hepstream.io.readplan import FilePlan, holes
+from hepstream.io.spans import FilePlan, holes
 
 #: Submits one vector read (segments in file order); its future gives one bytes per segment.
 Submit = Callable[[tuple[tuple[int, int], ...]], "Future[list[bytes]]"]

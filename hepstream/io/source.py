@@ -22,7 +22,7 @@ from hepstream.io.config import StreamConfig
 from hepstream.io.local import LocalBackend
 from hepstream.io.pool import WorkPool
 from hepstream.io.prefetch import FileReads, Prefetcher, failure
-from hepstream.io.readplan import FilePlan
+from hepstream.io.spans import FilePlan
 from hepstream.io.urls import is_remote
 from hepstream.io.xrootd import XRootDBackend, configure_client, expand_remote
 

@@ -24,7 +24,7 @@ from hepstream.errors import ConfigError, HepstreamError, InputError
 from hepstream.io import StreamConfig, StreamingSource, is_remote
 from hepstream.io.budget import Budget
 from hepstream.io.prefetch import FileReads, Prefetcher
-from hepstream.io.readplan import FilePlan, plan_reads
+from hepstream.io.spans import FilePlan, plan_reads
 from hepstream.plugin.api import Selection, call_plugin, check_mask
 from hepstream.report import FileReport
 from hepstream.root.chunks import (

@@ -32,7 +32,7 @@ import numba
 import numpy as np
 import xxhash
 
-from hepstream.io.readplan import PAGE_CHECKSUM, ColumnPages
+from hepstream.io.spans import PAGE_CHECKSUM, ColumnPages
 from hepstream.root.decode import check_claim, decode_as_they_arrive, decompress_blocks
 
 #: RNTuple column types hepstream decodes (ROOT's numbering, as in uproot.const): bits,
@@ -205,7 +205,7 @@ def start_pages(columns: list[PageColumn], links: list[list[ColumnPages]], clust
 
     The pages' byte ranges are asked of ``source`` now, column by column, cluster by
     cluster, page by page: the order of the read plan
-    (:func:`hepstream.io.readplan.page_ranges`, these columns ``checked``), a page listed
+    (:func:`hepstream.io.spans.page_ranges`, these columns ``checked``), a page listed
     for several columns once for each. Each page is decoded on ``executor`` as soon as its
     bytes are there, its checksum checked first where it has one.
 

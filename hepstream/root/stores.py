@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from hepstream.errors import HepstreamError, InputError
-from hepstream.io.readplan import ColumnPages, active_pages, page_ranges
+from hepstream.io.spans import ColumnPages, active_pages, page_ranges
 
 T = TypeVar("T")
 
@@ -234,7 +234,7 @@ class NTupleInput(_Reads):
         return self._offsets
 
     def _layout(self) -> tuple[list[list[ColumnPages]], dict[int, list[int]]]:
-        """The page layout as plain data (see :func:`hepstream.io.readplan.page_ranges`)."""
+        """The page layout as plain data (see :func:`hepstream.io.spans.page_ranges`)."""
         if self._links is None:
             from hepstream.root.pages import page_lists
 

@@ -20,7 +20,7 @@ from hepstream.errors import ConfigError, InputError, OutputError
 
 if TYPE_CHECKING:
     from hepstream.io import StreamConfig
-    from hepstream.io.readplan import FilePlan
+    from hepstream.io.spans import FilePlan
 
 MB = 1e6  # reported rates are decimal MB/s, like network links and the paper's plots
 
@@ -299,7 +299,7 @@ def read_pattern(
 ) -> ReadPattern:
     """The requests a ``hepstream run`` job makes of ``url``: open it read-only with the
     reader's own functions (:func:`hepstream.job.reader.open_store`, ``file_chunks``,
-    ``chunk_wants``, :func:`hepstream.io.readplan.plan_reads`), recording the metadata
+    ``chunk_wants``, :func:`hepstream.io.spans.plan_reads`), recording the metadata
     requests the open makes, then each chunk's planned spans shaped as the prefetcher does.
 
     ``branches`` may hold names or glob patterns; default: every branch with data.
@@ -307,7 +307,7 @@ def read_pattern(
     from hepstream.io import StreamConfig, StreamingSource
     from hepstream.io.budget import Budget
     from hepstream.io.prefetch import Prefetcher
-    from hepstream.io.readplan import plan_reads
+    from hepstream.io.spans import plan_reads
     from hepstream.job.reader import chunk_wants, file_chunks, open_store
     from hepstream.jobspec import JobSpec
 

@@ -103,7 +103,7 @@ def test_planned_baskets_are_fetched_ahead_and_served_from_the_plan(xrootd_serve
     and uproot's reads then served from it without another request."""
     import time
 
-    from hepstream.io.readplan import plan_reads
+    from hepstream.io.spans import plan_reads
 
     with uproot.open(
         xrootd_server.data_url(MC), handler=StreamingSource,

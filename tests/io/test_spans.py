@@ -13,7 +13,7 @@ import pytest
 from hepstream.io.budget import Budget
 from hepstream.io.coalesce import plan_requests
 from hepstream.io.prefetch import FileReads, Prefetcher
-from hepstream.io.readplan import ColumnPages, holes, page_ranges, plan_reads
+from hepstream.io.spans import ColumnPages, holes, page_ranges, plan_reads
 
 BLOB = bytes(random.Random(7).randrange(256) for _ in range(1 << 16))
 
