@@ -8,7 +8,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEB_RUNTIME := xrootd-server
 DEB_TEST := $(DEB_RUNTIME) xrootd-client time slurm-wlm munge squid postgresql debootstrap qemu-system-x86 qemu-utils cloud-image-utils grub-pc-bin e2fsprogs fdisk dosfstools
 
-.PHONY: install system-runtime system-test demo test lint bench clean
+.PHONY: install system-runtime system-test demo test test-fast lint bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,15 @@ test: install system-test
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy
 	$(PY) -m pytest
+
+# The daily tier: everything but the integration tests that boot VMs or start Slurm, squid,
+# PostgreSQL, Dask or many readers (markers in pyproject.toml); `make test` runs them all.
+FAST := not (slow or vm or slurm or squid or postgres or dask)
+test-fast: install system-test
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
+	$(PY) -m pytest -m "$(FAST)"
 
 bench: install system-test
 	$(PY) -m bench

@@ -89,9 +89,15 @@ TEMP_LEFT = "temp file left"
 INVALID_ARRAY = "invalid array"
 #: Every class, in table order.
 CLASSES = (
-    FINISHED_SAME, FINISHED_DIFFERENT, CLEAN_ERROR,
-    SIGNAL, HANG, TRACEBACK, TEMP_LEFT, INVALID_ARRAY,
-)  # fmt: skip
+    FINISHED_SAME,
+    FINISHED_DIFFERENT,
+    CLEAN_ERROR,
+    SIGNAL,
+    HANG,
+    TRACEBACK,
+    TEMP_LEFT,
+    INVALID_ARRAY,
+)
 #: Classes that are defects: the fuzz targets want 0 of each.
 FAILING = (SIGNAL, HANG, TRACEBACK, TEMP_LEFT, INVALID_ARRAY)
 #: What the plugin raises when it is handed offsets that do not fit their content.
@@ -135,8 +141,9 @@ FAMILY_BY_NAME = {f.name: f for f in FAMILIES}
 def _uproot_compression(codec: str) -> Any:
     import uproot
 
-    return {"none": None, "zlib": uproot.ZLIB(1), "lz4": uproot.LZ4(1),
-            "zstd": uproot.ZSTD(1)}[codec]  # fmt: skip
+    return {"none": None, "zlib": uproot.ZLIB(1), "lz4": uproot.LZ4(1), "zstd": uproot.ZSTD(1)}[
+        codec
+    ]
 
 
 def _uproot_batch(rng: Any, n: int, ttree: bool) -> dict[str, Any]:
@@ -175,8 +182,9 @@ def write_uproot(family: Family, path: Path) -> None:
     batches = [_uproot_batch(rng, n, ttree) for n in UPROOT_BATCHES]
     with uproot.recreate(path, compression=_uproot_compression(family.codec)) as out:
         if ttree:
-            types = {k: v.type if isinstance(v, ak.Array) else v.dtype
-                     for k, v in batches[0].items()}  # fmt: skip
+            types = {
+                k: v.type if isinstance(v, ak.Array) else v.dtype for k, v in batches[0].items()
+            }
             tree = out.mktree(TREE, types)
             for batch in batches:
                 tree.extend(batch)
@@ -279,11 +287,22 @@ def _tmp_name(family: Family) -> str:
 
 
 def _root_child(directory: Path, families: Sequence[Family]) -> None:
-    cmd = [sys.executable, "-W", "ignore", "-m", "bench.fuzz", "--write-root",
-           str(Path(directory).resolve())]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-W",
+        "ignore",
+        "-m",
+        "bench.fuzz",
+        "--write-root",
+        str(Path(directory).resolve()),
+    ]
     cmd += [f.name for f in families]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)}  # fmt: skip
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(
+            p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p
+        ),
+    }
     done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, check=False)
     missing = [f.name for f in families if not (directory / f.file_name).exists()]
     if done.returncode != 0 or missing:
@@ -449,8 +468,9 @@ CATEGORY_WEIGHTS = {
 }  # fmt: skip
 
 
-def _add(regions: dict[str, list[Region]], size: int, start: int, length: int,
-         category: str, label: str) -> None:  # fmt: skip
+def _add(
+    regions: dict[str, list[Region]], size: int, start: int, length: int, category: str, label: str
+) -> None:
     start, stop = max(0, int(start)), min(size, int(start) + int(length))
     if stop > start:
         regions.setdefault(category, []).append(Region(start, stop, category, label))
@@ -472,8 +492,14 @@ def find_targets(path: Path, kind: str) -> Targets:
         _add(regions, size, file.fSeekKeys, file.fNbytesKeys, "directory", "keys list")
         _add(regions, size, rf.fSeekInfo, rf.fNbytesInfo, "streamers", "streamer info")
         key = file.key(TREE)
-        _add(regions, size, key.fSeekKey, key.fNbytes, "anchor" if kind == "rntuple" else "tree",
-             f"{TREE} key+object")  # fmt: skip
+        _add(
+            regions,
+            size,
+            key.fSeekKey,
+            key.fNbytes,
+            "anchor" if kind == "rntuple" else "tree",
+            f"{TREE} key+object",
+        )
         if kind == "ttree":
             _ttree_targets(file[TREE], data, regions)
         else:
@@ -515,10 +541,22 @@ def _pages(obj: Any) -> Iterator[Any]:
 
 
 def _rntuple_targets(ntuple: Any, size: int, regions: dict[str, list[Region]]) -> None:
-    _add(regions, size, ntuple.member("fSeekHeader"), ntuple.member("fNBytesHeader"),
-         "rntuple-header", "RNTuple header")  # fmt: skip
-    _add(regions, size, ntuple.member("fSeekFooter"), ntuple.member("fNBytesFooter"),
-         "rntuple-footer", "RNTuple footer")  # fmt: skip
+    _add(
+        regions,
+        size,
+        ntuple.member("fSeekHeader"),
+        ntuple.member("fNBytesHeader"),
+        "rntuple-header",
+        "RNTuple header",
+    )
+    _add(
+        regions,
+        size,
+        ntuple.member("fSeekFooter"),
+        ntuple.member("fNBytesFooter"),
+        "rntuple-footer",
+        "RNTuple footer",
+    )
     with contextlib.suppress(Exception):
         for g, group in enumerate(ntuple.footer.cluster_group_records):
             loc = group.page_list_link.locator
@@ -528,8 +566,14 @@ def _rntuple_targets(ntuple: Any, size: int, regions: dict[str, list[Region]]) -
             loc = page.locator
             _add(regions, size, loc.offset, loc.num_bytes, "page", f"page #{i}")
             tail = 8 if getattr(page, "has_checksum", False) else 16
-            _add(regions, size, loc.offset + loc.num_bytes - tail, tail, "page-tail",
-                 f"page #{i} tail")  # fmt: skip
+            _add(
+                regions,
+                size,
+                loc.offset + loc.num_bytes - tail,
+                tail,
+                "page-tail",
+                f"page #{i} tail",
+            )
 
 
 # -- mutations -----------------------------------------------------------------------------
@@ -740,9 +784,15 @@ def exception_of(stderr: str) -> tuple[str, str]:
     return exception or "Traceback", frame
 
 
-def classify(*, code: int | None, signum: int | None = None, timed_out: bool = False,
-             stderr: str = "", leftovers: Sequence[str] = (),
-             output: str = "none") -> tuple[str, str]:  # fmt: skip
+def classify(
+    *,
+    code: int | None,
+    signum: int | None = None,
+    timed_out: bool = False,
+    stderr: str = "",
+    leftovers: Sequence[str] = (),
+    output: str = "none",
+) -> tuple[str, str]:
     """The class of one case and a short reason.
 
     ``code``: exit code (None when the process did not return); ``signum``: the signal that
@@ -826,11 +876,21 @@ class Outcome:
         return self.cls in FAILING
 
     def to_json(self) -> dict[str, Any]:
-        return {"family": self.case.family, "seed": self.case.seed, "case": self.case.number,
-                "class": self.cls, "reason": self.reason, "mutation": self.mutation,
-                "code": self.code, "signal": self.signum, "seconds": round(self.seconds, 3),
-                "stderr": self.stderr, "kept": self.kept, "notes": self.notes,
-                "signature": self.signature}  # fmt: skip
+        return {
+            "family": self.case.family,
+            "seed": self.case.seed,
+            "case": self.case.number,
+            "class": self.cls,
+            "reason": self.reason,
+            "mutation": self.mutation,
+            "code": self.code,
+            "signal": self.signum,
+            "seconds": round(self.seconds, 3),
+            "stderr": self.stderr,
+            "kept": self.kept,
+            "notes": self.notes,
+            "signature": self.signature,
+        }
 
 
 def plan(seed: int, n_cases: int, families: Sequence[str]) -> list[Case]:
@@ -935,10 +995,19 @@ class Fuzzer:
     are copied to ``failures_dir`` when one is given.
     """
 
-    def __init__(self, corpus: dict[str, Path], workdir: Path, *, timeout: float = 10.0,
-                 jobs: int = 2, batch: int = 20, isolate: bool = False,
-                 failures_dir: Path | None = None, memory_bytes: int = 2 << 30,
-                 echo: Callable[[str], None] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        corpus: dict[str, Path],
+        workdir: Path,
+        *,
+        timeout: float = 10.0,
+        jobs: int = 2,
+        batch: int = 20,
+        isolate: bool = False,
+        failures_dir: Path | None = None,
+        memory_bytes: int = 2 << 30,
+        echo: Callable[[str], None] | None = None,
+    ) -> None:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.plugin = write_plugin(self.workdir)
@@ -983,8 +1052,11 @@ class Fuzzer:
             out = out_dir / "out.root"
             err = io.StringIO()
             argv = ["run", str(self.plugin), str(path), "-o", str(out), "--no-progress"]
-            with self._numba_cache(), contextlib.redirect_stderr(err), \
-                    contextlib.redirect_stdout(io.StringIO()):  # fmt: skip
+            with (
+                self._numba_cache(),
+                contextlib.redirect_stderr(err),
+                contextlib.redirect_stdout(io.StringIO()),
+            ):
                 code = hepstream.cli.main(argv)
             if code != 0 or not out.exists():
                 raise RuntimeError(
@@ -993,8 +1065,9 @@ class Fuzzer:
                 )
             reference = _arrays_of(out)
             shutil.rmtree(out_dir, ignore_errors=True)
-            self.families[name] = _Family(family, path, path.read_bytes(),
-                                          find_targets(path, family.kind), reference)  # fmt: skip
+            self.families[name] = _Family(
+                family, path, path.read_bytes(), find_targets(path, family.kind), reference
+            )
 
     def damaged(self, case: Case) -> tuple[bytes, Mutation]:
         """The input of ``case`` and its mutation (the valid bytes for a ``valid`` case)."""
@@ -1042,8 +1115,13 @@ class Fuzzer:
         _as_a_fresh_process()
         _build_cli_once()
         dirs = self._slot_dirs(slot)
-        os.environ.update({"TMPDIR": str(dirs["tmp"]), "HEPSTREAM_SCRATCH": str(dirs["tmp"]),
-                           "NUMBA_CACHE_DIR": str(self.numba_cache)})  # fmt: skip
+        os.environ.update(
+            {
+                "TMPDIR": str(dirs["tmp"]),
+                "HEPSTREAM_SCRATCH": str(dirs["tmp"]),
+                "NUMBA_CACHE_DIR": str(self.numba_cache),
+            }
+        )
         tempfile.tempdir = None
         faulthandler.enable(file=sys.__stderr__, all_threads=True)  # a crash's stack: fd 2
         with open(results, "a") as sink:
@@ -1086,8 +1164,14 @@ class Fuzzer:
         for name in ("out", "tmp"):
             _empty(dirs[name])
         inp.unlink(missing_ok=True)
-        return {"code": code, "seconds": seconds, "leftovers": leftovers, "output": output,
-                "why": why, "threads": threads}  # fmt: skip
+        return {
+            "code": code,
+            "seconds": seconds,
+            "leftovers": leftovers,
+            "output": output,
+            "why": why,
+            "threads": threads,
+        }
 
     def _fork(self, slot: int, cases: list[Case]) -> _Child:
         self._serial += 1
@@ -1162,8 +1246,9 @@ class Fuzzer:
             child.records.append(json.loads(line))
             child.last = time.monotonic()
 
-    def _finish(self, child: _Child, status: int, queue: deque[list[Case]],
-                results: dict[Case, Outcome]) -> None:  # fmt: skip
+    def _finish(
+        self, child: _Child, status: int, queue: deque[list[Case]], results: dict[Case, Outcome]
+    ) -> None:
         """Outcomes of a child that ended: its results, then the case it died in, if any;
         the cases it never started go back to the queue."""
         self._read(child)
@@ -1213,9 +1298,16 @@ class Fuzzer:
             outcome = first
         results[case] = outcome
 
-    def _outcome(self, case: Case, slot: int, code: int | None,
-                 record: dict[str, Any] | None = None, *, signum: int | None = None,
-                 timed_out: bool = False) -> Outcome:  # fmt: skip
+    def _outcome(
+        self,
+        case: Case,
+        slot: int,
+        code: int | None,
+        record: dict[str, Any] | None = None,
+        *,
+        signum: int | None = None,
+        timed_out: bool = False,
+    ) -> Outcome:
         record = record or {}
         err_path = self.workdir / f"slot{slot}" / "err" / f"{case.key}.txt"
         try:
@@ -1223,14 +1315,27 @@ class Fuzzer:
         except FileNotFoundError:
             stderr = ""
         cls, reason = classify(
-            code=code, signum=signum, timed_out=timed_out, stderr=stderr,
-            leftovers=record.get("leftovers", ()), output=record.get("output", "none"),
-        )  # fmt: skip
+            code=code,
+            signum=signum,
+            timed_out=timed_out,
+            stderr=stderr,
+            leftovers=record.get("leftovers", ()),
+            output=record.get("output", "none"),
+        )
         if cls == FINISHED_DIFFERENT and record.get("why"):
             reason = record["why"]
         data, mutation = self.damaged(case)
-        outcome = Outcome(case, cls, reason, mutation.describe(), mutation.region, code, signum,
-                          record.get("seconds", 0.0), _head(stderr))  # fmt: skip
+        outcome = Outcome(
+            case,
+            cls,
+            reason,
+            mutation.describe(),
+            mutation.region,
+            code,
+            signum,
+            record.get("seconds", 0.0),
+            _head(stderr),
+        )
         if outcome.failing:
             outcome.signature = signature_of(cls, reason, stderr)
         if record.get("threads"):
@@ -1379,8 +1484,9 @@ def signature_of(cls: str, reason: str, stderr: str) -> str:
     return f"{cls}: {reason}"
 
 
-def failures_table(outcomes: Sequence[Outcome], corpus_dir: Path | None = None,
-                   limit: int = 60) -> str:  # fmt: skip
+def failures_table(
+    outcomes: Sequence[Outcome], corpus_dir: Path | None = None, limit: int = 60
+) -> str:
     """The failing cases (defect classes): how to reproduce each, what it did, its stderr."""
     failing = [o for o in outcomes if o.failing]
     if not failing:
@@ -1395,8 +1501,9 @@ def failures_table(outcomes: Sequence[Outcome], corpus_dir: Path | None = None,
         lines += [f"  {n:5d}  {sig}", f"         {repro_command(first[sig].case, corpus_dir)}"]
     lines.append("")
     for o in failing[:limit]:
-        lines.append(f"- {o.cls}: {o.case.family} seed {o.case.seed} case {o.case.number}: "
-                     f"{o.mutation}")  # fmt: skip
+        lines.append(
+            f"- {o.cls}: {o.case.family} seed {o.case.seed} case {o.case.number}: {o.mutation}"
+        )
         lines.append(f"    reason: {o.reason}")
         if o.notes:
             lines.append(f"    notes: {'; '.join(o.notes)}")
@@ -1429,11 +1536,13 @@ def different_table(outcomes: Sequence[Outcome], limit: int = 15) -> str:
     )
     rows = [[str(n), fam, where, why] for (fam, where, why), n in groups.most_common(limit)]
     more = len(groups) - limit
-    return "\n".join([
-        f"{len(diff)} case(s) finished with a different output (where the damage started):",
-        *_markdown(["cases", "family", "region", "why"], rows),
-        *([f"... and {more} more groups"] if more > 0 else []),
-    ])  # fmt: skip
+    return "\n".join(
+        [
+            f"{len(diff)} case(s) finished with a different output (where the damage started):",
+            *_markdown(["cases", "family", "region", "why"], rows),
+            *([f"... and {more} more groups"] if more > 0 else []),
+        ]
+    )
 
 
 def leaks_table(outcomes: Sequence[Outcome], corpus_dir: Path | None = None) -> str:
@@ -1463,19 +1572,37 @@ def summary(outcomes: Sequence[Outcome], corpus_dir: Path | None = None) -> dict
         "failing": len(failing),
         "signatures": dict(Counter(signature(o) for o in failing).most_common()),
         "threads_left": sum(any(n.startswith("threads left") for n in o.notes) for o in outcomes),
-        "failures": [{**o.to_json(), "stderr": "\n".join(o.stderr.splitlines()[-12:]),
-                      "reproduce": repro_command(o.case, corpus_dir)}
-                     for o in failing[:100]],
-        "different_output": [{"family": o.case.family, "case": o.case.number,
-                              "mutation": o.mutation, "region": region_kind(o.region),
-                              "reason": o.reason}
-                             for o in outcomes if o.cls == FINISHED_DIFFERENT][:200],
-    }  # fmt: skip
+        "failures": [
+            {
+                **o.to_json(),
+                "stderr": "\n".join(o.stderr.splitlines()[-12:]),
+                "reproduce": repro_command(o.case, corpus_dir),
+            }
+            for o in failing[:100]
+        ],
+        "different_output": [
+            {
+                "family": o.case.family,
+                "case": o.case.number,
+                "mutation": o.mutation,
+                "region": region_kind(o.region),
+                "reason": o.reason,
+            }
+            for o in outcomes
+            if o.cls == FINISHED_DIFFERENT
+        ][:200],
+    }
 
 
-def campaign(corpus_dir: Path, workdir: Path, seed: int, n_cases: int, *,
-             families: Sequence[str] | None = None,
-             **fuzzer_options: Any) -> list[Outcome]:  # fmt: skip
+def campaign(
+    corpus_dir: Path,
+    workdir: Path,
+    seed: int,
+    n_cases: int,
+    *,
+    families: Sequence[str] | None = None,
+    **fuzzer_options: Any,
+) -> list[Outcome]:
     """Write (or reuse) the corpus, then run ``n_cases`` cases of ``seed`` over ``families``."""
     names = list(families or [f.name for f in FAMILIES])
     corpus = ensure_corpus(corpus_dir, [FAMILY_BY_NAME[n] for n in names])
@@ -1486,8 +1613,14 @@ def campaign(corpus_dir: Path, workdir: Path, seed: int, n_cases: int, *,
 # -- command line --------------------------------------------------------------------------
 
 
-def reproduce(family: str, seed: int, case: int, corpus_dir: Path, timeout: float = 120.0,
-              workdir: Path | None = None) -> int:  # fmt: skip
+def reproduce(
+    family: str,
+    seed: int,
+    case: int,
+    corpus_dir: Path,
+    timeout: float = 120.0,
+    workdir: Path | None = None,
+) -> int:
     """Write case ``(family, seed, case)``'s damaged file and run ``hepstream run`` on it as a
     process of its own, in the foreground; print its stderr and the class. Returns 1 when
     the case is in a defect class, else 0."""
@@ -1509,8 +1642,7 @@ def replay(family: str, damaged: Path, corpus_dir: Path, timeout: float = 120.0)
     return _foreground(path, Path(damaged).read_bytes(), (), work, timeout)
 
 
-def _foreground(valid: Path, data: bytes, args: Sequence[str], work: Path,
-                timeout: float) -> int:  # fmt: skip
+def _foreground(valid: Path, data: bytes, args: Sequence[str], work: Path, timeout: float) -> int:
     """Run ``hepstream run`` on the valid file (the reference) and on ``data``, each as a
     process of its own; print the damaged run's command, stderr and class."""
     work.mkdir(parents=True, exist_ok=True)
@@ -1523,20 +1655,45 @@ def _foreground(valid: Path, data: bytes, args: Sequence[str], work: Path,
         _empty(d)
     env = {**os.environ, "NUMBA_CACHE_DIR": str(work / "numba"), "TMPDIR": str(tmp)}
     ref_out = work / "valid" / "out.root"
-    ref = subprocess.run([sys.executable, "-m", "hepstream", "run", str(plugin), str(valid),
-                          "-o", str(ref_out), "--no-progress"], env=env, capture_output=True,
-                         text=True, check=False)  # fmt: skip
+    ref = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hepstream",
+            "run",
+            str(plugin),
+            str(valid),
+            "-o",
+            str(ref_out),
+            "--no-progress",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if ref.returncode != 0:
         print(f"the valid file does not run: {ref.stderr.strip()}", file=sys.stderr)
         return 2
     _empty(tmp)
-    cmd = [sys.executable, "-m", "hepstream", "run", str(plugin), str(damaged),
-           "-o", str(out_dir / "out.root"), "--no-progress", *args]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "hepstream",
+        "run",
+        str(plugin),
+        str(damaged),
+        "-o",
+        str(out_dir / "out.root"),
+        "--no-progress",
+        *args,
+    ]
     print(f"command:  NUMBA_CACHE_DIR={env['NUMBA_CACHE_DIR']} {' '.join(cmd)}", flush=True)
     timed_out, signum, code, stderr = False, None, None, ""
     try:
-        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout,
-                              check=False)  # fmt: skip
+        done = subprocess.run(
+            cmd, env=env, capture_output=True, text=True, timeout=timeout, check=False
+        )
         stderr = done.stderr
         code, signum = (done.returncode, None) if done.returncode >= 0 else (None, -done.returncode)
     except subprocess.TimeoutExpired as err:
@@ -1548,15 +1705,22 @@ def _foreground(valid: Path, data: bytes, args: Sequence[str], work: Path,
     log = re.search(r"the traceback is in (\S+), please report it", stderr)
     allowed = {"out.root"} if code in (0, 6) else set()
     leftovers = [f"output dir: {n}" for n in sorted(os.listdir(out_dir)) if n not in allowed]
-    leftovers += [f"TMPDIR: {n}" for n in sorted(os.listdir(tmp))
-                  if log is None or n != Path(log[1]).name]  # fmt: skip
+    leftovers += [
+        f"TMPDIR: {n}" for n in sorted(os.listdir(tmp)) if log is None or n != Path(log[1]).name
+    ]
     output, why = "none", ""
     if code == 0 and (out_dir / "out.root").exists():
         output, why = _same_output(out_dir / "out.root", _arrays_of(ref_out))
     if log is not None and Path(log[1]).exists():
         stderr += Path(log[1]).read_text(errors="replace")
-    cls, reason = classify(code=code, signum=signum, timed_out=timed_out, stderr=stderr,
-                           leftovers=leftovers, output=output)  # fmt: skip
+    cls, reason = classify(
+        code=code,
+        signum=signum,
+        timed_out=timed_out,
+        stderr=stderr,
+        leftovers=leftovers,
+        output=output,
+    )
     print(f"exit:     {code if signum is None else f'signal {signum}'}")
     print(f"class:    {cls}{f' ({why or reason})' if (why or reason) else ''}")
     print(f"files:    {work}")
@@ -1612,14 +1776,20 @@ def run_atheris(family: str, corpus_dir: Path, workdir: Path, libfuzzer: list[st
         output = _same_output(out, reference)[0] if code == 0 and out.exists() else "none"
         for name in ("out", "tmp"):
             _empty(dirs[name])
-        cls, reason = classify(code=code, stderr=err.getvalue(), leftovers=leftovers,
-                               output=output)  # fmt: skip
+        cls, reason = classify(code=code, stderr=err.getvalue(), leftovers=leftovers, output=output)
         if cls in FAILING:
             raise FuzzDefect(f"{cls}: {reason}\n{err.getvalue()[-3000:]}")
 
     size = len(path.read_bytes())
-    argv = [sys.argv[0], f"-max_len={2 * size}", "-timeout=10", "-rss_limit_mb=4096",
-            f"-artifact_prefix={workdir}/", *libfuzzer, str(seeds)]  # fmt: skip
+    argv = [
+        sys.argv[0],
+        f"-max_len={2 * size}",
+        "-timeout=10",
+        "-rss_limit_mb=4096",
+        f"-artifact_prefix={workdir}/",
+        *libfuzzer,
+        str(seeds),
+    ]
     atheris.Setup(argv, one_input)
     atheris.Fuzz()
 
@@ -1632,8 +1802,12 @@ def main(argv: list[str] | None = None) -> int:
         "          python -m bench.fuzz --seed 1 --cases 300",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--family", action="append", choices=sorted(FAMILY_BY_NAME),
-                        help="input family (repeat for a campaign; default: all)")  # fmt: skip
+    parser.add_argument(
+        "--family",
+        action="append",
+        choices=sorted(FAMILY_BY_NAME),
+        help="input family (repeat for a campaign; default: all)",
+    )
     parser.add_argument("--seed", type=int, default=23)
     parser.add_argument("--case", type=int, help="reproduce this one case in the foreground")
     parser.add_argument("--cases", type=int, help="run a campaign of this many cases")
@@ -1641,9 +1815,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--batch", type=int, default=20)
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds per case")
-    parser.add_argument("--atheris", action="store_true",
-                        help="coverage-guided fuzzing of one --family with atheris (optional); "
-                        "libFuzzer options after --, e.g. -- -runs=10000")  # fmt: skip
+    parser.add_argument(
+        "--atheris",
+        action="store_true",
+        help="coverage-guided fuzzing of one --family with atheris (optional); "
+        "libFuzzer options after --, e.g. -- -runs=10000",
+    )
     parser.add_argument("--workdir", type=Path, help="--atheris: where crash files go")
     parser.add_argument("--replay", type=Path, help="run this damaged file (with one --family)")
     parser.add_argument("--write-root", type=Path, help=argparse.SUPPRESS)
@@ -1669,17 +1846,27 @@ def main(argv: list[str] | None = None) -> int:
     if args.case is not None:
         if not args.family or len(args.family) != 1:
             parser.error("--case needs exactly one --family")
-        return reproduce(args.family[0], args.seed, args.case, corpus_dir,
-                         timeout=max(args.timeout, 60.0))  # fmt: skip
+        return reproduce(
+            args.family[0], args.seed, args.case, corpus_dir, timeout=max(args.timeout, 60.0)
+        )
     if args.cases is None:
         parser.error("give --case N (with --family) or --cases N")
     work = Path(tempfile.mkdtemp(prefix="hepstream-fuzz-"))
     try:
         start = time.monotonic()
-        outcomes = campaign(corpus_dir, work, args.seed, args.cases, families=args.family,
-                            jobs=args.jobs, batch=args.batch, timeout=args.timeout,
-                            failures_dir=corpus_dir / "failures" / f"s{args.seed}",
-                            isolate=True, echo=print)  # fmt: skip
+        outcomes = campaign(
+            corpus_dir,
+            work,
+            args.seed,
+            args.cases,
+            families=args.family,
+            jobs=args.jobs,
+            batch=args.batch,
+            timeout=args.timeout,
+            failures_dir=corpus_dir / "failures" / f"s{args.seed}",
+            isolate=True,
+            echo=print,
+        )
         print(table(outcomes))
         print()
         print(failures_table(outcomes, corpus_dir))

@@ -7,16 +7,19 @@ chunks. No selection, no decompression pool: the source alone.
 
 from __future__ import annotations
 
+from typing import Any
+
+import uproot
+
+from hepstream.io import StreamConfig, StreamingSource
+from hepstream.root.chunks import entries_for_bytes, plan_chunks
+
 #: Handler names of the benches, in table order.
 HANDLERS = ("hepstream", "uproot-xrootd", "uproot-fsspec")
 
 
-def handler_options(name: str) -> dict:
+def handler_options(name: str) -> dict[str, Any]:
     """``uproot.open`` keyword arguments selecting the handler ``name``."""
-    import uproot
-
-    from hepstream.io import StreamConfig, StreamingSource
-
     if name == "hepstream":
         return {"handler": StreamingSource, "hepstream_config": StreamConfig()}
     if name == "uproot-xrootd":
@@ -27,17 +30,13 @@ def handler_options(name: str) -> dict:
 
 
 def read_file(
-    url: str, branches: list[str], chunk_bytes: int, tree: str = "events", **options
+    url: str, branches: list[str], chunk_bytes: int, tree: str = "events", **options: Any
 ) -> int:
     """Open ``url``, read ``branches`` of ``tree`` chunk by chunk as a job does; events read.
 
     A TTree is read in chunks of whole clusters of about ``chunk_bytes`` uncompressed; an
     RNTuple (no per-field byte counts in uproot) one cluster per call.
     """
-    import uproot
-
-    from hepstream.root.chunks import entries_for_bytes, plan_chunks
-
     events = 0
     with uproot.open(url, **options) as file:
         obj = file[tree]

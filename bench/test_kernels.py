@@ -25,7 +25,7 @@ def kernel_events(settings: BenchSettings, sample_files: list[Path]):
     import awkward as ak
     import uproot
 
-    from hepstream.plugin.api import load_plugin
+    from hepstream.plugin.loader import load_plugin
 
     branches = list(load_plugin(str(PLUGIN)).branches)
     parts, need = [], settings.kernel_events
@@ -42,7 +42,7 @@ def kernel_events(settings: BenchSettings, sample_files: list[Path]):
 
 @pytest.fixture(scope="session")
 def numba_mask(kernel_events) -> np.ndarray:
-    from hepstream.plugin.api import load_plugin
+    from hepstream.plugin.loader import load_plugin
 
     return np.asarray(load_plugin(str(PLUGIN)).select(kernel_events))
 
@@ -52,7 +52,7 @@ def _extra(benchmark, kernel: str, events: int) -> None:
 
 
 def test_numba(benchmark, settings: BenchSettings, kernel_events, numba_mask) -> None:
-    from hepstream.plugin.api import load_plugin
+    from hepstream.plugin.loader import load_plugin
 
     select = load_plugin(str(PLUGIN)).select  # compiled (or cached) by the numba_mask fixture
     _extra(benchmark, "numba", len(kernel_events))

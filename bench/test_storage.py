@@ -33,7 +33,9 @@ def storage_url(served_dir: Path, xrootd_server) -> str:
 
 def test_storage_levels(benchmark, settings: BenchSettings, storage_url: str) -> None:
     from hepstream.io import StreamConfig
-    from hepstream.storagebench.sweep import BenchConfig, read_pattern, run_sweep
+    from hepstream.storagebench.model import BenchConfig
+    from hepstream.storagebench.pattern import read_pattern
+    from hepstream.storagebench.sweep import run_sweep
 
     quick = settings.mode == "quick"
     # the quick smoke stays well inside a loaded 2-core CI machine; tests/test_storagebench.py

@@ -22,7 +22,7 @@ def payload(sample_files: list[Path]) -> dict:
     """Branches, events and compressed bytes of the file every handler reads."""
     import uproot
 
-    from hepstream.plugin.api import load_plugin
+    from hepstream.plugin.loader import load_plugin
 
     branches = list(load_plugin(str(PLUGIN)).branches)
     path = sample_files[0]

@@ -1,12 +1,17 @@
 """hepstream: stream HEP ROOT data over XRootD into numba selections, on VMs across clouds."""
 
+from typing import TYPE_CHECKING, Any
+
 from hepstream._version import __version__
 from hepstream.errors import ConfigError, HepstreamError, InputError, OutputError, PluginError
 from hepstream.io import IOStats, StreamConfig, StreamingSource, open_source
-from hepstream.job.runner import run_job
 from hepstream.jobspec import JobSpec
-from hepstream.plugin.api import Selection, flat, jagged, load_plugin
+from hepstream.plugin.api import Selection, flat, jagged
+from hepstream.plugin.loader import load_plugin
 from hepstream.report import FileReport, JobReport
+
+if TYPE_CHECKING:
+    from hepstream.job.runner import run_job
 
 __all__ = [
     "ConfigError",
@@ -28,3 +33,15 @@ __all__ = [
     "open_source",
     "run_job",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """``run_job``, imported on first use: the job's modules (the reader and its numba
+    decoders, the writer, the conditions client) would otherwise be a large part of a
+    second that every CLI command pays at start-up."""
+    if name == "run_job":
+        from hepstream.job.runner import run_job
+
+        globals()["run_job"] = run_job
+        return run_job
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -29,9 +29,14 @@ from hepstream.io.config import MIB, StreamConfig, parse_size
 
 #: Fields given in bytes: mappings and ``--set`` accept ``1M``, ``256k``, ...
 _SIZE_FIELDS = frozenset(
-    {"chunk_bytes", "stream.readahead", "stream.cache", "stream.coalesce_gap",
-     "stream.max_request_bytes"}
-)  # fmt: skip
+    {
+        "chunk_bytes",
+        "stream.readahead",
+        "stream.cache",
+        "stream.coalesce_gap",
+        "stream.max_request_bytes",
+    }
+)
 #: Keys of the ``hepstream run`` options that are not field names, and the field they set.
 _ALIASES = {"readahead": "stream.readahead", "cache": "stream.cache", "chunk": "chunk_bytes"}
 #: Fields with their own ``hepstream run`` option (everything else goes out as ``--set``).
@@ -77,10 +82,9 @@ class JobSpec:
     open_ahead: int = 2
     #: Chunks whose baskets or pages are fetched ahead of the one being decoded, across file
     #: edges, as far as the budget allows. The reader decodes one chunk ahead, so the bytes
-    #: in flight are the chunks past that one: with two, a 30 ms link at 1 Gbit/s idled
-    #: between chunks of well-compressed files (8 x 1M-event jobs over the bench's WAN
-    #: proxy, 30 ms / 0 ms: ROOT's 32 KB baskets 0.80, NanoAOD-like 0.86-0.90); with four,
-    #: 0.92-0.97 and 0.93-1.01, for one more ~8 MB chunk held twice (see --cache).
+    #: in flight are the chunks past that one: with two, a WAN link idles between chunks of
+    #: well-compressed files; four keep it busy, for one more chunk held twice (see --cache;
+    #: the measurements are in docs/performance.md).
     fetch_ahead: int = 4
     #: Threads that decompress baskets (zlib, lz4 and zstd release the GIL). The selection
     #: takes a small part of a core, so the job's cores are best spent decompressing.
@@ -95,7 +99,7 @@ class JobSpec:
     #: until the file has been read to its end). A server that stops answering still fails.
     skip_bad_files: bool = False
     #: Output compression, ``NAME[:LEVEL]`` (:mod:`hepstream.codecs`): zstd, zlib, lz4 or
-    #: none. zstd:1 is about 2.5x faster than zlib:1 for sizes within ~10 %.
+    #: none. zstd:1 writes much faster than zlib:1 for about the same size.
     compression: str = OUTPUT_DEFAULT
     #: Processes that read and select, each with its own interpreter (and GIL): worker ``w``
     #: of ``N`` takes inputs ``w, w+N, w+2N, ...`` and this process writes their output in
@@ -162,8 +166,11 @@ class JobSpec:
     def to_mapping(self) -> dict[str, Any]:
         """The JSON-ready mapping :meth:`from_mapping` reads back: required keys plus every
         setting that differs from its default (so the running machine's defaults apply)."""
-        out: dict[str, Any] = {"plugin": self.plugin, "inputs": list(self.inputs),
-                               "output": self.output}  # fmt: skip
+        out: dict[str, Any] = {
+            "plugin": self.plugin,
+            "inputs": list(self.inputs),
+            "output": self.output,
+        }
         for name, value in self._settings(site=self.site != _defaults().site):
             if name.startswith("stream."):
                 out.setdefault("stream", {})[name[7:]] = value

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from hepstream._version import __version__
+from hepstream.io.partfiles import atomic_path
 
 
 @dataclass
@@ -117,8 +118,6 @@ class JobReport:
 
 def write_json_atomic(path: str | Path, text: str) -> None:
     """Write ``text`` to a temp file beside ``path`` and rename it into place."""
-    from hepstream.io.partfiles import atomic_path
-
     with atomic_path(path) as tmp:
         tmp.write_text(text)
 

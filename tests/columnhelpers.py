@@ -12,12 +12,17 @@ import awkward as ak
 import numpy as np
 import uproot
 
+from hepstream.root.store import event_store
+
 NUMBERS = ("f4", "f8", "i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8")
 #: uproot's writers, by the name the tests give each codec.
 UPROOT_CODECS: dict[str, Any] = {
-    "zlib": uproot.ZLIB(4), "lz4": uproot.LZ4(1), "zstd": uproot.ZSTD(3),
-    "lzma": uproot.LZMA(1), "none": None,
-}  # fmt: skip
+    "zlib": uproot.ZLIB(4),
+    "lz4": uproot.LZ4(1),
+    "zstd": uproot.ZSTD(3),
+    "lzma": uproot.LZMA(1),
+    "none": None,
+}
 
 
 def number_batch(rng: np.random.Generator, n: int) -> dict[str, Any]:
@@ -46,8 +51,6 @@ def same(store: Any, obj: Any, names: list[str], start: int, stop: int) -> None:
 @contextmanager
 def opened(path: str, name: str, **options: Any) -> Iterator[tuple[Any, list[str], Any]]:
     """uproot's ``name`` in ``path``, its top-level field names, and hepstream's store."""
-    from hepstream.root.stores import event_store
-
     with uproot.open(path, **options) as file:
         obj = file[name]
         yield obj, list(obj.keys(recursive=False)), event_store(str(path), file, name)

@@ -10,19 +10,19 @@ import pytest
 import uproot
 from columnhelpers import NUMBERS, UPROOT_CODECS, number_batch, same
 
+import hepstream.root.baskets
+from bench.layouts import generate
 from hepstream.errors import InputError
 from hepstream.io.pool import WorkPool
 from hepstream.root.baskets import BasketColumn, start_columns
-from hepstream.root.decode import DECOMPRESS_ERRORS
-from hepstream.root.stores import TreeInput
+from hepstream.root.decompress import DECOMPRESS_ERRORS
+from hepstream.root.ttree import TTreeStore
 
 
 @pytest.fixture(scope="module")
 def root_written(tmp_path_factory) -> str:
     """ROOT's own NanoAOD-like TTree (RDataFrame Snapshot, ROOT's defaults): RVec columns
     stored with a 10-byte header per entry, bools, unsigned counters, 64-bit ids."""
-    from bench.layouts import generate
-
     path = tmp_path_factory.mktemp("root") / "nano.root"
     generate("root-nanoaod", path, 12_000, seed=3)
     return str(path)
@@ -36,7 +36,7 @@ def test_root_written_branches_decode_to_uproots_arrays(root_written):
         headed = [n for n, c in columns.items() if c is not None and c.header]
         assert len(headed) >= 30  # Muon_*, Electron_*, Jet_*, ...: the case under test
         assert any(c is not None and c.stored.kind == "b" for c in columns.values())
-        store = TreeInput(root_written, tree)
+        store = TTreeStore(root_written, tree)
         same(store, tree, names, 0, store.num_entries)  # every branch, ours or uproot's
         same(store, tree, ["Muon_pt", "nMuon", "MET_pt"], 4_321, 9_876)  # cuts baskets
         same(store, tree, ["Muon_pt", "MET_pt"], 700, 700)  # no entries: types still right
@@ -67,7 +67,7 @@ def test_every_number_type_and_codec_decodes_to_uproots_arrays(uproot_written, c
         tree = file["t"]
         names = list(tree.keys())
         assert all(BasketColumn.of(tree[name]) is not None for name in names)
-        store = TreeInput(path, tree)
+        store = TTreeStore(path, tree)
         same(store, tree, names, 0, store.num_entries)
         same(store, tree, names, 999, 1001)  # the 1-entry basket and both neighbours
         same(store, tree, names, 17, 3_900)
@@ -83,23 +83,26 @@ def test_a_basket_of_several_compression_blocks(tmp_path):
     with uproot.open(path) as file:
         tree = file["t"]
         assert tree["x"].basket_compressed_bytes(0) > 16 << 20  # the case under test
-        same(TreeInput(str(path), tree), tree, ["x"], 0, tree.num_entries)
+        same(TTreeStore(str(path), tree), tree, ["x"], 0, tree.num_entries)
 
 
 def test_other_branch_kinds_are_left_to_uproot(tmp_path):
     path = tmp_path / "kinds.root"
     with uproot.recreate(path) as out:
-        out.mktree("t", {"s": "string", "a": "3 * float32", "x": "int32"}).extend({
-            "s": np.array(["a", "bb", ""]), "a": np.arange(9, dtype="f4").reshape(3, 3),
-            "x": np.arange(3, dtype="i4"),
-        })  # fmt: skip
+        out.mktree("t", {"s": "string", "a": "3 * float32", "x": "int32"}).extend(
+            {
+                "s": np.array(["a", "bb", ""]),
+                "a": np.arange(9, dtype="f4").reshape(3, 3),
+                "x": np.arange(3, dtype="i4"),
+            }
+        )
     # the job's executor serves uproot's own decompression of the other kinds as well
     with uproot.open(path, decompression_executor=WorkPool(2)) as file:
         tree = file["t"]
         assert BasketColumn.of(tree["s"]) is None
         assert BasketColumn.of(tree["a"]) is None
         assert BasketColumn.of(tree["x"]) is not None
-        same(TreeInput(str(path), tree), tree, ["x", "s", "a"], 0, 3)
+        same(TTreeStore(str(path), tree), tree, ["x", "s", "a"], 0, 3)
 
 
 def test_damaged_entry_offsets_are_one_error_naming_the_file(tmp_path):
@@ -119,7 +122,7 @@ def test_damaged_entry_offsets_are_one_error_naming_the_file(tmp_path):
     raw[at : at + 4] = (10**6).to_bytes(4, "big")
     path.write_bytes(bytes(raw))
     with uproot.open(path) as file, pytest.raises(InputError, match=r"damaged.root.*entries 0-200"):
-        TreeInput(str(path), file["t"]).arrays(["v"], 0, 200)
+        TTreeStore(str(path), file["t"]).arrays(["v"], 0, 200)
 
 
 def test_prepared_chunks_give_the_same_arrays(uproot_written):
@@ -129,7 +132,7 @@ def test_prepared_chunks_give_the_same_arrays(uproot_written):
     with uproot.open(path) as file:
         tree = file["t"]
         names = list(tree.keys())
-        store = TreeInput(path, tree)
+        store = TTreeStore(path, tree)
         chunks = [(0, 1000), (1000, 3000), (3000, store.num_entries)]
         store.prepare(names, *chunks[0])
         store.prepare(names, *chunks[1])
@@ -202,10 +205,12 @@ def test_a_damaged_zlib_basket_in_a_batch_names_its_branch(tmp_path):
     path = tmp_path / "bad.root"
     rng = np.random.default_rng(5)
     with uproot.recreate(path, compression=uproot.ZLIB(1)) as out:
-        out.mktree("t", {"x": "f8", "v": "var * float32"}).extend({
-            "x": rng.random(5000).round(2),
-            "v": ak.Array([[1.5, 2.5]] * 5000),
-        })  # fmt: skip
+        out.mktree("t", {"x": "f8", "v": "var * float32"}).extend(
+            {
+                "x": rng.random(5000).round(2),
+                "v": ak.Array([[1.5, 2.5]] * 5000),
+            }
+        )
     with uproot.open(path) as file:
         branch = file["t"]["x"]
         seek, size = int(branch.member("fBasketSeek")[0]), int(branch.member("fBasketBytes")[0])
@@ -224,8 +229,6 @@ def test_a_damaged_zlib_basket_in_a_batch_names_its_branch(tmp_path):
 def test_without_libdeflates_c_api_a_batch_takes_the_per_basket_path(uproot_written, monkeypatch):
     """A build of ``deflate`` that does not export libdeflate: zlib baskets in a batch are
     inflated basket by basket through its Python API, and the arrays are the same."""
-    import hepstream.root.baskets
-
     monkeypatch.setattr(hepstream.root.baskets, "libdeflate", lambda: (0, 0, 0))
     path = uproot_written["zlib"]
     with uproot.open(path) as file:

@@ -29,7 +29,7 @@ def test_python_baseline_gives_the_numba_mask(tmp_path: Path) -> None:
     import uproot
 
     from bench.tau1n_python import select_python, tau1n_mask_python, to_python
-    from hepstream.plugin.api import load_plugin
+    from hepstream.plugin.loader import load_plugin
     from hepstream.tools.generate import generate_sample
 
     path = generate_sample(tmp_path / "s.root", "tau1n-data", 5_000, seed=7)

@@ -22,6 +22,8 @@ import pytest
 import uproot
 from prochelpers import one_error_line
 
+from hepstream.cli import main
+
 N = 3000
 PLUGIN = """\
 import numba, numpy as np, hepstream
@@ -141,9 +143,10 @@ def test_root_page_checksum_mismatch_names_the_page(tmp_path, plugin):
     _root_rntuple(path)
     ntuple = uproot.open(path)["Events"]
     x_column = next(
-        i for i, r in enumerate(ntuple.column_records)
+        i
+        for i, r in enumerate(ntuple.column_records)
         if ntuple.field_records[r.field_id].field_name == "x"
-    )  # fmt: skip
+    )
     page = ntuple.page_link_list[0][x_column].pages[0]
     assert page.has_checksum
     out = tmp_path / "out" / "o.root"
@@ -166,8 +169,6 @@ def _hepstream_threads() -> set[threading.Thread]:
 def test_a_file_that_fails_to_open_leaves_no_threads(tmp_path, plugin, capsys, where):
     """A job (or any caller of the job in one process) that meets a damaged file keeps no
     I/O or decompression thread of it: before, each such file left ten running."""
-    from hepstream.cli import main
-
     path = tmp_path / "damaged.root"
     _root_rntuple(path)
     ntuple = uproot.open(path)["Events"]

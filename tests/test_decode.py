@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import struct
+import threading
 import zlib
 
 import awkward as ak
 import numpy as np
 import pytest
+import uproot
+import uproot.compression
 
+from bench.layouts import generate
 from hepstream.io.pool import WorkPool
-from hepstream.root.decode import DECOMPRESS_ERRORS, inflate_zlib, unpack_lists
+from hepstream.root.decompress import (
+    DECOMPRESS_ERRORS,
+    LibdeflateZLIB,
+    inflate_zlib,
+    use_fast_inflate,
+)
+from hepstream.root.lists import unpack_lists
 
 
 def _basket(entries: list[list[int]], header: int, dtype: str, keylen: int = 70):
@@ -86,8 +96,6 @@ def test_inflate_gives_zlibs_bytes_and_damage_is_an_inflate_error():
 @pytest.fixture(scope="module")
 def root_written(tmp_path_factory) -> str:
     """ROOT's own NanoAOD-like TTree (RDataFrame Snapshot, ROOT's defaults)."""
-    from bench.layouts import generate
-
     path = tmp_path_factory.mktemp("root") / "nano.root"
     generate("root-nanoaod", path, 12_000, seed=3)
     return str(path)
@@ -96,10 +104,6 @@ def root_written(tmp_path_factory) -> str:
 def test_uproots_zlib_reads_go_through_libdeflate_and_writers_keep_zlib(root_written):
     """What uproot still inflates itself (RNTuple pages, branches hepstream leaves to it)
     goes through libdeflate with uproot's own arrays; a zlib writer still writes zlib."""
-    import uproot.compression
-
-    from hepstream.root.decode import LibdeflateZLIB, use_fast_inflate
-
     assert use_fast_inflate()
     inflate = uproot.compression._decompress_ZLIB
     assert isinstance(inflate, LibdeflateZLIB)
@@ -121,8 +125,6 @@ def test_decode_pool_runs_calls_in_order_and_stops_cleanly():
     """The files' decompression executor: ``run`` (no Future) for hepstream's decoders,
     ``submit`` (a Future) for uproot's; work not started is dropped on a cancelling
     shutdown; nothing is taken after shutdown; its threads are gone."""
-    import threading
-
     pool = WorkPool(1, name="test-decode")
     gate, seen = threading.Event(), []
     pool.run(gate.wait, 10)  # holds the one thread until the queue below is built

@@ -2,7 +2,7 @@
 
 uproot 5.7's ``RNTuple.arrays(entry_start, entry_stop)`` also reads the cluster starting at
 ``entry_stop`` (found on ROOT's 2-cluster NanoAOD-like RNTuple: 1.59x the needed bytes);
-``NTupleInput`` reads exactly its planned pages, each once, and gives uproot's arrays.
+``RNTupleStore`` reads exactly its planned pages, each once, and gives uproot's arrays.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 import uproot
 
-from hepstream.root.stores import event_store
+from hepstream.cli import main
+from hepstream.root.store import event_store
 
 SIZES = (1000, 1200, 1400)  # entries per cluster: one uproot extend each
 
@@ -87,20 +88,33 @@ def test_a_field_uproot_cannot_read_is_one_line_before_any_page(tmp_path, capsys
     """ROOT writes a class as a streamer (unsplit) field; uproot cannot read those. The
     job names the file, the field and its type in one line, exit 3, no output; the
     other fields of the same file still run."""
-    from hepstream.cli import main
-
     path = tmp_path / "streamer.root"
     writer = Path(__file__).parent / "data" / "write_streamer_field.py"
-    done = subprocess.run([sys.executable, "-W", "ignore", str(writer), str(path)],
-                          capture_output=True, text=True, check=False, timeout=300)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-W", "ignore", str(writer), str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     both, plain = tmp_path / "both.py", tmp_path / "plain.py"
     both.write_text(_PLUGIN.format(branches=["x", "label"]))
     plain.write_text(_PLUGIN.format(branches=["x"]))
     out = tmp_path / "out"
     out.mkdir()
-    code = main(["run", str(both), str(path), "-o", str(out / "o.root"),
-                 "--report", str(out / "r.json"), "--no-progress"])  # fmt: skip
+    code = main(
+        [
+            "run",
+            str(both),
+            str(path),
+            "-o",
+            str(out / "o.root"),
+            "--report",
+            str(out / "r.json"),
+            "--no-progress",
+        ]
+    )
     err = capsys.readouterr().err.splitlines()
     errors = [line for line in err if line.startswith("hepstream: error:")]
     assert code == 3

@@ -46,9 +46,12 @@ print(json.dumps(out))
 def root_values() -> dict[str, list]:
     """What ROOT itself reads from the file (PyPI ``root``, in a process of its own)."""
     done = subprocess.run(
-        [sys.executable, "-c", ROOT_VALUES, FILE], capture_output=True, text=True,
-        timeout=300, check=True,
-    )  # fmt: skip
+        [sys.executable, "-c", ROOT_VALUES, FILE],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -59,8 +62,11 @@ def _run(tmp_path: Path, branches: list[str]) -> dict[str, list]:
     exe = Path(sys.executable).with_name("hepstream")
     done = subprocess.run(
         [str(exe), "run", str(plugin), FILE, "-o", str(out), "--no-progress", "--chunk", "16k"],
-        capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     tree = uproot.open(out)[uproot.open(out).keys()[0].split(";")[0]]
     return {name: tree[name].array(library="ak").tolist() for name in branches}

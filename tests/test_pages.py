@@ -15,9 +15,12 @@ import pytest
 import uproot
 from columnhelpers import NUMBERS, UPROOT_CODECS, number_batch, opened, same
 
+from bench.layouts import generate
 from hepstream.errors import InputError
-from hepstream.root.pages import PageColumn, decode_page
-from hepstream.root.stores import NTupleInput, event_store
+from hepstream.root.pagelists import _column_pages, read_page_lists
+from hepstream.root.pages import _TYPES, PageColumn, decode_page
+from hepstream.root.rntuple import RNTupleStore
+from hepstream.root.store import event_store
 
 #: ROOT's compression settings: zlib, LZMA, LZ4, zstd, none.
 ROOT_CODECS = (101, 207, 404, 505, 0)
@@ -50,7 +53,7 @@ _ROOT_WRITER = textwrap.dedent(
 )
 
 
-def _kinds(store: NTupleInput, names: list[str]) -> tuple[set[int], list[int]]:
+def _kinds(store: RNTupleStore, names: list[str]) -> tuple[set[int], list[int]]:
     """Column types hepstream decodes, and the columns it leaves to uproot."""
     mine, theirs = store._decoders_of(names)
     records = store.obj.ntuple.column_records
@@ -66,8 +69,11 @@ def root_written(tmp_path_factory) -> dict[int, str]:
     args = [str(a) for setting, path in paths.items() for a in (setting, path)]
     done = subprocess.run(
         [sys.executable, "-W", "ignore", "-c", _ROOT_WRITER, "6000", *args],
-        capture_output=True, text=True, check=False, timeout=300,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     return paths
 
@@ -135,8 +141,6 @@ def test_uproot_written_pages_across_clusters(uproot_written, codec):
 
 def test_the_nanoaod_like_rntuple_is_decoded_by_hepstream(tmp_path):
     """ROOT's NanoAOD-like RNTuple: every field equals uproot's, every column is ours."""
-    from bench.layouts import generate
-
     path = tmp_path / "nano.root"
     generate("root-nanoaod-rntuple", path, 12_000, seed=5)
     with opened(str(path), "Events", array_cache=None) as (ntuple, names, store):
@@ -154,8 +158,6 @@ def _split(values: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize("kind", [17, 18, 19, 20, 21, 22, 24, 25, 26, 27, 5, 13, 0])
 def test_the_compiled_passes_match_numpy(kind):
     """A stored-as-is page of each encoding, decoded straight into its place."""
-    from hepstream.root.pages import _TYPES
-
     dtype = np.dtype(_TYPES[kind])
     rng = np.random.default_rng(kind)
     if kind in (26, 27):  # offsets: deltas from 0 within the page
@@ -203,8 +205,6 @@ def test_a_damaged_page_is_one_clear_error(uproot_written, tmp_path):
 
 
 def _uproots_page_lists(ntuple) -> tuple[list[int], list]:
-    from hepstream.root.pages import _column_pages
-
     clusters = ntuple.cluster_summaries
     offsets = [int(c.num_first_entry) for c in clusters]
     offsets.append(offsets[-1] + int(clusters[-1].num_entries))
@@ -214,8 +214,6 @@ def _uproots_page_lists(ntuple) -> tuple[list[int], list]:
 def test_page_lists_are_parsed_as_uproot_parses_them(root_written, uproot_written):
     """Clusters, pages, element counts and suppression equal uproot's, on ROOT's files
     (checksummed pages, every codec) and uproot's (several clusters)."""
-    from hepstream.root.pages import read_page_lists
-
     for path in [*root_written.values(), *uproot_written.values()]:
         with uproot.open(path) as file:
             ntuple = file[file.keys(cycle=False)[0]].ntuple

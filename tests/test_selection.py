@@ -64,7 +64,7 @@ def test_unknown_field_names_the_field(events) -> None:
 
 def test_check_mask_rejects_wrong_dtype_and_length() -> None:
     from hepstream.errors import PluginError
-    from hepstream.plugin.api import check_mask
+    from hepstream.plugin.calls import check_mask
 
     assert check_mask(np.array([True, False]), 2, "here").tolist() == [True, False]
     with pytest.raises(PluginError, match="int64"):
@@ -101,7 +101,7 @@ print(int(positive._positive(np.array([1.0, -1.0, 2.0])).sum()))
 
 LOAD_IT = """
 import sys, awkward as ak
-from hepstream.plugin.api import load_plugin
+from hepstream.plugin.loader import load_plugin
 events = ak.zip({"x": [1.0, -1.0, 2.0]})
 print(int(load_plugin(sys.argv[1]).select(events).sum()))
 """
@@ -138,7 +138,7 @@ def test_take_equals_awkwards_mask_and_gives_packed_arrays_of_their_own():
     import awkward as ak
 
     from hepstream.job.writer import _owns_packed
-    from hepstream.plugin.api import take
+    from hepstream.plugin.take import take
 
     rng = np.random.default_rng(4)
     n = 5_000

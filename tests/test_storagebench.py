@@ -13,26 +13,24 @@ import pytest
 import uproot
 
 from hepstream.cli import main
+from hepstream.cli.bench import parse_size_list
+from hepstream.cli.storage import write_plot
 from hepstream.errors import ConfigError, InputError
 from hepstream.io import StreamConfig
 from hepstream.io.coalesce import merge_ranges
 from hepstream.io.spans import plan_reads
-from hepstream.storagebench.sweep import (
+from hepstream.storagebench.model import (
     BenchConfig,
     JobResult,
     ReadPattern,
     Step,
-    chunk_steps,
-    job_levels,
-    parse_size_list,
     percentile,
-    read_pattern,
-    run_level,
-    split_jobs,
     stagger,
     summarise,
-    write_plot,
 )
+from hepstream.storagebench.pattern import chunk_steps, read_pattern
+from hepstream.storagebench.readers import split_jobs
+from hepstream.storagebench.sweep import job_levels, run_level
 
 MC = "tau1n_mc_000.root"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -265,7 +263,8 @@ def test_bench_requests_exactly_the_runners_planned_spans(xrootd_server) -> None
     chunk requests cover exactly those bytes (touching spans joined, nothing in between)."""
     from hepstream.job.reader import Reader
     from hepstream.jobspec import JobSpec
-    from hepstream.plugin.api import Selection, load_plugin
+    from hepstream.plugin.api import Selection
+    from hepstream.plugin.loader import load_plugin
 
     plugin = load_plugin(Path(__file__).resolve().parent.parent / "examples" / "tau1n.py")
 
@@ -346,7 +345,7 @@ def test_table_prints_whole_when_piped(sample_dir) -> None:
 
 
 def test_plugin_gives_the_tree_and_branches_its_job_reads(sample_dir, capsys) -> None:
-    from hepstream.plugin.api import load_plugin
+    from hepstream.plugin.loader import load_plugin
 
     plugin_path = Path(__file__).resolve().parent.parent / "examples" / "tau1n.py"
     doc = _run_cli(

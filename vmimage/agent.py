@@ -19,10 +19,12 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from hepstream.errors import ConfigError, OutputError
+from hepstream.io.auth import install_credential
 from hepstream.io.urls import is_remote
+from hepstream.io.xrootd import upload
 from hepstream.jobspec import ShippedJob
 from vmimage.config import AGENT_PREFIX, SEED_LABEL
 
@@ -44,7 +46,7 @@ def parse_user_data(text: str) -> dict[str, Any]:
     try:
         data = json.loads(body) if body.strip() else {}
     except json.JSONDecodeError:
-        try:
+        try:  # an optional dependency, for user-data that is not JSON
             import yaml
         except ImportError as err:
             raise ConfigError("user-data is not JSON and PyYAML is not installed") from err
@@ -91,8 +93,6 @@ def failure_report(job: ShippedJob, error: str) -> dict[str, Any]:
 def put(local: Path, dest: str) -> None:
     """Copy a local file to a ``root://`` URL (XRootD CopyProcess) or a path, atomically."""
     if is_remote(dest):
-        from hepstream.io.xrootd import upload
-
         upload(str(local), dest)  # temp name, size + adler32 verified, then renamed
         return
     target = Path(dest)
@@ -102,10 +102,33 @@ def put(local: Path, dest: str) -> None:
     tmp.replace(target)
 
 
+def _write_report(path: Path, report: dict[str, Any]) -> dict[str, Any]:
+    """Write ``report`` to the job's local report file ``path``; returns it."""
+    path.write_text(json.dumps(report, indent=2))
+    return report
+
+
+def _settled_report(job: ShippedJob, rc: int, path: Path) -> tuple[dict[str, Any], str]:
+    """The runner's report (one written here if it left none) and the job's status: ``ok``
+    only if the runner exited 0 and its report says ok; a report saying ok of a runner that
+    failed is corrected."""
+    report: dict[str, Any]
+    try:
+        report = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        report = _write_report(
+            path, failure_report(job, f"runner exited {rc} without a readable report")
+        )
+    status = "ok" if rc == 0 and report.get("status") == "ok" else "failed"
+    if status == "failed" and report.get("status") == "ok":
+        report = _write_report(path, {**report, "status": "failed", "error": f"runner exited {rc}"})
+    return report, status
+
+
 class Agent:
     """Runs jobs and tells the console what happens."""
 
-    def __init__(self, config: AgentConfig, out=None) -> None:
+    def __init__(self, config: AgentConfig, out: TextIO | None = None) -> None:
         self.config = config
         self.out = out or sys.stdout
 
@@ -115,16 +138,7 @@ class Agent:
     def run_job(self, job: ShippedJob, index: int) -> dict[str, Any]:
         """Run one job; returns the summary the console's ``result`` line carries."""
         work = self.config.workdir / f"job-{index}"
-        work.mkdir(parents=True, exist_ok=True)
-        if job.plugin_source:
-            plugin = work / "plugin.py"
-            plugin.write_text(job.plugin_source)
-        else:
-            plugin = Path(str(job.plugin))
-        if job.sss_keytab:  # before any XRootD client in this process logs in
-            from hepstream.io.auth import install_credential
-
-            install_credential(job.sss_keytab, self.config.workdir / "sss.keytab")
+        plugin = self._prepare(job, work)
         out_local = work / _url_name(job.output)
         report_local = work / "report.json"
         report_local.unlink(missing_ok=True)
@@ -139,23 +153,13 @@ class Agent:
             tail = log_path.read_text(errors="replace").splitlines()[-self.config.log_tail_lines :]
             for line in tail:
                 self.say(f"| {line}")
-        report: dict[str, Any]
-        try:
-            report = json.loads(report_local.read_text())
-        except (OSError, json.JSONDecodeError):
-            report = failure_report(job, f"runner exited {rc} without a readable report")
-            report_local.write_text(json.dumps(report, indent=2))
-        status = "ok" if rc == 0 and report.get("status") == "ok" else "failed"
-        if status == "failed" and report.get("status") == "ok":
-            report = {**report, "status": "failed", "error": f"runner exited {rc}"}
-            report_local.write_text(json.dumps(report, indent=2))
+        report, status = _settled_report(job, rc, report_local)
         try:
             if status == "ok":
                 put(out_local, job.output)
         except OutputError as err:
             status = "failed"
-            report = {**report, "status": "failed", "error": str(err)}
-            report_local.write_text(json.dumps(report, indent=2))
+            report = _write_report(report_local, {**report, "status": "failed", "error": str(err)})
         try:
             put(report_local, job.report)
         except OutputError as err:
@@ -176,12 +180,25 @@ class Agent:
         self.say("result " + json.dumps(summary, sort_keys=True))
         return summary
 
+    def _prepare(self, job: ShippedJob, work: Path) -> Path:
+        """The job's directory and its sss key in place; the plugin file the runner loads
+        (written there when the job ships its source)."""
+        work.mkdir(parents=True, exist_ok=True)
+        if job.plugin_source:
+            plugin = work / "plugin.py"
+            plugin.write_text(job.plugin_source)
+        else:
+            plugin = Path(str(job.plugin))
+        if job.sss_keytab:  # before any XRootD client in this process logs in
+            install_credential(job.sss_keytab, self.config.workdir / "sss.keytab")
+        return plugin
+
     def _report_crash(self, job: ShippedJob, index: int, error: str) -> None:
         """Best effort: put a failure report where the user expects the job's report."""
         path = self.config.workdir / f"job-{index}" / "agent-failure.json"
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(failure_report(job, error), indent=2))
+            _write_report(path, failure_report(job, error))
             put(path, job.report)
         except Exception as err:
             self.say(f"job {index} failure report not delivered: {err}")

@@ -15,8 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import uproot
+
 from hepstream.errors import OutputError
+from hepstream.io.auth import with_credential
 from hepstream.jobspec import INLINE_PLUGIN, JobSpec, ShippedJob
+from hepstream.tools.generate import generate_sample
+from hepstream.tools.serve import XRootDServer
+from vmimage.config import cache_root
 from vmimage.qemu import GUEST_FWD_ADDR, KernelBoot, VMProcess, start_vm
 from vmimage.testing import PROJECT_DIR, build_test_image
 
@@ -49,7 +55,8 @@ def native_run(plugin: Path, inputs: list[str], output: Path, report: Path) -> d
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise OutputError(f"native run failed: {(proc.stderr or proc.stdout).strip()[-400:]}")
-    return json.loads(report.read_text())
+    answer: dict[str, Any] = json.loads(report.read_text())
+    return answer
 
 
 def wait_agent(vm: VMProcess, timeout: float) -> tuple[float | None, float]:
@@ -74,39 +81,18 @@ def compare(
     config: BenchConfig | None = None,
 ) -> dict[str, Any]:
     """Generate a sample, serve it with xrootd, run the job natively and in a VM."""
-    from hepstream.tools.generate import generate_sample
-    from hepstream.tools.serve import XRootDServer
-    from vmimage.config import cache_root
-
     cfg = config or BenchConfig()
     image = image or build_test_image(cache_root())
     with tempfile.TemporaryDirectory(prefix="hepstream-vmbench-") as tmp:
         work = Path(tmp)
-        data, out = work / "data", work / "out"
-        data.mkdir()
-        out.mkdir()
-        for d in (work, data, out):
-            d.chmod(0o777)
+        data, out = _shared_dirs(work)
         sample = generate_sample(data / "bench.root", cfg.sample_kind, n_events, seed=cfg.seed)
         sample.chmod(0o644)
         with XRootDServer(data, out) as server:
             native = native_run(
                 cfg.plugin, [server.data_url(sample.name)], work / "native.root", work / "n.json"
             )
-            from hepstream.io.auth import with_credential
-
-            vm_spec = JobSpec(
-                INLINE_PLUGIN,
-                (guest_url(server.data_url(sample.name)),),
-                guest_url(server.out_url("vm.root")),
-                report=guest_url(server.out_url("vm-report.json")),
-                site="vm",
-            )
-            job = with_credential(  # the caller's sss key, in this VM's seed only
-                ShippedJob(
-                    vm_spec, plugin_source=cfg.plugin.read_text(), owner="bench"
-                ).to_mapping()
-            )
+            job = _vm_job(server, sample.name, cfg)
             kernel = KernelBoot.for_image(image) if direct_kernel else None
             vm = start_vm(
                 image,
@@ -118,15 +104,7 @@ def compare(
             )
             boot_s, total_s = wait_agent(vm, cfg.vm_timeout_s)
             status = vm.agent_status()
-            served = server.out_path()  # /out/<user>/ on disk
-            vm_report = (
-                json.loads((served / "vm-report.json").read_text())
-                if (served / "vm-report.json").exists()
-                else {}
-            )
-            equal = (served / "vm.root").exists() and _same_selection(
-                work / "native.root", served / "vm.root"
-            )
+            vm_report, equal = _vm_outputs(server.out_path(), work / "native.root")
             serial_tail = vm.serial_log.read_text(errors="replace").splitlines()[-30:]
     vm_eps = float(vm_report.get("events_per_s") or 0.0)
     nat_eps = float(native.get("events_per_s") or 0.0)
@@ -145,16 +123,47 @@ def compare(
     }
 
 
+def _shared_dirs(work: Path) -> tuple[Path, Path]:
+    """``data`` and ``out`` under ``work``, open to the xrootd daemon's user."""
+    data, out = work / "data", work / "out"
+    data.mkdir()
+    out.mkdir()
+    for d in (work, data, out):
+        d.chmod(0o777)
+    return data, out
+
+
+def _vm_job(server: XRootDServer, sample: str, cfg: BenchConfig) -> dict[str, Any]:
+    """The VM's job: the plugin shipped inline, input and outputs on ``server`` as the guest
+    dials it, and the caller's sss key (in this VM's seed only)."""
+    vm_spec = JobSpec(
+        INLINE_PLUGIN,
+        (guest_url(server.data_url(sample)),),
+        guest_url(server.out_url("vm.root")),
+        report=guest_url(server.out_url("vm-report.json")),
+        site="vm",
+    )
+    shipped = ShippedJob(vm_spec, plugin_source=cfg.plugin.read_text(), owner="bench")
+    return with_credential(shipped.to_mapping())
+
+
+def _vm_outputs(served: Path, native_output: Path) -> tuple[dict[str, Any], bool]:
+    """The VM job's report as uploaded to ``served`` ({} if none), and whether its output
+    holds the same selection as the native run's."""
+    report = served / "vm-report.json"
+    vm_report = json.loads(report.read_text()) if report.exists() else {}
+    equal = (served / "vm.root").exists() and _same_selection(native_output, served / "vm.root")
+    return vm_report, equal
+
+
 def _same_selection(a: Path, b: Path) -> bool:
     """True when two outputs hold the same selected events, branch by branch."""
     return read_output(a) == read_output(b)
 
 
-def read_output(path: Path) -> dict[str, list]:
+def read_output(path: Path) -> dict[str, list[Any]]:
     """Every branch of every tree in a ROOT output, as plain lists (for equality checks)."""
-    import uproot
-
-    out: dict[str, list] = {}
+    out: dict[str, list[Any]] = {}
     with uproot.open(path) as f:
         for key in sorted(f.keys(cycle=False)):
             obj = f[key]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.util
 import json
 import logging
 import os
@@ -23,7 +24,7 @@ from pathlib import Path
 
 from hepstream.errors import ConfigError, OutputError
 from hepstream.io.partfiles import atomic_path
-from vmimage import layers as plan
+from vmimage import layers
 from vmimage.config import IMAGE_VENV, ROOT_LABEL, BuildConfig
 
 log = logging.getLogger(__name__)
@@ -67,9 +68,11 @@ class BuildResult:
         return d
 
 
-def _run(cmd: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
+def _run(
+    cmd: list[str], *, input: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     log.debug("run: %s", " ".join(cmd))
-    proc = subprocess.run(cmd, text=True, capture_output=True, **kw)  # type: ignore[call-overload]
+    proc = subprocess.run(cmd, text=True, capture_output=True, input=input, env=env)
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout or "").strip().splitlines()[-15:]
         raise OutputError(f"image build step failed: {' '.join(cmd[:4])}...: " + " | ".join(tail))
@@ -115,9 +118,14 @@ def _untar(tarball: Path, dest: Path) -> None:
     _run(["tar", "--numeric-owner", "--xattrs", "-C", str(dest), "-xf", str(tarball)])
 
 
+def _layer_path(config: BuildConfig, layer: str, key: str) -> Path:
+    """Where the cache keeps ``layer`` (``rootfs`` or ``venv``) built from inputs ``key``."""
+    return config.layers_dir / f"{layer}-{key}.tar"
+
+
 def build_rootfs(config: BuildConfig, key: str, work: Path) -> Path:
     """debootstrap minbase + kernel + initramfs + Python, as a cached tarball."""
-    out = config.layers_dir / f"rootfs-{key}.tar"
+    out = _layer_path(config, "rootfs", key)
     if out.exists():
         return out
     root = work / "rootfs"
@@ -136,8 +144,8 @@ def build_rootfs(config: BuildConfig, key: str, work: Path) -> Path:
         ]
     )
     dpkg_cfg = root / "etc/dpkg/dpkg.cfg.d/01-hepstream-nodoc"
-    dpkg_cfg.write_text(plan.dpkg_nodoc())
-    conf, modules = plan.initramfs_conf(config)
+    dpkg_cfg.write_text(layers.dpkg_nodoc())
+    conf, modules = layers.initramfs_conf(config)
     (root / "etc/initramfs-tools/conf.d").mkdir(parents=True, exist_ok=True)
     (root / "etc/initramfs-tools/conf.d/hepstream.conf").write_text(conf)
     (root / "etc/initramfs-tools/modules").write_text(modules)
@@ -156,7 +164,7 @@ def build_rootfs(config: BuildConfig, key: str, work: Path) -> Path:
             "apt-daily.timer apt-daily-upgrade.timer e2scrub_reap.service && "
             "passwd -l root",
         )
-        _chroot(root, plan.prune_script(config))
+        _chroot(root, layers.prune_script(config))
     (root / "etc/resolv.conf").unlink(missing_ok=True)
     (root / "etc/hostname").write_text("hepstream\n")
     _atomic_tar(root, out, ["."])
@@ -167,7 +175,7 @@ def build_venv(
     config: BuildConfig, key: str, rootfs: Path, requirements: list[str], work: Path
 ) -> Path:
     """The image's venv with hepstream's dependencies from PyPI, as a cached tarball."""
-    out = config.layers_dir / f"venv-{key}.tar"
+    out = _layer_path(config, "venv", key)
     if out.exists():
         return out
     root = work / "venv-root"
@@ -203,12 +211,8 @@ def build_wheel(source: Path, dest: Path) -> Path:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
     env["PIP_CONFIG_FILE"] = os.devnull
     cmd = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(dest), str(source)]
-    try:
-        import hatchling  # noqa: F401
-
+    if importlib.util.find_spec("hatchling") is not None:  # the build backend is here already
         cmd.insert(5, "--no-build-isolation")
-    except ImportError:
-        pass
     _run(cmd, env=env)
     wheels = sorted(dest.glob("hepstream-*.whl"))
     if not wheels:
@@ -297,7 +301,7 @@ def install_grub_mbr(raw: Path, work: Path, partition_offset: int) -> None:
 def assemble_disk(config: BuildConfig, staging: Path, raw: Path, fs_uuid: str) -> None:
     """MBR disk: one ext4 partition made by ``mkfs.ext4 -d``, GRUB in the MBR and its gap."""
     stage_grub(staging)
-    fs_bytes = plan.root_size_bytes(_du_bytes(staging), config)
+    fs_bytes = layers.root_size_bytes(_du_bytes(staging), config)
     off = config.partition_offset
     raw.unlink(missing_ok=True)
     with raw.open("wb") as f:
@@ -334,6 +338,26 @@ def _check_tools() -> None:
         )
 
 
+class _Steps:
+    """A build's steps as they go: each announced as it starts and timed; which layers
+    came from the cache."""
+
+    def __init__(self, progress: Callable[[str], None] | None) -> None:
+        self.say = progress or (lambda _s: None)
+        self.seconds: dict[str, float] = {}  # step name -> seconds
+        self.cached: dict[str, bool] = {}  # layer -> reused from cache
+
+    @contextlib.contextmanager
+    def step(self, name: str, cached: bool | None = None) -> Iterator[None]:
+        """Time the step ``name``; ``cached``: whether its layer comes from the cache."""
+        t = time.monotonic()
+        if cached is not None:
+            self.cached[name] = cached
+        self.say(name + (" (cached)" if cached else ""))
+        yield
+        self.seconds[name] = time.monotonic() - t
+
+
 def build_image(
     source: Path,
     config: BuildConfig | None = None,
@@ -355,92 +379,42 @@ def build_image(
     """
     config = config or BuildConfig()
     _check_tools()
-    say = progress or (lambda _s: None)
     t0 = time.monotonic()
-    steps: dict[str, float] = {}
-    cached: dict[str, bool] = {}
+    steps = _Steps(progress)
     config.layers_dir.mkdir(parents=True, exist_ok=True)
     config.images_dir.mkdir(parents=True, exist_ok=True)
     pyproject = source / "pyproject.toml"
     if not pyproject.exists():
         raise ConfigError(f"{source} has no pyproject.toml: pass the hepstream project directory")
-    requirements = plan.project_dependencies(pyproject)
+    requirements = layers.project_dependencies(pyproject)
 
     with tempfile.TemporaryDirectory(prefix="build-", dir=config.cache_dir / "vmimage") as tmp:
         work = Path(tmp)
-        t = time.monotonic()
-        say("wheel")
-        wheel = build_wheel(source, work / "wheel")
-        steps["wheel"] = time.monotonic() - t
-        keys = plan.layer_keys(config, requirements, _sha256(wheel))
+        with steps.step("wheel"):
+            wheel = build_wheel(source, work / "wheel")
+        keys = layers.layer_keys(config, requirements, _sha256(wheel))
         final = config.images_dir / f"hepstream-{keys.image}.qcow2"
-        meta = final.with_suffix(".json")
-        if final.exists() and meta.exists():
-            cached.update(rootfs=True, venv=True, image=True)
-            result = BuildResult(**{**json.loads(meta.read_text()), "cached": cached})
-            result.image, result.kernel, result.initrd = (
-                Path(result.image),
-                Path(result.kernel),
-                Path(result.initrd),
-            )
-            result.build_s = time.monotonic() - t0
-            result.steps = steps
-            return _deliver(result, output)
+        reused = _reuse(final, steps.seconds, t0)
+        if reused is not None:
+            return _deliver(reused, output)
 
-        t = time.monotonic()
-        cached["rootfs"] = (config.layers_dir / f"rootfs-{keys.rootfs}.tar").exists()
-        say("rootfs" + (" (cached)" if cached["rootfs"] else ""))
-        rootfs = build_rootfs(config, keys.rootfs, work)
-        shutil.rmtree(work / "rootfs", ignore_errors=True)
-        steps["rootfs"] = time.monotonic() - t
-
-        t = time.monotonic()
-        cached["venv"] = (config.layers_dir / f"venv-{keys.venv}.tar").exists()
-        say("venv" + (" (cached)" if cached["venv"] else ""))
-        venv = build_venv(config, keys.venv, rootfs, requirements, work)
-        shutil.rmtree(work / "venv-root", ignore_errors=True)
-        steps["venv"] = time.monotonic() - t
-
-        t = time.monotonic()
-        say("hepstream layer")
+        base = _base_layers(config, keys, requirements, work, steps)
+        fs_uuid = layers.root_uuid(keys.image)
         staging = work / "staging"
-        staging.mkdir()
-        _untar(rootfs, staging)
-        _untar(venv, staging)
-        fs_uuid = plan.root_uuid(keys.image)
-        wheel_in = staging / "tmp" / wheel.name
-        shutil.copy(wheel, wheel_in)
-        compile_flag = "" if config.keep_bytecode else "--no-compile"
-        _chroot(
-            staging,
-            f"{IMAGE_VENV}/bin/python -m pip install -q --no-deps --no-index {compile_flag} "
-            f"/tmp/{wheel.name}",
-        )
-        wheel_in.unlink()
-        _write_image_files(staging, config, fs_uuid)
-        kernel, initrd = _kernel_files(staging)
-        cached["image"] = False
-        steps["hepstream layer"] = time.monotonic() - t
-
-        t = time.monotonic()
-        say("disk")
+        with steps.step("hepstream layer"):
+            kernel, initrd = stage_root(config, base, wheel, fs_uuid, staging)
+        steps.cached["image"] = False
         raw = work / "disk.raw"
-        assemble_disk(config, staging, raw, fs_uuid)
-        kernel_out = final.with_suffix(".vmlinuz")
-        initrd_out = final.with_suffix(".initrd")
-        shutil.copy(staging / "boot" / kernel, kernel_out)
-        shutil.copy(staging / "boot" / initrd, initrd_out)
-        shutil.rmtree(staging)
-        steps["disk"] = time.monotonic() - t
-
-        t = time.monotonic()
-        say("qcow2")
-        cmd = ["qemu-img", "convert", "-O", "qcow2"]
-        if config.compress:
-            cmd.append("-c")
-        with atomic_path(final) as tmp_final:
-            _run([*cmd, str(raw), str(tmp_final)])
-        steps["qcow2"] = time.monotonic() - t
+        with steps.step("disk"):
+            assemble_disk(config, staging, raw, fs_uuid)
+            kernel_out, initrd_out = final.with_suffix(".vmlinuz"), final.with_suffix(".initrd")
+            shutil.copy(staging / "boot" / kernel, kernel_out)
+            shutil.copy(staging / "boot" / initrd, initrd_out)
+            shutil.rmtree(staging)
+        with steps.step("qcow2"):
+            cmd = ["qemu-img", "convert", "-O", "qcow2", *(["-c"] if config.compress else [])]
+            with atomic_path(final) as tmp_final:
+                _run([*cmd, str(raw), str(tmp_final)])
 
     result = BuildResult(
         image=final,
@@ -450,14 +424,69 @@ def build_image(
         size_bytes=final.stat().st_size,
         virtual_size_bytes=_virtual_size(final),
         build_s=time.monotonic() - t0,
-        steps=steps,
-        cached=cached,
-        cmdline=plan.kernel_cmdline(fs_uuid, config),
+        steps=steps.seconds,
+        cached=steps.cached,
+        cmdline=layers.kernel_cmdline(fs_uuid, config),
     )
-    with atomic_path(meta) as tmp_meta:
+    with atomic_path(final.with_suffix(".json")) as tmp_meta:
         tmp_meta.write_text(json.dumps(result.asdict(), indent=2))
     prune_cache(config)
     return _deliver(result, output)
+
+
+def _reuse(final: Path, steps: dict[str, float], t0: float) -> BuildResult | None:
+    """The image built before from the same inputs, when it and its metadata are there."""
+    meta = final.with_suffix(".json")
+    if not (final.exists() and meta.exists()):
+        return None
+    cached = {"rootfs": True, "venv": True, "image": True}
+    result = BuildResult(**{**json.loads(meta.read_text()), "cached": cached})
+    result.image, result.kernel, result.initrd = (
+        Path(result.image),
+        Path(result.kernel),
+        Path(result.initrd),
+    )
+    result.build_s = time.monotonic() - t0
+    result.steps = steps
+    return result
+
+
+def _base_layers(
+    config: BuildConfig,
+    keys: layers.LayerKeys,
+    requirements: list[str],
+    work: Path,
+    steps: _Steps,
+) -> tuple[Path, Path]:
+    """The rootfs and venv layers, each reused from the cache or built (a step each)."""
+    with steps.step("rootfs", cached=_layer_path(config, "rootfs", keys.rootfs).exists()):
+        rootfs = build_rootfs(config, keys.rootfs, work)
+        shutil.rmtree(work / "rootfs", ignore_errors=True)
+    with steps.step("venv", cached=_layer_path(config, "venv", keys.venv).exists()):
+        venv = build_venv(config, keys.venv, rootfs, requirements, work)
+        shutil.rmtree(work / "venv-root", ignore_errors=True)
+    return rootfs, venv
+
+
+def stage_root(
+    config: BuildConfig, base: tuple[Path, Path], wheel: Path, fs_uuid: str, staging: Path
+) -> tuple[str, str]:
+    """The image's root tree in ``staging``: the rootfs and venv layers unpacked, the wheel
+    installed into the venv, the per-build files written; the kernel's and initrd's names."""
+    staging.mkdir()
+    for layer in base:
+        _untar(layer, staging)
+    wheel_in = staging / "tmp" / wheel.name
+    shutil.copy(wheel, wheel_in)
+    compile_flag = "" if config.keep_bytecode else "--no-compile"
+    _chroot(
+        staging,
+        f"{IMAGE_VENV}/bin/python -m pip install -q --no-deps --no-index {compile_flag} "
+        f"/tmp/{wheel.name}",
+    )
+    wheel_in.unlink()
+    _write_image_files(staging, config, fs_uuid)
+    return _kernel_files(staging)
 
 
 def prune_cache(config: BuildConfig) -> list[Path]:
@@ -481,15 +510,15 @@ def prune_cache(config: BuildConfig) -> list[Path]:
 def _write_image_files(staging: Path, config: BuildConfig, fs_uuid: str) -> None:
     """fstab, GRUB menu, network and the agent unit: the small, per-build files."""
     kernel, initrd = _kernel_files(staging)
-    (staging / "etc/fstab").write_text(plan.fstab(fs_uuid))
+    (staging / "etc/fstab").write_text(layers.fstab(fs_uuid))
     grub_dir = staging / "boot/grub"
     grub_dir.mkdir(parents=True, exist_ok=True)
-    (grub_dir / "grub.cfg").write_text(plan.grub_cfg(kernel, initrd, fs_uuid, config))
+    (grub_dir / "grub.cfg").write_text(layers.grub_cfg(kernel, initrd, fs_uuid, config))
     net = staging / "etc/systemd/network/10-hepstream.network"
     net.parent.mkdir(parents=True, exist_ok=True)
-    net.write_text(plan.network_config())
+    net.write_text(layers.network_config())
     unit = staging / "etc/systemd/system/hepstream-agent.service"
-    unit.write_text(plan.agent_unit())
+    unit.write_text(layers.agent_unit())
     wants = staging / "etc/systemd/system/multi-user.target.wants"
     wants.mkdir(parents=True, exist_ok=True)
     link = wants / "hepstream-agent.service"

@@ -1,4 +1,7 @@
-"""Pure planning of an image build: layer cache keys and the small files baked into it."""
+"""The image's layers, planned: each layer's cache key and the small files baked into it.
+
+Pure: :mod:`vmimage.build` does the building, this module says what goes in.
+"""
 
 from __future__ import annotations
 

@@ -197,7 +197,7 @@ class VMProcess:
 def start_vm(
     disk: Path,
     *,
-    job: dict | None,
+    job: dict[str, Any] | None,
     workdir: Path,
     memory_mb: int = 2048,
     cpus: int = 1,

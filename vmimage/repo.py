@@ -19,11 +19,12 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from hepstream.errors import ConfigError, InputError, OutputError
 from hepstream.io.partfiles import atomic_path
 from hepstream.io.urls import is_remote
+from hepstream.io.xrootd import copy as xrootd_copy
 
 _BLOBS = "blobs"
 _MANIFESTS = "manifests"
@@ -114,8 +115,11 @@ class XRootDStore:
     """A repository under an XRootD URL (``root://host:port//path``)."""
 
     def __init__(self, url: str) -> None:
+        # loaded for a root:// repository only: loading the client fixes its XRD_* settings
+        # and adds an exit hook (hepstream.io.xrootd loads it the same way)
         from XRootD import client
 
+        self.client = client
         rest = url.split("://", 1)[1]
         host, _, path = rest.partition("/")
         self.server = f"root://{host}"
@@ -129,36 +133,30 @@ class XRootDStore:
         status, _ = self.fs.stat(f"{self.path.rstrip('/')}/{rel}")
         return bool(status.ok)
 
-    def _copy(self, src: str, dst: str) -> None:
-        from hepstream.io.xrootd import copy
-
-        copy(src, dst)
-
     def put(self, local: Path, rel: str) -> None:
         # xrootd's CopyProcess writes to the final name; manifests are written after blobs,
         # so a reader never sees a manifest whose blob is incomplete.
-        self._copy(str(local), self._url(rel))
+        xrootd_copy(str(local), self._url(rel))
 
     def get(self, rel: str, local: Path) -> None:
         if not self.exists(rel):
             raise InputError(f"{self._url(rel)} is not in the repository: check name and version")
-        self._copy(self._url(rel), str(local))
+        xrootd_copy(self._url(rel), str(local))
 
     def list(self, rel: str) -> list[str]:
-        from XRootD import client
-
+        flags = self.client.flags
         out: list[str] = []
         todo = [rel]
         while todo:
             cur = todo.pop()
             status, listing = self.fs.dirlist(
-                f"{self.path.rstrip('/')}/{cur}", client.flags.DirListFlags.STAT
+                f"{self.path.rstrip('/')}/{cur}", flags.DirListFlags.STAT
             )
             if not status.ok or listing is None:
                 continue
             for entry in listing:
                 child = f"{cur}/{entry.name}"
-                if entry.statinfo.flags & client.flags.StatInfoFlags.IS_DIR:
+                if entry.statinfo.flags & flags.StatInfoFlags.IS_DIR:
                     todo.append(child)
                 else:
                     out.append(child)
@@ -173,13 +171,14 @@ def open_store(location: str | Path) -> Store:
     return LocalStore(Path(text))
 
 
-def _qemu_info(image: Path) -> dict:
+def _qemu_info(image: Path) -> dict[str, Any]:
     proc = subprocess.run(
         ["qemu-img", "info", "--output=json", str(image)], capture_output=True, text=True
     )
     if proc.returncode != 0:
         raise InputError(f"{image} is not a readable qcow2: {proc.stderr.strip()}")
-    return json.loads(proc.stdout)
+    info: dict[str, Any] = json.loads(proc.stdout)
+    return info
 
 
 def _backing_path(image: Path) -> Path | None:

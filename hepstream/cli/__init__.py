@@ -3,15 +3,36 @@
 ``analyst`` (run, demo, generate, serve via ``data``), ``bench`` (site admins), ``image`` (VM
 builders), ``cloud`` (operators), ``dataset`` and ``conditions``. Nothing below this package
 imports it.
+
+Every command's start-up imports all of cli/, so a command's own heavy machinery is imported
+inside that command, and only there; the rest is imported at the top. Measured after the
+CLI's own start (docs/performance.md, "CLI start-up", has the command): the job's runner
+(numba) ~250 ms, the Dask engine ~250 ms, the storage bench ~240 ms, the cloud shim and the
+simulation 60-110 ms, the conditions server 55-90 ms, the VM bench ~50 ms, rich's progress
+bars ~35 ms, the cloud and conditions commands' modules 15-45 ms each.
 """
 
 from __future__ import annotations
 
+import importlib
+import os
 import sys
+import tempfile
+import threading
+import traceback
 
 import typer
 
+from hepstream.cli import analyst
+from hepstream.cli.bench import app as bench_app
+from hepstream.cli.cloud import app as cloud_app
+from hepstream.cli.cloud import submit
+from hepstream.cli.conditions import app as conditions_app
+from hepstream.cli.dataset import register as register_dataset
+from hepstream.cli.image import app as image_app
 from hepstream.errors import HepstreamError, JobIncomplete
+from hepstream.io.xrootd import storage_unavailable
+from hepstream.job.signals import stop_on_signals
 
 app = typer.Typer(
     name="hepstream",
@@ -25,14 +46,6 @@ app = typer.Typer(
 
 def _register() -> None:
     """Attach the sub-command groups that live in their own modules."""
-    from hepstream.cli import analyst
-    from hepstream.cli.bench import app as bench_app
-    from hepstream.cli.cloud import app as cloud_app
-    from hepstream.cli.cloud import submit
-    from hepstream.cli.conditions import app as conditions_app
-    from hepstream.cli.dataset import register as register_dataset
-    from hepstream.cli.image import app as image_app
-
     analyst.register(app)
     app.add_typer(bench_app, name="bench")
     app.add_typer(image_app, name="image")
@@ -51,7 +64,6 @@ def main(argv: list[str] | None = None, prog_name: str | None = None) -> int:
     SIGINT and SIGTERM stop a command cleanly (its ``finally`` blocks run: temp files go, a
     job writes its ``failed`` report) and exit 130 / 143, as a shell reports a signal.
     """
-    from hepstream.job.signals import stop_on_signals
 
     with stop_on_signals() as stopped:
         code = _main(argv, prog_name)
@@ -70,10 +82,6 @@ def entry() -> None:
     join, or an XRootD file handle whose destructor would wait for that server to answer
     a close. Then the process ends at once, with its code.
     """
-    import os
-    import threading
-
-    from hepstream.io.xrootd import storage_unavailable
 
     code = main()
     if code != 0:
@@ -122,9 +130,6 @@ INTERNAL_ERROR = 70
 def _internal_error(err: Exception) -> int:
     """A failure no error class names is hepstream's own bug: one line that says so and
     where its traceback went (a log file, not the terminal), and :data:`INTERNAL_ERROR`."""
-    import os
-    import tempfile
-    import traceback
 
     text = "".join(traceback.format_exception(err))
     where = "stderr was the only place left"
@@ -147,7 +152,6 @@ def _internal_error(err: Exception) -> int:
 def _click_errors() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseException], ...]]:
     """Click's usage and abort exceptions: typer raises those of its vendored copy of click
     (``typer._click``) where it has one, of ``click`` itself otherwise."""
-    import importlib
 
     usage: list[type[BaseException]] = []
     abort: list[type[BaseException]] = []

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
 from hepstream.errors import HepstreamError, Interrupted, JobIncomplete
-
-if TYPE_CHECKING:
-    from hepstream.jobspec import JobSpec
+from hepstream.jobspec import JobSpec, parse_set
+from hepstream.report import print_summary
 
 
 def run(
@@ -106,7 +106,6 @@ def run(
           -o out/tau1n.root --report out/report.json
     """
     from hepstream.job.runner import run_job
-    from hepstream.report import print_summary
 
     spec = spec_from_options(
         plugin, inputs, output, report, site, readahead, cache, chunk, prefetch, settings,
@@ -152,9 +151,6 @@ def spec_from_options(
 ) -> JobSpec:
     """The :class:`JobSpec` of ``hepstream run``'s parsed options (``JobSpec.to_argv``'s
     inverse): the options become a mapping, read by ``JobSpec.from_mapping``."""
-    import os
-
-    from hepstream.jobspec import JobSpec, parse_set
 
     mapping = {
         "plugin": plugin,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -11,19 +10,8 @@ from typing import Annotated
 import typer
 
 from hepstream.errors import ConfigError
-from hepstream.storagebench.sweep import (
-    MB,
-    BenchConfig,
-    LevelResult,
-    job_levels,
-    output_console,
-    parse_size_list,
-    read_pattern,
-    report_dict,
-    results_table,
-    run_sweep,
-    write_plot,
-)
+from hepstream.io import StreamConfig, is_remote, parse_size
+from hepstream.storagebench.model import BenchConfig
 
 app = typer.Typer(
     help="Benchmarks: storage throughput and the performance suites.", no_args_is_help=True
@@ -84,60 +72,53 @@ def storage_cmd(
         hepstream bench storage root://xrootd.example.org//data/tau1n_mc_000.root \\
             --max-jobs 512 --readahead-sweep 0,1M --duration 10 --xrdcp --plot storage.png
     """
-    from hepstream.io import StreamConfig, is_remote, parse_size
+    bench = _bench_config(url, xrdcp, max_jobs, readers_per_process, duration, max_requests)
+    sizes = parse_size_list(readahead_sweep) if readahead_sweep else [parse_size(readahead)]
+    streams = [StreamConfig(readahead=size, cache=parse_size(cache)) for size in sizes]
+    # the bench (its readers, the runner's reader, rich's table) loads only when it runs
+    from hepstream.cli import storage
 
+    storage.run(
+        url,
+        bench,
+        streams,
+        tree=tree,
+        branches=branches,
+        plugin=plugin,
+        chunk=chunk,
+        xrdcp=xrdcp,
+        plot=plot,
+        as_json=as_json,
+    )
+
+
+def _bench_config(
+    url: str,
+    xrdcp: bool,
+    max_jobs: int | None,
+    readers_per_process: int,
+    duration: float,
+    max_requests: int,
+) -> BenchConfig:
+    """The run's load bounds, from the options; ``--xrdcp`` needs a root:// URL."""
     if max_jobs is not None and max_jobs < 1:
         raise ConfigError(f"--max-jobs {max_jobs} must be >= 1")
     if xrdcp and not is_remote(url):
         raise ConfigError(f"--xrdcp compares with a root:// URL, not {url}; drop --xrdcp")
-    bench = BenchConfig(
-        duration=duration, max_requests=max_requests, max_jobs=max_jobs or 0,
+    return BenchConfig(
+        duration=duration,
+        max_requests=max_requests,
+        max_jobs=max_jobs or 0,
         readers_per_process=readers_per_process,
-    )  # fmt: skip
-    sizes = parse_size_list(readahead_sweep) if readahead_sweep else [parse_size(readahead)]
-    streams = [StreamConfig(readahead=size, cache=parse_size(cache)) for size in sizes]
-    levels = job_levels(bench.jobs)
-    branch_list = [b.strip() for b in branches.split(",") if b.strip()] if branches else None
-    if plugin is not None:
-        from hepstream.plugin.api import load_plugin
-
-        selection = load_plugin(plugin)
-        tree, branch_list = tree or selection.tree, branch_list or list(selection.branches)
-    chunk_bytes = parse_size(chunk) if chunk else None
-    patterns = [(read_pattern(url, tree, branch_list, s, chunk_bytes), s) for s in streams]
-    pattern = patterns[0][0]
-
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    err = Console(stderr=True, soft_wrap=True)  # a long line stays one line in a log
-    err.print(
-        f"replaying {pattern.chunks} chunks ({pattern.nbytes / MB:.1f} MB, "
-        f"{pattern.events:,} events) of {pattern.tree}: levels {levels}, "
-        f"{bench.duration:g} s each",
-        highlight=False,
     )
-    total = len(streams) * len(levels)
-    with Progress(
-        TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
-        console=err, transient=True, disable=as_json,
-    ) as bar:  # fmt: skip
-        task = bar.add_task("levels", total=total)
 
-        def done(level: LevelResult) -> None:
-            bar.update(
-                task, advance=1, description=f"{level.jobs} jobs: {level.aggregate_mb_s:.0f} MB/s"
-            )
 
-        results = run_sweep(patterns, levels, bench, on_level=done, xrdcp=xrdcp)
-    if plot is not None:
-        write_plot(results, plot, f"{pattern.url.rsplit('/', 1)[-1]} ({pattern.tree})")
-    if as_json:
-        typer.echo(json.dumps(report_dict(pattern, bench, results), indent=2))
-    else:
-        output_console().print(results_table(results, pattern))
-        if plot is not None:
-            typer.echo(f"plot: {plot}")
+def parse_size_list(text: str) -> list[int]:
+    """Byte sizes from ``0,256k,1M,4M`` (each as :func:`hepstream.io.parse_size` reads it)."""
+    sizes = [parse_size(part) for part in text.split(",") if part.strip()]
+    if not sizes:
+        raise ConfigError(f"--readahead-sweep {text!r} lists no size; e.g. 0,256k,1M,4M")
+    return sizes
 
 
 #: A source checkout: the package's parent directory holds bench/ (not installed with it).

@@ -7,12 +7,15 @@ import json
 import logging
 import os
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from hepstream.errors import ConfigError
+from hepstream.jobspec import ShippedJob
+from hepstream.report import write_json_atomic
 
 app = typer.Typer(help="Operate the cloud scheduler shim.", no_args_is_help=True)
 queue_app = typer.Typer(help="The embedded local job queue.", no_args_is_help=True)
@@ -42,7 +45,6 @@ def _config(path: Path):
 
 
 def _action_dict(action) -> dict:
-    from dataclasses import asdict
 
     return {"action": type(action).__name__.lower(), **asdict(action)}
 
@@ -221,7 +223,6 @@ def queue_add(
     """
     from hepstream.cloud.model import VMSpec
     from hepstream.cloud.queues.local import LocalQueue
-    from hepstream.jobspec import ShippedJob
 
     cfg = _config(config)
     owner = owner or os.environ.get("USER", "nobody")
@@ -303,7 +304,6 @@ def submit(
             --image babar-sl55 --memory 2048 --target-cloud nrc -f tau1n.sub
         condor_submit tau1n.sub
     """
-    import os
 
     from hepstream.cloud.submit import submit_text
 
@@ -320,6 +320,5 @@ def submit(
     if file is None:
         typer.echo(text, nl=False)
         return
-    from hepstream.report import write_json_atomic
 
     write_json_atomic(file, text)  # temp + rename, whatever the content

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -219,7 +220,6 @@ def snapshot_cmd(
     Example:
       hepstream conditions snapshot beam-2026-v1 /cvmfs-like/beam-2026-v1 --db conditions
     """
-    import sys
 
     from hepstream.conditions.client import LocalSource, open_source
     from hepstream.conditions.snapshot import write_snapshot

@@ -11,6 +11,8 @@ from typing import Annotated, Any
 import typer
 
 from hepstream.errors import ConfigError, InputError
+from hepstream.tools.generate import SAMPLES, generate_sample, sample_filenames
+from hepstream.tools.serve import XRootDServer
 
 
 def generate(
@@ -31,8 +33,6 @@ def generate(
         hepstream generate samples/ --sample tau1n-data --events 100000 --files 4
     """
     from rich.progress import Progress
-
-    from hepstream.tools.generate import SAMPLES, generate_sample, sample_filenames
 
     if sample not in SAMPLES:
         raise ConfigError(f"unknown --sample {sample!r}: choose one of {', '.join(SAMPLES)}")
@@ -106,7 +106,6 @@ def serve(
         # root://127.0.0.1:40123//data/   (read-only)
         export XrdSecsssKT=~/.config/hepstream/xrootd-sss.keytab   # in each client's shell
     """
-    from hepstream.tools.serve import XRootDServer
 
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())

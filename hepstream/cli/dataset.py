@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
-from hepstream.errors import ConfigError
-
-if TYPE_CHECKING:
-    from hepstream.dataset.engines.base import Engine
+from hepstream.dataset import collect as collecting
+from hepstream.dataset import split as splitting
+from hepstream.dataset.engines.base import Engine
+from hepstream.dataset.engines.local import LocalEngine
+from hepstream.dataset.engines.slurm import SlurmEngine
+from hepstream.dataset.layout import read_layouts, resolve_inputs
+from hepstream.dataset.record import Dataset
+from hepstream.errors import ConfigError, HepstreamError, OutputError
+from hepstream.jobspec import JobSpec, parse_set
+from hepstream.plugin.loader import load_plugin
 
 app = typer.Typer(
     help="A dataset as many jobs: split, submit, status, collect.", no_args_is_help=True
@@ -56,11 +63,6 @@ def split(
       hepstream dataset split examples/tau1n.py 'root://127.0.0.1//data/tau1n_*.root' \\
           --dir ds/tau1n --events-per-job 500000
     """
-    from hepstream.dataset import split as splitting
-    from hepstream.dataset.layout import read_layouts, resolve_inputs
-    from hepstream.dataset.record import Dataset
-    from hepstream.jobspec import JobSpec, parse_set
-    from hepstream.plugin.api import load_plugin
 
     if (files_per_job is None) == (events_per_job is None):
         raise ConfigError("give exactly one of --files-per-job and --events-per-job")
@@ -123,12 +125,8 @@ def make_engine(
 ) -> Engine:
     """The engine named ``engine`` with the CLI's options."""
     if engine == "local":
-        from hepstream.dataset.engines.local import LocalEngine
-
         return LocalEngine(concurrency, retries)
     if engine == "slurm":
-        from hepstream.dataset.engines.slurm import SlurmEngine
-
         return SlurmEngine(partition=partition, max_running=max_running, retries=retries, wait=wait)
     if engine == "dask":
         from hepstream.dataset.engines.dask import DaskEngine
@@ -140,7 +138,6 @@ def make_engine(
 
         if not image:
             raise ConfigError("--engine condor needs --image (the VM image the jobs run in)")
-        import os
 
         return CondorEngine(VMRequest(image, cpus, memory, owner=os.environ.get("USER")), retries)
     raise ConfigError(f"--engine {engine!r}: use local, slurm, dask or condor")
@@ -219,7 +216,6 @@ def submit(
       hepstream dataset submit ds/tau1n --engine slurm --max-running 50
       hepstream dataset submit ds/tau1n --engine dask --address tcp://127.0.0.1:8786
     """
-    from hepstream.dataset.record import Dataset
 
     dataset = Dataset.load(directory)
     chosen = dataset.select([n.strip() for n in jobs.split(",")] if jobs else None)
@@ -237,8 +233,6 @@ def submit(
         try:
             Path(str(job.spec.report)).unlink(missing_ok=True)
         except OSError as err:  # a directory in its place, a read-only reports/
-            from hepstream.errors import OutputError
-
             raise OutputError(
                 f"cannot remove {job.name}'s old report {job.spec.report} ({err.strerror}); "
                 f"remove it by hand"
@@ -251,8 +245,6 @@ def submit(
     if engine == "condor":
         typer.echo(f"condor_submit {outcomes[0].engine_id}", err=as_json)
     if failed:
-        from hepstream.errors import HepstreamError
-
         raise HepstreamError(
             f"{len(failed)} of {len(outcomes)} jobs failed ({', '.join(failed)}); "
             f"see 'hepstream collect {directory}'"
@@ -268,7 +260,6 @@ def status(directory: DirArg, as_json: JsonOpt = False) -> None:
       hepstream dataset status ds/tau1n
     """
     from hepstream.dataset.collect import job_rows
-    from hepstream.dataset.record import Dataset
 
     dataset = Dataset.load(directory)
     rows = job_rows(dataset)
@@ -283,8 +274,6 @@ def status(directory: DirArg, as_json: JsonOpt = False) -> None:
 
 def _slurm_states(dataset, states: dict[str, str]) -> dict[str, str]:
     """Queued/running states of jobs last sent to Slurm that have no report yet."""
-    from hepstream.dataset.engines.slurm import SlurmEngine
-    from hepstream.errors import HepstreamError
 
     out: dict[str, str] = {}
     for sub in dataset.submissions():
@@ -323,9 +312,6 @@ def collect(
     Example:
       hepstream collect ds/tau1n --png ds/tau1n/plot --merge ds/tau1n/all.parquet
     """
-    from hepstream.dataset import collect as collecting
-    from hepstream.dataset.record import Dataset
-    from hepstream.errors import HepstreamError
 
     dataset = Dataset.load(directory)
     rows = collecting.job_rows(dataset)

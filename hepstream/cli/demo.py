@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import shutil
 import tempfile
@@ -10,6 +11,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from hepstream.io import StreamConfig
+from hepstream.io.auth import KEYTAB_ENV, create_keytab, env_keytab
+from hepstream.jobspec import JobSpec
+from hepstream.report import print_summary
+from hepstream.tools.generate import GeneratorConfig, generate_sample, sample_filenames
+from hepstream.tools.serve import XRootDServer
 
 EXAMPLE_PLUGIN = Path(__file__).resolve().parents[2] / "examples" / "tau1n_calib.py"
 GLOBAL_TAG = "demo-beam-v1"
@@ -37,12 +45,7 @@ def demo(
     """
     from hepstream.conditions.sample import build_beam_db
     from hepstream.conditions.server import ConditionsServer
-    from hepstream.io import StreamConfig
     from hepstream.job.runner import run_job
-    from hepstream.jobspec import JobSpec
-    from hepstream.report import print_summary
-    from hepstream.tools.generate import GeneratorConfig, generate_sample, sample_filenames
-    from hepstream.tools.serve import XRootDServer
 
     base = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="hepstream-demo-"))
     data, out = base / "data", base / "out"
@@ -95,9 +98,6 @@ def demo(
 def _demo_credential(base: Path) -> Path:
     """The caller's ``$XrdSecsssKT`` if set, else a fresh key for user ``demo`` in ``base``,
     put in this process's environment before its XRootD client first connects."""
-    import os
-
-    from hepstream.io.auth import KEYTAB_ENV, create_keytab, env_keytab
 
     found = env_keytab()
     if found is not None:

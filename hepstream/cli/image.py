@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from hepstream.errors import ConfigError
+from vmimage.build import build_image
+from vmimage.config import BuildConfig
+from vmimage.derive import derive_image
+from vmimage.qemu import KernelBoot, start_vm
+from vmimage.repo import list_images
+from vmimage.repo import pull as do_pull
+from vmimage.repo import push as do_push
 
 app = typer.Typer(
     help="Build, derive, push and pull VM images.",
@@ -49,9 +61,6 @@ def build(
       hepstream image build --json   # prints size, build time and per-step times
     """
     from rich.console import Console
-
-    from vmimage.build import build_image
-    from vmimage.config import BuildConfig
 
     console = Console(stderr=True)
     with console.status("building image") as status:
@@ -101,7 +110,6 @@ def derive(
       hepstream image derive hepstream.qcow2 -p calib.py --conditions beam-v1 -o user.qcow2
       # jobs then run with --conditions /opt/hepstream/conditions/beam-v1
     """
-    from vmimage.derive import derive_image
 
     res = derive_image(base, plugin, output, conditions=conditions)
     _emit(
@@ -139,12 +147,8 @@ def boot(
     Example:
       hepstream image boot hepstream.qcow2 --job job.json --forward 1094:1094
     """
-    import subprocess
-    import time
 
-    from hepstream.errors import ConfigError
     from vmimage.agent import parse_user_data
-    from vmimage.qemu import KernelBoot, start_vm
 
     spec = parse_user_data(job.read_text())
     spec = spec.get("hepstream", spec)
@@ -219,9 +223,6 @@ def push(
     Example:
       hepstream image push user.qcow2 root://127.0.0.1:1094//out/images --name tau1n --version 1
     """
-    from dataclasses import asdict
-
-    from vmimage.repo import push as do_push
 
     res = do_push(image, repo, name, version)
     data = {
@@ -253,9 +254,6 @@ def pull(
     Example:
       hepstream image pull root://127.0.0.1:1094//out/images tau1n:1 --dest /var/lib/images
     """
-    from dataclasses import asdict
-
-    from vmimage.repo import pull as do_pull
 
     res = do_pull(repo, ref, dest)
     data = {
@@ -283,9 +281,6 @@ def list_cmd(
     Example:
       hepstream image list ./repo
     """
-    from dataclasses import asdict
-
-    from vmimage.repo import list_images
 
     items = list_images(repo)
     _emit(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from functools import partial
 from operator import attrgetter
 
@@ -20,17 +21,26 @@ from hepstream.cloud.model import (
     Replace,
     Retire,
     SiteStats,
+    SpecKey,
     VMSpec,
     Wait,
 )
 from hepstream.cloud.policy import Policy
 
 StatsKey = tuple[str, str]  # (image, cloud)
+#: Per kind of job: how many wait, and why each cloud refused them.
+Blocked = dict[SpecKey, tuple[int, dict[str, str]]]
+#: A job -> its Boot (None: no cloud has room) and why each cloud refused it.
+Placer = Callable[[Job], tuple[Boot | None, dict[str, str]]]
+#: Cloud ranking: priority, measured or not, events/s, KB/s, free slots, name.
+RankKey = tuple[int, bool, float, float, int, str]
 _BY_BOOT = attrgetter("booted_at", "id")
 _BY_SUBMIT = attrgetter("submitted_at", "id")
 
 
-def _stats_map(site_stats: Iterable[SiteStats] | Mapping[StatsKey, SiteStats]) -> dict:
+def _stats_map(
+    site_stats: Iterable[SiteStats] | Mapping[StatsKey, SiteStats],
+) -> dict[StatsKey, SiteStats]:
     if isinstance(site_stats, Mapping):
         return dict(site_stats)
     return {(s.image, s.cloud): s for s in site_stats}
@@ -67,7 +77,7 @@ def _vm_decision(vm: VM, now: float, policy: Policy) -> Action | None:
     return None
 
 
-def _rank_key(cloud: Cloud, stats: SiteStats | None, free: int) -> tuple:
+def _rank_key(cloud: Cloud, stats: SiteStats | None, free: int) -> RankKey:
     """Priority first, then measured throughput; unmeasured sites rank first among equals
     so every site gets measured once (optimistic exploration)."""
     measured = stats is not None and stats.reports > 0
@@ -115,13 +125,35 @@ def plan(
     list of Action
         Retire/Replace first, then Boot in job order, then Wait with the reasons.
     """
-    stats = _stats_map(site_stats)
-    by_name = {c.name: c for c in clouds}
+    actions, live, replaced = _vm_actions(vms, now, policy)
+    waiting = _waiting(queue, replaced)
+    demand: Counter[SpecKey] = Counter(j.spec.key for j in waiting)
+    kept, retired = _match_supply(live, demand, now, policy)
+    actions += retired
+    room = _Room(
+        clouds,
+        policy,
+        on_cloud=Counter(vm.cloud for vm in kept),
+        starting=Counter(vm.cloud for vm in kept if vm.state == "starting"),
+    )
+    place = partial(_place, room=room, stats=_stats_map(site_stats), now=now, policy=policy)
+    boots, blocked = _boot_waiting(waiting, demand, room, place)
+    actions += boots
+    actions += _waits(blocked)
+    return actions
+
+
+def _vm_actions(
+    vms: Sequence[VM], now: float, policy: Policy
+) -> tuple[list[Action], list[VM], set[str]]:
+    """Each VM's own decision, oldest VM first, and a Wait per cloud whose last poll failed.
+
+    Returns the actions, the VMs kept (live) and the ids of the VMs being replaced.
+    """
     actions: list[Action] = []
     live: list[VM] = []
     replaced: set[str] = set()
     unknown: Counter[str] = Counter()
-
     for vm in sorted(vms, key=_BY_BOOT):
         decision = _vm_decision(vm, now, policy)
         if decision is None:
@@ -134,16 +166,28 @@ def plan(
             replaced.add(vm.id)
     for cloud, n in sorted(unknown.items()):
         actions.append(Wait(f"cloud {cloud}: last poll failed; keeping its {n} VMs as they were"))
+    return actions, live, replaced
 
-    # Demand: idle jobs, plus jobs whose VM is being replaced right now.
+
+def _waiting(queue: Sequence[Job], replaced: set[str]) -> list[Job]:
+    """Demand, oldest job first: idle jobs, plus jobs whose VM is being replaced right now."""
     waiting = [
         j for j in queue if j.status == "idle" or (j.status == "running" and j.vm_id in replaced)
     ]
     waiting.sort(key=_BY_SUBMIT)
-    demand: Counter[tuple] = Counter(j.spec.key for j in waiting)
+    return waiting
 
-    # Supply: idle registered VMs and VMs still booting for no particular running job.
+
+def _match_supply(
+    live: Sequence[VM], demand: Counter[SpecKey], now: float, policy: Policy
+) -> tuple[list[VM], list[Retire]]:
+    """Let idle registered VMs and VMs still booting for no running job cover ``demand``
+    (taken off it); retire idle VMs past their keep-alive that nothing waits for.
+
+    Returns the VMs kept and the retirements.
+    """
     kept: list[VM] = []
+    retired: list[Retire] = []
     for vm in live:
         covers = not vm.busy and vm.state in ("starting", "running")
         if covers and demand[vm.spec.key] > 0:
@@ -156,7 +200,7 @@ def plan(
             and vm.idle_since is not None
             and now - vm.idle_since >= policy.idle_keepalive_s
         ):
-            actions.append(
+            retired.append(
                 Retire(
                     vm.id,
                     vm.cloud,
@@ -166,23 +210,58 @@ def plan(
             )
             continue
         kept.append(vm)
+    return kept, retired
 
-    on_cloud: Counter[str] = Counter(vm.cloud for vm in kept)
-    starting: Counter[str] = Counter(vm.cloud for vm in kept if vm.state == "starting")
 
-    # Boots, oldest job first; remember why jobs could not be placed.
-    blocked: dict[tuple, tuple[int, dict[str, str]]] = {}
+@dataclass
+class _Room:
+    """The clouds' VM counts as this plan's boots fill them: VMs per cloud, and of those the
+    ones still starting (each cloud's starting cap)."""
+
+    clouds: Sequence[Cloud]
+    policy: Policy
+    on_cloud: Counter[str]
+    starting: Counter[str]
+    by_name: dict[str, Cloud] = field(init=False)
+    #: How many VMs may boot at once on each cloud.
+    starting_cap: dict[str, int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.by_name = {c.name: c for c in self.clouds}
+        self.starting_cap = {
+            c.name: c.max_starting if c.max_starting is not None else self.policy.max_starting
+            for c in self.clouds
+        }
+
+    def take(self, cloud: str) -> None:
+        """Count a boot on ``cloud``."""
+        self.on_cloud[cloud] += 1
+        self.starting[cloud] += 1
+
+    def closed(self) -> bool:
+        """True when no cloud has a free slot under its quota and its starting cap."""
+        for cloud in self.clouds:
+            name = cloud.name
+            if self.on_cloud[name] < cloud.quota and self.starting[name] < self.starting_cap[name]:
+                return False
+        return True
+
+
+def _boot_waiting(
+    waiting: Sequence[Job], demand: Counter[SpecKey], room: _Room, place: Placer
+) -> tuple[list[Action], Blocked]:
+    """Boots for the unmet ``demand``, oldest job first, and why the jobs left could not
+    be placed (per kind of job)."""
+    boots: list[Action] = []
+    blocked: Blocked = {}
     remaining = dict(demand)
     # A job that found no cloud finds none again while no boot changed the counts: the
     # answer is reused, so thousands of queued jobs cost one placement per kind.
-    boots = 0
-    refused: dict[tuple, tuple[int, dict[str, str]]] = {}  # (key, targets) -> (boots, why)
-    # on_cloud and starting are the counters the boots below update
-    place = partial(_place, by_name=by_name, clouds=clouds, stats=stats, on_cloud=on_cloud,
-                    starting=starting, now=now, policy=policy)  # fmt: skip
+    refused: dict[tuple[SpecKey, tuple[str, ...]], tuple[int, dict[str, str]]] = {}
+    placed = 0  # boots so far: a refusal is reused only while this is unchanged
     # Boots only fill clouds: once every cloud is full or at its starting cap, no later job
     # can be placed, and the rest are counted per kind without placing each one.
-    closed = _all_closed(clouds, on_cloud, starting, policy)
+    closed = room.closed()
     for i, job in enumerate(waiting):
         key = job.spec.key
         if remaining.get(key, 0) <= 0:
@@ -192,54 +271,44 @@ def plan(
             break
         remaining[key] -= 1
         seen = refused.get((key, job.target_clouds))
-        if seen is not None and seen[0] == boots:
+        if seen is not None and seen[0] == placed:
             boot, why_not = None, seen[1]
         else:
             boot, why_not = place(job)
         if boot is None:
-            refused[(key, job.target_clouds)] = (boots, why_not)
+            refused[(key, job.target_clouds)] = (placed, why_not)
             count, _ = blocked.get(key, (0, {}))
             blocked[key] = (count + 1, why_not)
             continue
-        boots += 1
-        actions.append(boot)
-        on_cloud[boot.cloud] += 1
-        starting[boot.cloud] += 1
-        closed = _all_closed(clouds, on_cloud, starting, policy)
+        placed += 1
+        boots.append(boot)
+        room.take(boot.cloud)
+        closed = room.closed()
+    return boots, blocked
 
+
+def _waits(blocked: Blocked) -> list[Wait]:
+    """One Wait per kind of job left without a VM, with each cloud's reason."""
+    waits = []
     for (image, cpus, mem, owner), (count, why_not) in blocked.items():
         detail = "; ".join(f"{c}: {w}" for c, w in sorted(why_not.items())) or "no cloud"
-        actions.append(
+        waits.append(
             Wait(
                 f"{count} job(s) of {owner} for image {image} ({cpus} cpu, {mem} MB) "
                 f"wait: {detail}",
                 jobs=count,
             )
         )
-    return actions
-
-
-def _all_closed(
-    clouds: Sequence[Cloud], on_cloud: Counter[str], starting: Counter[str], policy: Policy
-) -> bool:
-    """True when no cloud has a free slot under its quota and its starting cap."""
-    for cloud in clouds:
-        cap = cloud.max_starting if cloud.max_starting is not None else policy.max_starting
-        if on_cloud[cloud.name] < cloud.quota and starting[cloud.name] < cap:
-            return False
-    return True
+    return waits
 
 
 def _block_rest(
-    rest: Sequence[Job],
-    remaining: dict[tuple, int],
-    blocked: dict[tuple, tuple[int, dict[str, str]]],
-    place: Callable[[Job], tuple[Boot | None, dict[str, str]]],
+    rest: Sequence[Job], remaining: dict[SpecKey, int], blocked: Blocked, place: Placer
 ) -> None:
     """Count ``rest`` (jobs no cloud can take) as blocked, as placing each one would: a kind
     counts its unmet demand (each of its jobs in ``rest`` until that is used up), with the
     reasons given to its first job here."""
-    first: dict[tuple, Job] = {}
+    first: dict[SpecKey, Job] = {}
     wanted = sum(1 for n in remaining.values() if n > 0)
     for job in rest:  # usually one kind of job: the first job ends the loop
         key = job.spec.key
@@ -256,29 +325,27 @@ def _block_rest(
 
 def _place(
     job: Job,
-    by_name: Mapping[str, Cloud],
-    clouds: Sequence[Cloud],
+    room: _Room,
     stats: Mapping[StatsKey, SiteStats],
-    on_cloud: Counter[str],
-    starting: Counter[str],
     now: float,
     policy: Policy,
 ) -> tuple[Boot | None, dict[str, str]]:
     """Pick the best cloud with room for ``job``, or say why each cloud was refused."""
     spec: VMSpec = job.spec
+    on_cloud, starting = room.on_cloud, room.starting
     why_not: dict[str, str] = {}
     if job.target_clouds:
         candidates = []
         for name in job.target_clouds:
-            if name in by_name:
-                candidates.append(by_name[name])
+            if name in room.by_name:
+                candidates.append(room.by_name[name])
             else:
                 why_not[name] = "not a configured cloud"
     else:
-        candidates = list(clouds)
-    eligible: list[tuple[tuple, Cloud]] = []
+        candidates = list(room.clouds)
+    eligible: list[tuple[RankKey, Cloud]] = []
     for cloud in candidates:
-        cap_start = cloud.max_starting if cloud.max_starting is not None else policy.max_starting
+        cap_start = room.starting_cap[cloud.name]
         st = stats.get((spec.image, cloud.name))
         if on_cloud[cloud.name] >= cloud.quota:
             why_not[cloud.name] = f"quota full ({on_cloud[cloud.name]}/{cloud.quota})"

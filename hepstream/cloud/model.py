@@ -11,6 +11,8 @@ JobStatus = Literal["idle", "running", "done", "failed"]
 # error: the cloud says so; stopped: powered off by itself (job over); unknown: the
 # cloud's last poll failed, so we know nothing new and must not act on absence.
 VMState = Literal["starting", "running", "error", "stopped", "missing", "unknown"]
+#: :attr:`VMSpec.key`: image, cpus, memory (MB), owner.
+SpecKey = tuple[str, int, int, str]
 
 
 @dataclass(frozen=True)
@@ -23,7 +25,7 @@ class VMSpec:
     owner: str = "nobody"
 
     @cached_property  # read per job and VM every round: built once
-    def key(self) -> tuple[str, int, int, str]:
+    def key(self) -> SpecKey:
         """Jobs and VMs with equal keys are interchangeable."""
         return (self.image, self.cpus, self.memory_mb, self.owner)
 

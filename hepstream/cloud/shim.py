@@ -13,31 +13,51 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from types import FrameType
 from typing import Any
 
 from hepstream.cloud.decide import count_by_state, plan
+from hepstream.cloud.drivers import make_driver
 from hepstream.cloud.drivers.base import (
     TAG_BOOTED,
     TAG_JOB,
     TAG_SHIM,
     TAG_VM,
     BootRequest,
+    CloudState,
     Driver,
     ObservedVM,
     make_tags,
     spec_from_tags,
 )
-from hepstream.cloud.model import VM, Action, Boot, Job, Replace, Retire, SiteStats, Wait
+from hepstream.cloud.model import (
+    VM,
+    Action,
+    Boot,
+    Job,
+    Replace,
+    Retire,
+    SiteStats,
+    VMState,
+    Wait,
+)
 from hepstream.cloud.policy import ShimConfig
+from hepstream.cloud.queues.base import Queue
+from hepstream.cloud.queues.condor import CondorQueue
 from hepstream.cloud.queues.local import LocalQueue
-from hepstream.cloud.queues.memory import MemoryQueue
+from hepstream.cloud.queues.slurm import SlurmQueue
 from hepstream.cloud.sitestats import site_stats
 from hepstream.cloud.state import StateStore, VMRow
 from hepstream.errors import ConfigError
 
 log = logging.getLogger("hepstream.cloud")
 
-_STATE_OF = {"pending": "starting", "running": "running", "error": "error", "stopped": "stopped"}
+_STATE_OF: dict[CloudState, VMState] = {
+    "pending": "starting",
+    "running": "running",
+    "error": "error",
+    "stopped": "stopped",
+}
 
 
 @dataclass
@@ -70,7 +90,7 @@ class Shim:
         self,
         config: ShimConfig,
         drivers: Mapping[str, Driver],
-        queue: LocalQueue | MemoryQueue,
+        queue: Queue,
         state: StateStore,
         clock: Callable[[], float] = time.time,
         vm_name: Callable[[str], str] = _uuid_name,
@@ -89,24 +109,18 @@ class Shim:
     @classmethod
     def from_config(cls, config: ShimConfig) -> Shim:
         """Open the state file and build each cloud's driver."""
-        from hepstream.cloud.drivers import make_driver
-
         state = StateStore(config.state_path)
         drivers = {c.name: make_driver(c, config.shim_id, config.workdir) for c in config.clouds}
+        queue: Queue
         if config.queue == "local":
             queue = LocalQueue(config.state_path)
-        elif config.queue == "condor":
-            from hepstream.cloud.queues.condor import CondorQueue
-
+        elif config.queue in ("condor", "slurm"):
+            # the batch system hands out the jobs: no job to give a VM at boot
             if any(d.binds_job for d in drivers.values()):
-                raise ConfigError('the local QEMU driver needs queue = "local", not condor')
-            queue = CondorQueue()  # type: ignore[assignment]
-        elif config.queue == "slurm":
-            from hepstream.cloud.queues.slurm import SlurmQueue
-
-            if any(d.binds_job for d in drivers.values()):
-                raise ConfigError('the local QEMU driver needs queue = "local", not slurm')
-            queue = SlurmQueue()  # type: ignore[assignment]
+                raise ConfigError(
+                    f'the local QEMU driver needs queue = "local", not {config.queue}'
+                )
+            queue = CondorQueue() if config.queue == "condor" else SlurmQueue()
         else:
             raise ConfigError(f'[shim] queue = {config.queue!r}: use "local", "condor" or "slurm"')
         return cls(config, drivers, queue, state)
@@ -143,13 +157,16 @@ class Shim:
             vms.append(self._merge(row, seen.get(row.name), unreachable, workers, running_on, now))
         return Observation(jobs, vms, rows, unreachable)
 
-    def _reconcile_row(self, cloud: str, vm: ObservedVM, rows: dict, now: float) -> None:
+    def _reconcile_row(
+        self, cloud: str, vm: ObservedVM, rows: dict[str, VMRow], now: float
+    ) -> None:
+        """Give a listed VM its row: its cloud id, or a new row (adopted from its tags)."""
         name = vm.name
         assert name is not None
         if name in rows:
             if rows[name].cloud_id is None:
                 self.state.update(name, cloud_id=vm.cloud_id)
-                rows[name] = self.state.get(name)
+                rows[name] = self._row(name)
             return
         if self.state.was_gone(name):
             log.warning(
@@ -164,8 +181,14 @@ class Shim:
         self.state.add(
             name, cloud, spec_from_tags(vm.tags), vm.tags.get(TAG_JOB, ""), booted, vm.cloud_id
         )
-        rows[name] = self.state.get(name)
+        rows[name] = self._row(name)
         log.info("cloud %s: adopted VM %s (%s) from its tags", cloud, name, vm.cloud_id)
+
+    def _row(self, name: str) -> VMRow:
+        """The row just written for ``name``."""
+        row = self.state.get(name)
+        assert row is not None
+        return row
 
     def _requeue_orphans(self, jobs: list[Job], rows: Mapping[str, VMRow]) -> None:
         """A job 'running' on a VM the shim no longer has gets queued again."""
@@ -176,9 +199,19 @@ class Shim:
                 )
                 log.warning("job %s: VM %s is gone; job is %s", job.id, job.vm_id, status)
 
-    def _merge(self, row, seen, unreachable, workers, running_on, now) -> VM:
+    def _merge(
+        self,
+        row: VMRow,
+        seen: ObservedVM | None,
+        unreachable: set[str],
+        workers: Mapping[str, float],
+        running_on: set[str | None],
+        now: float,
+    ) -> VM:
+        """A row merged with what its cloud and the queue say now; records what changed."""
         name = row.name
         registered_at = row.registered_at
+        state: VMState
         if row.cloud in unreachable:
             state = "unknown"
             registered = registered_at is not None
@@ -213,7 +246,7 @@ class Shim:
             row.cloud,
             row.spec,
             row.job_id,
-            state,  # type: ignore[arg-type]
+            state,
             row.booted_at,
             registered_at,
             busy,
@@ -328,10 +361,10 @@ class Shim:
         """Reconcile until stopped (SIGTERM/SIGINT), ``once``, or idle; returns rounds."""
         interval = self.policy.poll_interval_s if interval is None else interval
 
-        def _stop(_signum, _frame):  # leave VMs running: a restarted shim adopts them
-            self._stop = True
+        def _stop(_signum: int, _frame: FrameType | None) -> None:
+            self._stop = True  # VMs stay up: a restarted shim adopts them
 
-        old = {}
+        old: dict[signal.Signals, Callable[[int, FrameType | None], Any] | int | None] = {}
         with contextlib.suppress(ValueError):  # not the main thread: no handler
             old[signal.SIGTERM] = signal.signal(signal.SIGTERM, _stop)
         rounds = 0

@@ -11,16 +11,18 @@ thousands of jobs over days of simulated time take seconds.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import math
 import random
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from hepstream.cloud.decide import next_decision_at
-from hepstream.cloud.drivers.fake import FakeAgents, FakeDriver
+from hepstream.cloud.drivers.fake import FakeAgents, FakeDriver, JobRun
 from hepstream.cloud.model import Replace, VMSpec, Wait
 from hepstream.cloud.policy import Policy, ShimConfig
 from hepstream.cloud.queues.memory import MemoryQueue
@@ -101,32 +103,8 @@ def simulate(
     events = job_events if isinstance(job_events, Dist) else Dist("fixed", float(job_events))
     rng = random.Random(seed)
     clock = VirtualClock()
-    behave = {c.cloud.name: c for c in clouds}
-    drivers = {
-        c.cloud.name: FakeDriver(
-            c.cloud.name,
-            boot_delay_s=c.boot_delay(),
-            error_rate=c.error_rate,
-            seed=rng.randrange(2**32),
-            clock=clock,
-            silent_rate=c.silent_rate,
-            refuse_rate=c.refuse_rate,
-        )
-        for c in clouds
-    }
-    job_rng = random.Random(rng.randrange(2**32))
-
-    def run_job(cloud: str, _job_id: str) -> tuple[float, dict]:
-        site = behave[cloud]
-        eps = site.events_per_s * job_rng.uniform(0.9, 1.1)
-        n = events.sample(job_rng)
-        seconds = n / eps
-        kbps = site.kb_per_s * eps / site.events_per_s
-        report = {"status": "ok", "site": cloud, "events_per_s": eps, "kb_per_s": kbps,
-                  "wall_s": seconds, "events_read": int(n), "bytes_read": int(kbps * 1e3 * seconds),
-                  "hepstream_version": "simulated"}  # fmt: skip
-        return seconds, report
-
+    drivers = _fake_drivers(clouds, rng, clock)
+    run_job = _job_model(clouds, events, random.Random(rng.randrange(2**32)))
     queue = MemoryQueue(clock)
     state = StateStore(":memory:", cache_live=True)
     names = itertools.count(1)
@@ -142,50 +120,135 @@ def simulate(
     tally = _Tally(drivers, series)
     tick = policy.poll_interval_s
     end = max_hours * 3600
+    skip = _SkipAhead(shim, drivers, agents, clock, tally, end)
+    with _quiet_logs(), contextlib.closing(state):
+        shim.run(interval=tick, until_idle=True, max_rounds=int(end / tick) + 2, sleep=skip)
+        tally.record(shim.last_round, clock.now)
+        counts = queue.counts()
+        recent = queue.reports()[: policy.report_window * 8]
+    series.summary = _summary(jobs, clouds, drivers, tally, clock.now, counts, recent)
+    return series
 
-    def sleep(interval: float) -> None:
-        """Between two rounds: move the clock to the next round worth running."""
-        rnd = shim.last_round
-        now = clock.now
-        tally.record(rnd, now)
+
+def _fake_drivers(
+    clouds: list[SimCloud], rng: random.Random, clock: VirtualClock
+) -> dict[str, FakeDriver]:
+    """One fake driver per simulated cloud, each with its own seed drawn from ``rng``."""
+    return {
+        c.cloud.name: FakeDriver(
+            c.cloud.name,
+            boot_delay_s=c.boot_delay(),
+            error_rate=c.error_rate,
+            seed=rng.randrange(2**32),
+            clock=clock,
+            silent_rate=c.silent_rate,
+            refuse_rate=c.refuse_rate,
+        )
+        for c in clouds
+    }
+
+
+def _job_model(clouds: list[SimCloud], events: Dist, rng: random.Random) -> JobRun:
+    """How long a job runs on a cloud and the report it leaves: its events over the cloud's
+    rate (+-10 % per job), reading at the cloud's KB/s per event/s."""
+    behave = {c.cloud.name: c for c in clouds}
+
+    def run_job(cloud: str, _job_id: str) -> tuple[float, dict[str, Any]]:
+        site = behave[cloud]
+        eps = site.events_per_s * rng.uniform(0.9, 1.1)
+        n = events.sample(rng)
+        seconds = n / eps
+        kbps = site.kb_per_s * eps / site.events_per_s
+        report = {
+            "status": "ok",
+            "site": cloud,
+            "events_per_s": eps,
+            "kb_per_s": kbps,
+            "wall_s": seconds,
+            "events_read": int(n),
+            "bytes_read": int(kbps * 1e3 * seconds),
+            "hepstream_version": "simulated",
+        }
+        return seconds, report
+
+    return run_job
+
+
+class _SkipAhead:
+    """The shim's sleep between two rounds: move the clock to the next round worth running
+    (the next poll after a round that acted; else the first poll after the next VM, job or
+    policy-timer change); stop the shim when nothing can change any more or time is up."""
+
+    def __init__(
+        self,
+        shim: Shim,
+        drivers: dict[str, FakeDriver],
+        agents: FakeAgents,
+        clock: VirtualClock,
+        tally: _Tally,
+        end: float,
+    ) -> None:
+        self.shim = shim
+        self.drivers = drivers
+        self.agents = agents
+        self.clock = clock
+        self.tally = tally
+        self.end = end
+
+    def __call__(self, interval: float) -> None:
+        rnd = self.shim.last_round
+        now = self.clock.now
+        self.tally.record(rnd, now)
         assert rnd is not None
         if any(not isinstance(a, Wait) for a in rnd.actions):
             target = now + interval
         else:
-            wakes = [d.next_change() for d in drivers.values()]
+            wakes = [d.next_change() for d in self.drivers.values()]
             wakes += [
-                agents.next_change(),
-                next_decision_at(rnd.observation.vms, rnd.stats, now, policy),
+                self.agents.next_change(),
+                next_decision_at(rnd.observation.vms, rnd.stats, now, self.shim.policy),
             ]
             later = [t for t in wakes if t is not None and t > now]
             if not later:  # nothing can change any more: jobs left are stuck
-                shim.stop()
+                self.shim.stop()
                 return
             target = max(now + interval, (math.floor(min(later) / interval) + 1) * interval)
-        if target > end:
-            shim.stop()
+        if target > self.end:
+            self.shim.stop()
             return
-        clock.now = target
-        agents.step()
+        self.clock.now = target
+        self.agents.step()
 
-    max_rounds = int(end / tick) + 2
+
+@contextlib.contextmanager
+def _quiet_logs() -> Iterator[None]:
+    """The shim's warning per injected fault, silenced unless someone asked for logs."""
     log = logging.getLogger("hepstream.cloud")
     level = log.level
-    if not logging.getLogger().handlers:  # nobody asked for logs: no warning per fault
+    if not logging.getLogger().handlers:
         log.setLevel(logging.ERROR)
     try:
-        shim.run(interval=tick, until_idle=True, max_rounds=max_rounds, sleep=sleep)
-        tally.record(shim.last_round, clock.now)
-        counts = queue.counts()
-        recent = queue.reports()[: policy.report_window * 8]
+        yield
     finally:
         log.setLevel(level)
-        state.close()
+
+
+def _summary(
+    jobs: int,
+    clouds: list[SimCloud],
+    drivers: dict[str, FakeDriver],
+    tally: _Tally,
+    now: float,
+    counts: dict[str, int],
+    recent: list[tuple[str, float, dict[str, Any]]],
+) -> dict[str, Any]:
+    """The run's numbers: jobs by outcome, VMs per cloud against quota, boots, replacements,
+    simulated time, shim rounds, and the recent mean events/s per job of each site."""
     per_site: dict[str, list[float]] = {}
     for _, _, rep in recent:
         per_site.setdefault(rep["site"], []).append(rep["events_per_s"])
     done, failed = counts.get("done", 0), counts.get("failed", 0)
-    series.summary = {
+    return {
         "jobs": jobs,
         "jobs_done": done,
         "jobs_failed": failed,
@@ -195,11 +258,10 @@ def simulate(
         "vms_booted": sum(d.boots for d in drivers.values()),
         "vms_replaced": tally.replaced,
         "vms_left_running": sum(len(d.vms) for d in drivers.values()),
-        "simulated_hours": round(clock.now / 3600, 2),
+        "simulated_hours": round(now / 3600, 2),
         "plan_calls": tally.rounds,
         "recent_events_per_s": {s: round(sum(v) / len(v), 1) for s, v in sorted(per_site.items())},
     }
-    return series
 
 
 def run_config(config: SimConfig, seed: int = 1, jobs: int | None = None) -> SimResult:
@@ -216,6 +278,7 @@ def run_config(config: SimConfig, seed: int = 1, jobs: int | None = None) -> Sim
 
 def plot(result: SimResult, path: str) -> None:
     """VMs starting / running / in error over time, like the paper's figure 2."""
+    # lazy: the optional `plot` extra; pyplot costs ~450 ms (python -X importtime); --png only
     import matplotlib
 
     matplotlib.use("Agg")

@@ -9,8 +9,9 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TypedDict, Unpack
 
-from hepstream.cloud.model import VMSpec
+from hepstream.cloud.model import SpecKey, VMSpec
 from hepstream.cloud.queues.local import connect
 from hepstream.cloud.sitestats import BootOutcome
 
@@ -58,6 +59,15 @@ class VMRow:
     spec: VMSpec
     job_id: str
     booted_at: float
+    registered_at: float | None
+    idle_since: float | None
+    last_state: str
+
+
+class RowChanges(TypedDict, total=False):
+    """The columns of a VM row that change after its boot."""
+
+    cloud_id: str | None
     registered_at: float | None
     idle_since: float | None
     last_state: str
@@ -141,7 +151,7 @@ class StateStore:
             " registered_at, idle_since, last_state FROM vms WHERE gone_at IS NULL"
             " ORDER BY booted_at"
         )
-        specs: dict[tuple, VMSpec] = {}
+        specs: dict[SpecKey, VMSpec] = {}
         out = []
         for name, cloud, cid, image, cpus, mem, owner, job, booted, reg, idle, last in cur:
             key = (image, cpus, mem, owner)
@@ -158,14 +168,15 @@ class StateStore:
         q = "SELECT 1 FROM vms WHERE gone_at IS NULL LIMIT 1"
         return self._conn.execute(q).fetchone() is not None
 
-    def update(self, name: str, **values: object) -> None:
-        allowed = {"cloud_id", "registered_at", "idle_since", "last_state"}
-        if not set(values) <= allowed:
+    def update(self, name: str, **values: Unpack[RowChanges]) -> None:
+        """Set some of a row's :class:`RowChanges` columns."""
+        allowed = RowChanges.__optional_keys__
+        if not set(values) <= allowed:  # untyped callers
             raise ValueError(f"cannot update {sorted(set(values) - allowed)}")
         cols = ", ".join(f"{k}=?" for k in values)
         self._conn.execute(f"UPDATE vms SET {cols} WHERE name=?", (*values.values(), name))
         if self._cache is not None and name in self._cache:
-            self._cache[name] = replace(self._cache[name], **values)  # type: ignore[arg-type]
+            self._cache[name] = replace(self._cache[name], **values)
 
     def gone(self, name: str, at: float) -> None:
         self._conn.execute("UPDATE vms SET gone_at=? WHERE name=?", (at, name))

@@ -23,17 +23,16 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from hepstream._version import __version__
 from hepstream.conditions import payload as payload_files
 from hepstream.conditions.model import GlobalTag, Payload
+from hepstream.conditions.store import DAMAGED, Store
 from hepstream.errors import ConfigError, HepstreamError, InputError
 from hepstream.io.urls import is_remote
+from hepstream.io.xrootd import XRootDBackend
 from hepstream.report import write_json_atomic
-
-if TYPE_CHECKING:
-    from hepstream.conditions.store import Store
 
 
 def default_cache_dir() -> Path:
@@ -65,8 +64,6 @@ class LocalSource:
     """A conditions directory: a snapshot, or a SQLite authoring database."""
 
     def __init__(self, store: Store) -> None:
-        from hepstream.conditions.store import DAMAGED
-
         self.location = store.db
         self.store = store
         self.repair = DAMAGED
@@ -136,8 +133,6 @@ class XRootDSource(_CachedSource):
         )
 
     def _download(self, payload: Payload) -> Path:
-        from hepstream.io.xrootd import XRootDBackend
-
         url = f"{self.location}/{payload.sha256[:2]}/{payload.sha256}"
         try:
             backend = XRootDBackend(url)
@@ -160,8 +155,8 @@ class HTTPSource(_CachedSource):
     """The conditions service over HTTP, with the on-disk cache in ``cache_dir``.
 
     The client is the standard library's ``urllib.request``: it reads ``http_proxy``,
-    ``HTTP_PROXY`` and ``no_proxy`` like other HTTP tools, streams bodies, and costs a job
-    a few ms to import (an HTTP client library costs 150-250 ms of a job's start here).
+    ``HTTP_PROXY`` and ``no_proxy`` like other HTTP tools, streams bodies, and is cheap to
+    import at a job's start (docs/performance.md compares it with HTTP client libraries).
     """
 
     def __init__(self, url: str, cache_dir: str | Path | None = None, timeout: float = 10.0):
@@ -251,8 +246,6 @@ def open_source(location: str, cache_dir: str | Path | None = None) -> Source:
             f"conditions source {location}: use an http(s):// URL, a root:// payload "
             f"directory or a snapshot directory"
         )
-    from hepstream.conditions.store import Store
-
     return LocalSource(Store(location))
 
 

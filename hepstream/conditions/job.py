@@ -1,6 +1,7 @@
 """The job side: open the conditions a plugin declares, split chunks, hand out payloads.
 
-The runner calls :func:`open_for_job` once and :meth:`JobConditions.pieces` per chunk;
+The runner calls :func:`open_for_job` once and :meth:`JobConditions.pieces` per chunk, and
+hands each piece's payloads to the plugin (:meth:`hepstream.Selection.set_payloads`);
 everything else (sources, failover, cache, provenance) stays here, so the runner's hook is
 a few lines.
 """
@@ -17,12 +18,13 @@ from hepstream.conditions import resolve
 from hepstream.conditions.client import Chain, open_source
 from hepstream.conditions.model import GlobalTag, Tag, iov_hash
 from hepstream.errors import ConfigError, PluginError
+from hepstream.plugin.api import Selection, flat
 
 #: The output file's metadata key (a TObjString in ROOT, key-value metadata in Parquet).
 METADATA_KEY = "hepstream_conditions"
 
 
-def declared(selection: Any) -> list[str]:
+def declared(selection: Selection) -> list[str]:
     """The records a plugin declares (none for plugins written before conditions)."""
     records = getattr(selection, "conditions", None) or []
     if not isinstance(records, list | tuple) or not all(isinstance(r, str) for r in records):
@@ -33,10 +35,13 @@ def declared(selection: Any) -> list[str]:
 class JobConditions:
     """The resolved global tag of one job and the payloads it has loaded so far."""
 
-    def __init__(self, selection: Any, chain: Chain, gt: GlobalTag, records: list[str]) -> None:
+    def __init__(
+        self, selection: Selection, chain: Chain, gt: GlobalTag, records: list[str]
+    ) -> None:
         self.chain = chain
         self.gt = gt
         self.tags: dict[str, Tag] = resolve.tags_for(gt, records)
+        assert selection.run_branch is not None, "open_for_job() refuses a plugin without one"
         self.run_branch: str = selection.run_branch
         self.subrun_branch: str | None = selection.subrun_branch
         self.values: dict[str, Any] = {}  # payload sha -> decoded value, loaded once per job
@@ -55,9 +60,8 @@ class JobConditions:
         return self.values[sha]
 
     def pieces(self, events: Any) -> list[tuple[int, int, dict[str, Any]]]:
-        """``(start, stop, {record: payload value})`` covering ``events`` in order."""
-        from hepstream.plugin.api import flat
-
+        """``(start, stop, {record: payload value})`` covering ``events`` in order: each
+        piece's events share one IOV per record."""
         t0 = time.perf_counter()
         runs = flat(events, self.run_branch)
         subruns = flat(events, self.subrun_branch) if self.subrun_branch else None
@@ -107,7 +111,7 @@ class JobConditions:
 
 
 def open_for_job(
-    selection: Any,
+    selection: Selection,
     sources: tuple[str, ...] | list[str],
     global_tag: str | None,
     allow_open: bool = False,

@@ -16,8 +16,15 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
-from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hepstream.conditions.model import LOCKED, Payload
 from hepstream.conditions.store import Store
@@ -32,18 +39,18 @@ REVALIDATE = f"public, max-age={OPEN_MAX_AGE}, must-revalidate"
 class _AccessLog:
     """Pure ASGI middleware: one ``METHOD PATH STATUS`` line per request to a file."""
 
-    def __init__(self, app: Any, path: str | None) -> None:
+    def __init__(self, app: ASGIApp, path: str | None) -> None:
         self.app = app
         self.handle = open(path, "a", buffering=1) if path else None  # noqa: SIM115
         self.lock = threading.Lock()
 
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or self.handle is None:
             await self.app(scope, receive, send)
             return
         status = {"code": 0}
 
-        async def record(message: dict) -> None:
+        async def record(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status["code"] = message["status"]
             await send(message)
@@ -55,17 +62,13 @@ class _AccessLog:
                 self.handle.write(f"{scope['method']} {scope['path']} {status['code']}\n")
 
 
-def _not_modified(request: Any, etag: str) -> bool:
+def _not_modified(request: Request, etag: str) -> bool:
     given = request.headers.get("if-none-match", "")
     return etag in [tag.strip() for tag in given.split(",")] or given.strip() == "*"
 
 
-def make_app(store: Store, access_log: str | None = None) -> Any:
+def make_app(store: Store, access_log: str | None = None) -> ASGIApp:
     """The Starlette application serving ``store`` read-only."""
-    from starlette.applications import Starlette
-    from starlette.responses import FileResponse, JSONResponse, Response
-    from starlette.routing import Route
-
     locked: dict[str, tuple[bytes, str]] = {}  # LOCKED documents never change: kept
 
     def document(name: str) -> tuple[bytes, str, bool]:
@@ -78,11 +81,11 @@ def make_app(store: Store, access_log: str | None = None) -> Any:
             locked[name] = (body, etag)
         return body, etag, gt.status == LOCKED
 
-    def index(request: Any) -> Response:  # noqa: ARG001 (Starlette passes the request)
+    def index(request: Request) -> Response:  # noqa: ARG001 (Starlette passes the request)
         names = [{"name": n, "status": s} for n, s in store.names()]
         return JSONResponse({"global_tags": names}, headers={"Cache-Control": REVALIDATE})
 
-    def global_tag(request: Any) -> Response:
+    def global_tag(request: Request) -> Response:
         try:
             body, etag, is_locked = document(request.path_params["name"])
         except InputError as err:
@@ -92,7 +95,7 @@ def make_app(store: Store, access_log: str | None = None) -> Any:
             return Response(status_code=304, headers=headers)
         return Response(body, media_type="application/json", headers=headers)
 
-    def payload(request: Any) -> Response:
+    def payload(request: Request) -> Response:
         sha = request.path_params["sha"]
         etag = f'"{sha}"'
         headers = {"ETag": etag, "Cache-Control": IMMUTABLE}
@@ -120,8 +123,6 @@ def serve(
     store: Store, host: str = "127.0.0.1", port: int = 0, access_log: str | None = None
 ) -> None:
     """Serve until interrupted; prints ``serving http://HOST:PORT`` once listening."""
-    import uvicorn
-
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -150,7 +151,7 @@ class ConditionsServer(Service):
         timeout: float = 30.0,
     ) -> None:
         self.db, self.payloads, self.access_log, self.timeout = db, payloads, access_log, timeout
-        self.process: subprocess.Popen | None = None
+        self.process: subprocess.Popen[str] | None = None
         self.url = ""
 
     def start(self) -> ConditionsServer:
@@ -191,7 +192,7 @@ class ConditionsServer(Service):
         self.process = None
 
 
-def _readline(process: subprocess.Popen, timeout: float) -> str:
+def _readline(process: subprocess.Popen[str], timeout: float) -> str:
     result: list[str] = []
     stdout = process.stdout
     assert stdout is not None  # started with stdout=PIPE
@@ -202,8 +203,6 @@ def _readline(process: subprocess.Popen, timeout: float) -> str:
 
 
 def _wait_http(url: str, timeout: float) -> None:
-    import urllib.request
-
     direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     deadline = time.monotonic() + timeout
     while True:

@@ -82,6 +82,7 @@ class Store:
                     "a PostgreSQL conditions database needs --payloads DIR for the payload files"
                 )
             try:
+                # lazy: the optional `postgres` extra, ~70 ms (python -X importtime)
                 import psycopg
 
                 self._conn: Any = psycopg.connect(db)
@@ -136,7 +137,7 @@ class Store:
     def _q(self, sql: str) -> str:
         return sql.replace("?", self._param)
 
-    def _rows(self, sql: str, *args: Any) -> list[tuple]:
+    def _rows(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
         with self._tx() as cur:
             cur.execute(self._q(sql), args)
             return list(cur.fetchall())
@@ -161,7 +162,8 @@ class Store:
         if not rows:
             known = ", ".join(n for n, _ in self.names()) or "none"
             raise InputError(f"no global tag {name!r} in {self.db} (known: {known})")
-        return rows[0][0]
+        status: str = rows[0][0]
+        return status
 
     def global_tag(self, name: str) -> GlobalTag:
         """The whole global tag: tags, IOVs and the payloads they point at."""
@@ -236,8 +238,10 @@ class Store:
             if self._rows(
                 "SELECT 1 FROM iov WHERE global_tag = ? AND record = ? AND since_run = ? "
                 "AND since_subrun = ?",
-                name, record, *since,
-            ):  # fmt: skip
+                name,
+                record,
+                *since,
+            ):
                 raise ConfigError(
                     f"record {record} of {name} already has an IOV at {since[0]}:{since[1]}"
                 )

@@ -14,10 +14,17 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
+
+import awkward as ak
+import uproot
 
 from hepstream.dataset.record import Dataset, read_report
 from hepstream.errors import InputError
+from hepstream.io.partfiles import atomic_path
+from hepstream.job.writer import OutputWriter
+from hepstream.report import write_json_atomic
 
 
 @dataclass(frozen=True)
@@ -258,10 +265,6 @@ def ok_outputs(dataset: Dataset, rows: Sequence[JobRow]) -> list[Path]:
 def merge_outputs(outputs: Sequence[Path], target: str | Path, tree: str = "events") -> int:
     """Concatenate job outputs (Parquet or ROOT) in job order into ``target`` atomically;
     returns the events written. The format of ``target`` follows its suffix."""
-    import awkward as ak
-
-    from hepstream.job.writer import OutputWriter
-
     if not outputs:
         raise InputError("no finished job outputs to merge; run the jobs first")
     writer = OutputWriter(target, tree=tree)
@@ -270,8 +273,6 @@ def merge_outputs(outputs: Sequence[Path], target: str | Path, tree: str = "even
             if path.suffix == ".parquet":
                 array = ak.from_parquet(path)
             else:
-                import uproot
-
                 with uproot.open(path) as file:
                     array = file[tree].arrays()
             writer.write({name: array[name] for name in array.fields})
@@ -286,8 +287,6 @@ def write_manifest(dataset: Dataset, rows: Sequence[JobRow], tree: str = "events
     """``DIR/manifest.json``: the ok outputs in job order, with their events, in forms
     uproot and awkward open directly; Parquet outputs also get ``outputs/_metadata``
     (``ak.from_parquet(DIR / "outputs")`` then reads them as one array)."""
-    from hepstream.report import write_json_atomic
-
     outputs = ok_outputs(dataset, rows)
     by_name = {r.name: r for r in rows}
     files = [
@@ -302,8 +301,6 @@ def write_manifest(dataset: Dataset, rows: Sequence[JobRow], tree: str = "events
     body: dict[str, Any] = {"files": files}
     parquet = [p for p in outputs if p.suffix == ".parquet"]
     if parquet:
-        import awkward as ak
-
         ak.to_parquet_dataset(str(dataset.path / "outputs"), filenames=[p.name for p in parquet])
         body["awkward"] = {"from_parquet": str((dataset.path / "outputs").resolve())}
     roots = [str(p.resolve()) for p in outputs if p.suffix == ".root"]
@@ -336,22 +333,9 @@ def throughput_series(
     return times, rates
 
 
-def _save(fig: Any, path: Path) -> None:
-    """Save through a temp file: a failed save leaves nothing at ``path``."""
-    import matplotlib.pyplot as plt
-
-    tmp = path.with_name(f".{path.name}.part")
-    try:
-        fig.savefig(tmp, dpi=100, format="png")
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
-        plt.close(fig)
-
-
-def plot(report: DatasetReport, rows: Sequence[JobRow], prefix: str) -> list[Path]:
-    """``PREFIX-sites.png`` (events/s per job per site, the paper's figure 3) and
-    ``PREFIX-throughput.png`` (aggregate MB/s over time, figure 4)."""
+def _pyplot() -> ModuleType:
+    """matplotlib's pyplot, drawing to files only; an InputError saying how to install it."""
+    # lazy: the optional `plot` extra; pyplot costs ~450 ms (python -X importtime); --png only
     try:
         import matplotlib
     except ImportError:
@@ -359,6 +343,22 @@ def plot(report: DatasetReport, rows: Sequence[JobRow], prefix: str) -> list[Pat
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _save(plt: ModuleType, fig: Any, path: Path) -> None:
+    """Save through a temp file: a failed save leaves nothing at ``path``."""
+    try:
+        with atomic_path(path) as part:
+            fig.savefig(part, dpi=100, format="png")
+    finally:
+        plt.close(fig)
+
+
+def plot(report: DatasetReport, rows: Sequence[JobRow], prefix: str) -> list[Path]:
+    """``PREFIX-sites.png`` (events/s per job per site, the paper's figure 3) and
+    ``PREFIX-throughput.png`` (aggregate MB/s over time, figure 4)."""
+    plt = _pyplot()
     written = []
     fig, ax = plt.subplots(figsize=(6, 4))
     labels = [f"{g.site}\n({g.engine})" for g in report.groups]
@@ -372,7 +372,7 @@ def plot(report: DatasetReport, rows: Sequence[JobRow], prefix: str) -> list[Pat
     ax.set_title(f"{Path(report.dataset).name}: rate per site")
     fig.tight_layout()
     path = Path(f"{prefix}-sites.png")
-    _save(fig, path)
+    _save(plt, fig, path)
     written.append(path)
 
     times, rates = throughput_series(rows)
@@ -383,6 +383,6 @@ def plot(report: DatasetReport, rows: Sequence[JobRow], prefix: str) -> list[Pat
     ax.set_title(f"{Path(report.dataset).name}: throughput")
     fig.tight_layout()
     path = Path(f"{prefix}-throughput.png")
-    _save(fig, path)
+    _save(plt, fig, path)
     written.append(path)
     return written

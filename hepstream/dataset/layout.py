@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import uproot
+
 from hepstream.dataset.split import FileLayout
 from hepstream.errors import HepstreamError, InputError
 from hepstream.io import StreamConfig, StreamingSource, expand_inputs
@@ -29,8 +31,6 @@ def resolve_inputs(inputs: Sequence[str]) -> list[str]:
 
 def read_layouts(paths: Sequence[str], tree: str) -> list[FileLayout]:
     """Open each file's metadata (header, keys, TTree) once; no basket is read."""
-    import uproot
-
     out = []
     for path in paths:
         try:

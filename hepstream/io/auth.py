@@ -163,7 +163,7 @@ def authdb_text(users: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def with_credential(job: dict) -> dict:
+def with_credential(job: dict[str, object]) -> dict[str, object]:
     """A job mapping for a VM's seed with this process's own key (``sss_keytab``) added,
     unless the job has one. The seed is per VM; the key is never part of an image."""
     keytab = env_keytab()

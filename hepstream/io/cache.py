@@ -1,6 +1,7 @@
-"""Metadata read-ahead cache: the windows fetched around small reads (ROOT header, keys,
-streamers, TTree and RNTuple anchors, headers, footers, page lists), least recently used
-first out. Baskets and pages never go through it: the read plan fetches those exactly.
+"""Metadata read-ahead cache: the windows fetched around small reads that no read plan
+holds (a file's metadata, which the format reader walks before it knows what to read),
+least recently used first out. Planned spans never go through it: the read plan fetches
+those exactly.
 """
 
 from __future__ import annotations

@@ -22,8 +22,8 @@ class StreamConfig:
     Defaults follow the paper's tuned XRootD client (1 MB read-ahead, 10 MB cache).
     """
 
-    #: Bytes fetched past a small sequential read (ROOT headers, keys, streamers):
-    #: one round trip brings the metadata that follows, as the paper's 1 MB read-ahead did.
+    #: Bytes fetched past a small read no plan holds (a file's metadata): one round trip
+    #: brings the metadata that follows, as the paper's 1 MB read-ahead did.
     readahead: int = 1 * MIB
     #: Upper bound on bytes held by the read-ahead cache; never exceeded (10 MB in the paper).
     cache: int = 10 * MIB
@@ -33,9 +33,9 @@ class StreamConfig:
     #: Vector-read requests in flight at once per file; hides WAN latency without
     #: flooding one server with one job's requests (8 x 1 MiB keeps a 30 ms link busy).
     parallel_requests: int = 8
-    #: Upper bound on the bytes of one vector read: a chunk's baskets go out as several
-    #: parallel requests instead of one long one. Measured on one 14 MB read over the
-    #: 30 ms proxy: 16 MiB -> 237k events/s, 2 MiB x 4 -> 290k, 1 MiB x 8 -> 309k.
+    #: Upper bound on the bytes of one vector read: a chunk's spans go out as several
+    #: parallel requests instead of one long one, which keeps a high-latency link busy
+    #: (docs/performance.md, streaming reads).
     max_request_bytes: int = 1 * MIB
     #: Seconds before one XRootD operation (open, read, vector read) is abandoned and
     #: counted as one failed try. A healthy server answers a 1 MiB read in well under a
@@ -58,10 +58,8 @@ class StreamConfig:
     connection_window: int = 10
 
     def __post_init__(self) -> None:
-        for name in (
-            "readahead", "cache", "coalesce_gap", "max_request_bytes", "timeout", "retries",
-            "retry_backoff",
-        ):  # fmt: skip
+        """Refuse a negative size, timeout or count, and a policy that could never read."""
+        for name in _NON_NEGATIVE:
             if getattr(self, name) < 0:
                 raise ConfigError(f"stream option {name}={getattr(self, name)} must be >= 0")
         if self.parallel_requests < 1:
@@ -69,6 +67,17 @@ class StreamConfig:
         if self.max_request_bytes < 1:
             raise ConfigError("stream option max_request_bytes must be >= 1 byte")
 
+
+#: The options that must be >= 0.
+_NON_NEGATIVE = (
+    "readahead",
+    "cache",
+    "coalesce_gap",
+    "max_request_bytes",
+    "timeout",
+    "retries",
+    "retry_backoff",
+)
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
 _UNIT = {"": 1, "k": KIB, "m": MIB, "g": 1 << 30, "t": 1 << 40}

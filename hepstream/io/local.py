@@ -10,6 +10,9 @@ from hepstream.errors import InputError
 class LocalBackend:
     """Reads byte ranges of a local file with ``os.pread`` (thread-safe, no seek state)."""
 
+    #: A local read is never retried (a failed one is the file's, or the disk's, fault).
+    retried = 0
+
     def __init__(self, path: str) -> None:
         self.path = path[len("file://") :] if path.startswith("file://") else path
         try:
@@ -27,6 +30,11 @@ class LocalBackend:
     def readv(self, segments: tuple[tuple[int, int], ...]) -> list[bytes]:
         """Bytes of each segment, in order."""
         return [os.pread(self._fd, stop - start, start) for start, stop in segments]
+
+    @property
+    def unavailable(self) -> bool:
+        """Never: a local disk has no server to stop answering."""
+        return False
 
     def close(self) -> None:
         if self._fd >= 0:

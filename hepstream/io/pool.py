@@ -8,7 +8,14 @@ import queue
 import threading
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+#: One queued call: the function, its arguments and the Future to settle (None for
+#: :meth:`WorkPool.run`); None itself tells a thread to stop.
+_Item = tuple[Callable[..., object], tuple[object, ...], "Future[Any] | None"]
 
 
 class WorkPool(Executor):
@@ -24,7 +31,7 @@ class WorkPool(Executor):
     decoders and uproot catch everything in what they hand in)."""
 
     def __init__(self, threads: int, name: str = "hepstream-decompress") -> None:
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
         self._closed = False
         self._lock = threading.Lock()
         self._threads = [
@@ -39,16 +46,16 @@ class WorkPool(Executor):
         """The threads that decode."""
         return self._threads
 
-    def run(self, fn: Callable[..., Any], *args: Any) -> None:
+    def run(self, fn: Callable[..., object], *args: object) -> None:
         """Call ``fn(*args)`` on one of the threads; RuntimeError once shut down."""
         self._put((fn, args, None))
 
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
-        future: Future = Future()
+    def submit(self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> Future[_T]:
+        future: Future[_T] = Future()
         self._put((functools.partial(fn, **kwargs) if kwargs else fn, args, future))
         return future
 
-    def _put(self, item: tuple) -> None:
+    def _put(self, item: _Item) -> None:
         if self._closed:
             raise RuntimeError("cannot schedule new work after shutdown")
         self._queue.put(item)

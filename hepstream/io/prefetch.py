@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import CancelledError, Future
 from functools import partial
+from typing import TypeVar
 
 from hepstream.io.budget import Budget
 from hepstream.io.coalesce import Request, plan_requests
@@ -22,6 +23,11 @@ from hepstream.io.spans import FilePlan, holes
 
 #: Submits one vector read (segments in file order); its future gives one bytes per segment.
 Submit = Callable[[tuple[tuple[int, int], ...]], "Future[list[bytes]]"]
+#: A span's bytes: the backend's own, a view of the segment that brought them, or a buffer
+#: assembled from pieces.
+SpanBytes = bytes | bytearray | memoryview
+
+_T = TypeVar("_T")
 
 _PENDING, _RESERVED, _FETCHING, _READY, _DONE = range(5)
 
@@ -31,12 +37,14 @@ def span_requests(wanted: Sequence[tuple[int, int]], max_request_bytes: int) -> 
     between them is read; a range larger than one request is cut into request-sized pieces
     fetched in parallel."""
     return plan_requests(
-        wanted, gap=0, max_request_bytes=max_request_bytes,
+        wanted,
+        gap=0,
+        max_request_bytes=max_request_bytes,
         max_element_bytes=min(max_request_bytes, XRD_MAX_VECTOR_ELEMENT_BYTES),
-    )  # fmt: skip
+    )
 
 
-def failure(done: Future) -> BaseException | None:
+def failure(done: Future[_T] | Ready) -> BaseException | None:
     """A finished read's error, None if it has its bytes. A read cancelled when its executor
     shut down (the job stopping) is an error too: ``exception()`` would raise it instead."""
     return CancelledError() if done.cancelled() else done.exception()
@@ -45,7 +53,7 @@ def failure(done: Future) -> BaseException | None:
 class Ready:
     """Bytes that are there already, with the part of a ``Future``'s interface the
     source uses: served spans are mostly fetched ahead, and a ``Future`` (a lock and a
-    condition each) per basket costs the reader's thread GIL time for nothing."""
+    condition each) per span costs the reader's thread GIL time for nothing."""
 
     __slots__ = ("_data",)
 
@@ -88,8 +96,8 @@ class FileReads:
         n = len(plan.spans)
         self._state = [_PENDING] * n
         self._reads_left = [span.reads for span in plan.spans]
-        self._futures: list[Future | None] = [None] * n
-        self._buffers: dict[int, bytes | bytearray | memoryview] = {}
+        self._futures: list[Future[SpanBytes] | None] = [None] * n
+        self._buffers: dict[int, SpanBytes] = {}
         self._missing = [0] * n
         self._wanted: set[int] = set()
         self._served_once = [False] * n
@@ -217,13 +225,14 @@ class FileReads:
             future = self._submit(request.segments)
             future.add_done_callback(partial(self._arrived, request.segments))
 
-    def _arrived(self, segments: tuple[tuple[int, int], ...], done: Future) -> None:
+    def _arrived(self, segments: tuple[tuple[int, int], ...], done: Future[list[bytes]]) -> None:
         error = failure(done)
         spans = self.plan.spans
         finished: list[int] = []
         failed: list[int] = []
         with self.lock:
-            data = done.result() if error is None else [None] * len(segments)
+            # after an error no piece is read: placeholders let the one loop find the failed spans
+            data = done.result() if error is None else [b""] * len(segments)
             for (seg_start, seg_stop), piece in zip(segments, data, strict=True):
                 k = max(bisect.bisect_right(self._sorted_starts, seg_start) - 1, 0)
                 hits = []
@@ -300,7 +309,7 @@ class FileReads:
             self._budget.release(self.plan.spans[i].size)
 
     # -- the reader's side ----------------------------------------------------------
-    def serve(self, start: int, stop: int) -> tuple[Ready | Future, bool] | None:
+    def serve(self, start: int, stop: int) -> tuple[Ready | Future[SpanBytes], bool] | None:
         """The future bytes of a planned range (a :class:`Ready` when they are there), and
         whether they were there already; None if the plan does not hold the range (the
         caller reads it directly)."""
@@ -339,7 +348,7 @@ class FileReads:
         lo, hi = start - span.start, stop - span.start
         if future.done():  # the common case: fetched ahead
             error = failure(future)
-            out: Ready | Future = (
+            out: Ready | Future[SpanBytes] = (
                 Ready(memoryview(future.result())[lo:hi]) if error is None else future
             )
             if last:
@@ -347,9 +356,9 @@ class FileReads:
             return out, ready
         if last:
             future.add_done_callback(lambda _f: self._finish(i))
-        sliced: Future = Future()
+        sliced: Future[SpanBytes] = Future()
 
-        def _slice(done: Future) -> None:
+        def _slice(done: Future[SpanBytes]) -> None:
             error = failure(done)
             if error is not None:
                 sliced.set_exception(error)

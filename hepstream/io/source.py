@@ -1,5 +1,19 @@
 """hepstream's uproot ``Source``: metadata read-ahead, the exact read plan, vector reads."""
 
+# uproot internals this module depends on (checked with uproot 5.7.7); uproot documents
+# them as the way to write a handler, but ships no types and may change them:
+#   - ``uproot.source.chunk.Source``: subclassed, as ``uproot.open(handler=...)`` demands
+#     (an ``issubclass`` check); uproot calls it as ``handler(file_path, **options)`` with
+#     every option of ``uproot.open``.
+#   - its private attributes ``_file_path``, ``_num_bytes`` (behind ``file_path`` and
+#     ``num_bytes``) and the counters ``_num_requests``, ``_num_requested_chunks``,
+#     ``_num_requested_bytes`` (behind ``performance_counters``), which this class keeps.
+#   - ``uproot.source.chunk.Chunk(source, start, stop, future)``: uproot waits on
+#     ``future.result()`` and reads any buffer it gives.
+#   - ``uproot.source.futures.TrivialFuture(result)``: an already finished future.
+#   - the ``chunks(ranges, notifications)`` contract: every chunk returned is put on
+#     ``notifications`` once, when its bytes (or its error) are there.
+
 from __future__ import annotations
 
 import glob
@@ -10,21 +24,42 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from functools import partial
+from typing import Protocol
 
-import uproot.source.chunk
-import uproot.source.futures
+from uproot.source.chunk import Chunk, Source
+from uproot.source.futures import TrivialFuture
 
 from hepstream.errors import InputError
 from hepstream.io.budget import Budget
 from hepstream.io.cache import ReadAheadCache
-from hepstream.io.coalesce import plan_requests
+from hepstream.io.coalesce import Request, plan_requests
 from hepstream.io.config import StreamConfig
 from hepstream.io.local import LocalBackend
 from hepstream.io.pool import WorkPool
-from hepstream.io.prefetch import FileReads, Prefetcher, failure
+from hepstream.io.prefetch import FileReads, Prefetcher, Ready, SpanBytes, failure
 from hepstream.io.spans import FilePlan
 from hepstream.io.urls import is_remote
-from hepstream.io.xrootd import XRootDBackend, configure_client, expand_remote
+from hepstream.io.xrootd import XRootDBackend, configure_client, expand_remote, stat_missing
+
+#: Where uproot waits for the chunks of one ``chunks`` call.
+Notifications = queue.Queue[Chunk]
+
+
+class Backend(Protocol):
+    """What the source needs of a storage backend (:class:`LocalBackend`,
+    :class:`XRootDBackend`)."""
+
+    size: int
+    #: Tries after a transient failure so far.
+    retried: int
+
+    @property
+    def unavailable(self) -> bool:
+        """True once the backend's server stopped answering (close then waits for nothing)."""
+        ...
+
+    def readv(self, segments: tuple[tuple[int, int], ...]) -> list[bytes]: ...
+    def close(self) -> None: ...
 
 
 @dataclass
@@ -32,8 +67,8 @@ class IOStats:
     """What one source moved: backend traffic, what the plan needed, cache behaviour."""
 
     bytes_read: int = 0
-    #: Bytes the job needed: the planned baskets/pages it read plus the metadata read
-    #: (headers, keys, streamers, anchors, with their read-ahead).
+    #: Bytes the job needed: the planned spans it read plus the metadata reads (with their
+    #: read-ahead windows).
     bytes_needed: int = 0
     #: Of ``bytes_read``: metadata windows, and reads no plan foresaw (0 when the plan is exact).
     metadata_bytes: int = 0
@@ -55,13 +90,13 @@ class IOStats:
         return out
 
 
-class StreamingSource(uproot.source.chunk.Source):
+# uproot ships no type information: its Source is Any to the type checker
+class StreamingSource(Source):  # type: ignore[misc]
     """An uproot ``Source`` for local paths and ``root://`` URLs.
 
-    Two paths: a small read that no plan holds (ROOT header, keys, streamers, an RNTuple's
-    anchor, header, footer and page lists) fetches the read-ahead window after it into a
-    metadata cache; once the reader has set the file's exact read plan
-    (:meth:`set_plan`), every planned basket or page is fetched once, ahead, within the
+    Two paths: a small read that no plan holds (the file's metadata) fetches the read-ahead
+    window after it into a metadata cache; once the reader has set the file's exact read
+    plan (:meth:`set_plan`), every planned span is fetched once, ahead, within the
     job's :class:`~hepstream.io.budget.Budget`, and handed out when uproot asks for it.
     Pass it to uproot as ``uproot.open(path, handler=StreamingSource, hepstream_config=config)``
     and, to share one bound and one admission order among a job's files,
@@ -69,14 +104,20 @@ class StreamingSource(uproot.source.chunk.Source):
     source, for the caller to close should uproot fail before it hands back a file.
     """
 
-    def __init__(self, file_path: str, **options) -> None:
+    def __init__(
+        self,
+        file_path: str,
+        *,
+        hepstream_config: StreamConfig | None = None,
+        hepstream_prefetcher: Prefetcher | None = None,
+        hepstream_made: list[StreamingSource] | None = None,
+        **uproot_options: object,  # noqa: ARG002 (uproot.open's own: this source needs none)
+    ) -> None:
         super().__init__()
-        self.config: StreamConfig = options.get("hepstream_config") or StreamConfig()
-        self._prefetcher: Prefetcher = options.get("hepstream_prefetcher") or Prefetcher(
-            Budget(self.config.cache)
-        )
+        self.config = hepstream_config or StreamConfig()
+        self._prefetcher = hepstream_prefetcher or Prefetcher(Budget(self.config.cache))
         self._file_path = file_path
-        self._backend: XRootDBackend | LocalBackend
+        self._backend: Backend
         if is_remote(file_path):
             configure_client(self.config.connection_retry, self.config.connection_window)
             self._backend = XRootDBackend(
@@ -91,12 +132,13 @@ class StreamingSource(uproot.source.chunk.Source):
         self._io = IOStats()
         self._reads: FileReads | None = None
         self._closed = False
-        made = options.get("hepstream_made")
-        if made is not None:  # whole: the opener closes it if uproot's open fails after this
-            made.append(self)
+        if hepstream_made is not None:  # whole: the opener closes it if uproot's open fails
+            hepstream_made.append(self)
 
     # -- backend edge -------------------------------------------------------------------
     def _fetch(self, segments: tuple[tuple[int, int], ...], kind: str = "") -> list[bytes]:
+        """Read ``segments`` from the backend, counted; ``kind`` names the :class:`IOStats`
+        counter the bytes also go to (``metadata_bytes``, ``unplanned_bytes``), if any."""
         began = time.perf_counter()
         data = self._backend.readv(segments)
         elapsed = time.perf_counter() - began
@@ -110,7 +152,7 @@ class StreamingSource(uproot.source.chunk.Source):
             self._io.latencies.append(elapsed)
         return data
 
-    def _submit(self, segments: tuple[tuple[int, int], ...]) -> Future:
+    def _submit(self, segments: tuple[tuple[int, int], ...]) -> Future[list[bytes]]:
         return self._pool.submit(self._fetch, segments)
 
     def _tail_segment(self, first: tuple[int, int]) -> tuple[int, int] | None:
@@ -134,7 +176,7 @@ class StreamingSource(uproot.source.chunk.Source):
         """
         if self._reads is not None:
             raise RuntimeError(f"{self._file_path}: the read plan is set once")
-        prefilled = {}
+        prefilled: dict[int, list[tuple[int, bytes]]] = {}
         for index, span in enumerate(plan.spans):
             pieces = self._cache.pieces(span.start, span.stop)
             if pieces:
@@ -145,9 +187,13 @@ class StreamingSource(uproot.source.chunk.Source):
         if not budget.try_reserve(kept):  # another file took the room meanwhile: fetch them
             prefilled, kept = {}, 0
         self._reads = FileReads(
-            plan, self._submit, budget=budget, prefilled=prefilled,
-            max_request_bytes=self.config.max_request_bytes, eager=eager,
-        )  # fmt: skip
+            plan,
+            self._submit,
+            budget=budget,
+            prefilled=prefilled,
+            max_request_bytes=self.config.max_request_bytes,
+            eager=eager,
+        )
         self._prefetcher.add(self._reads, number)
         return self._reads
 
@@ -157,22 +203,20 @@ class StreamingSource(uproot.source.chunk.Source):
         return self._reads
 
     # -- uproot Source interface --------------------------------------------------------
-    def chunk(self, start: int, stop: int) -> uproot.source.chunk.Chunk:
-        """One range: a planned page or basket, else metadata (a miss fetches the
-        read-ahead window after it)."""
+    def chunk(self, start: int, stop: int) -> Chunk:
+        """One range: a planned span, else metadata (a miss fetches the read-ahead window
+        after it)."""
         self._num_requests += 1
         self._num_requested_chunks += 1
         self._num_requested_bytes += stop - start
         served = self._reads.serve(start, stop) if self._reads is not None else None
         if served is not None:
-            future = uproot.source.futures.TrivialFuture(served[0].result())
-            return uproot.source.chunk.Chunk(self, start, stop, future)
+            future = TrivialFuture(served[0].result())
+            return Chunk(self, start, stop, future)
         data = self._cache.get(start, stop)
         if data is None:
             data = self._read_metadata(start, stop)
-        return uproot.source.chunk.Chunk(
-            self, start, stop, uproot.source.futures.TrivialFuture(data)
-        )
+        return Chunk(self, start, stop, TrivialFuture(data))
 
     def _read_metadata(self, start: int, stop: int) -> memoryview:
         """Bytes ``[start, stop)`` and the read-ahead window after them, cached."""
@@ -191,47 +235,41 @@ class StreamingSource(uproot.source.chunk.Source):
             self._cache.put(seg_start, piece)
         return memoryview(data[0])[: stop - start]
 
-    def chunks(
-        self, ranges: list[tuple[int, int]], notifications: queue.Queue
-    ) -> list[uproot.source.chunk.Chunk]:
-        """Many ranges (a chunk's baskets): planned ones from the plan, the rest fetched in
+    def chunks(self, ranges: list[tuple[int, int]], notifications: Notifications) -> list[Chunk]:
+        """Many ranges (one chunk's): planned ones from the plan, the rest fetched in
         coalesced parallel vector reads."""
         self._num_requests += 1
         self._num_requested_chunks += len(ranges)
         self._num_requested_bytes += sum(stop - start for start, stop in ranges)
-        chunks: list[uproot.source.chunk.Chunk] = []
-        missing: list[tuple[int, int, Future, uproot.source.chunk.Chunk]] = []
+        chunks: list[Chunk] = []
+        missing: list[_Missing] = []
         for start, stop in ranges:
             served = self._reads.serve(start, stop) if self._reads is not None else None
             if served is not None:
                 planned = served[0]
                 if planned.done():
-                    chunk = uproot.source.chunk.Chunk(
-                        self, start, stop, uproot.source.futures.TrivialFuture(planned.result())
-                    )
+                    chunk = Chunk(self, start, stop, TrivialFuture(planned.result()))
                     notifications.put(chunk)
                 else:
-                    future: Future = Future()
-                    chunk = uproot.source.chunk.Chunk(self, start, stop, future)
+                    future: Future[SpanBytes] = Future()
+                    chunk = Chunk(self, start, stop, future)
                     planned.add_done_callback(partial(_relay, future, chunk, notifications))
                 chunks.append(chunk)
                 continue
             data = self._cache.get(start, stop)
             if data is not None:
-                chunk = uproot.source.chunk.Chunk(
-                    self, start, stop, uproot.source.futures.TrivialFuture(data)
-                )
+                chunk = Chunk(self, start, stop, TrivialFuture(data))
                 notifications.put(chunk)
             else:
                 future = Future()
-                chunk = uproot.source.chunk.Chunk(self, start, stop, future)
+                chunk = Chunk(self, start, stop, future)
                 missing.append((start, stop, future, chunk))
             chunks.append(chunk)
         if missing:
             self._read_direct(missing, notifications)
         return chunks
 
-    def _read_direct(self, missing, notifications: queue.Queue) -> None:
+    def _read_direct(self, missing: list[_Missing], notifications: Notifications) -> None:
         """Fetch ranges no plan holds in parallel; fill each range when all its pieces came."""
         kind = "unplanned_bytes" if self._reads is not None else "metadata_bytes"
         requests = plan_requests(
@@ -264,7 +302,7 @@ class StreamingSource(uproot.source.chunk.Source):
             snapshot.cache_hits += self._reads.spans_ready + self._reads.spans_waited
             snapshot.reads_waited = self._reads.spans_waited
         snapshot.cache_peak = self._prefetcher.budget.peak
-        snapshot.retries = getattr(self._backend, "retried", 0)
+        snapshot.retries = self._backend.retried
         return snapshot
 
     @property
@@ -286,7 +324,7 @@ class StreamingSource(uproot.source.chunk.Source):
             self._closed = True
             if self._reads is not None:
                 self._prefetcher.remove(self._reads)
-            if getattr(self._backend, "unavailable", False):
+            if self._backend.unavailable:
                 # its server stopped answering: reads still in flight end within their
                 # retry policy on their own; closing would only wait for them
                 self._pool.shutdown(wait=False, cancel_futures=True)
@@ -298,11 +336,20 @@ class StreamingSource(uproot.source.chunk.Source):
     def __enter__(self) -> StreamingSource:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 
-def _relay(future: Future, chunk, notifications: queue.Queue, planned: Future) -> None:
+#: A range no plan holds: start, stop, the future its chunk waits on, the chunk.
+_Missing = tuple[int, int, "Future[SpanBytes]", Chunk]
+
+
+def _relay(
+    future: Future[SpanBytes],
+    chunk: Chunk,
+    notifications: Notifications,
+    planned: Ready | Future[SpanBytes],
+) -> None:
     """Hand a planned span's bytes (or its error) to the uproot chunk waiting for them."""
     error = failure(planned)
     if error is not None:
@@ -315,7 +362,15 @@ def _relay(future: Future, chunk, notifications: queue.Queue, planned: Future) -
 class _Assembly:
     """Completes one range's future once every request overlapping it has arrived."""
 
-    def __init__(self, start, stop, future, deps, chunk, notifications) -> None:
+    def __init__(
+        self,
+        start: int,
+        stop: int,
+        future: Future[SpanBytes],
+        deps: list[tuple[Request, Future[list[bytes]]]],
+        chunk: Chunk,
+        notifications: Notifications,
+    ) -> None:
         self.start, self.stop, self.future = start, stop, future
         self.deps, self.chunk, self.notifications = deps, chunk, notifications
         self.pending = len(deps)
@@ -326,13 +381,13 @@ class _Assembly:
         for _, done in deps:
             done.add_done_callback(self._one_done)
 
-    def _one_done(self, _done: Future) -> None:
+    def _one_done(self, _done: Future[list[bytes]]) -> None:
         with self.lock:
             self.pending -= 1
             if self.pending:
                 return
         try:
-            pieces = []
+            pieces: list[tuple[int, memoryview]] = []
             for request, done in self.deps:
                 for (seg_start, seg_stop), data in zip(
                     request.segments, done.result(), strict=True
@@ -341,8 +396,8 @@ class _Assembly:
                         lo, hi = max(self.start, seg_start), min(self.stop, seg_stop)
                         pieces.append((lo, memoryview(data)[lo - seg_start : hi - seg_start]))
             pieces.sort(key=lambda piece: piece[0])
-            data = pieces[0][1] if len(pieces) == 1 else b"".join(p for _, p in pieces)
-            self.future.set_result(data)
+            joined = pieces[0][1] if len(pieces) == 1 else b"".join(p for _, p in pieces)
+            self.future.set_result(joined)
         except BaseException as err:
             self.future.set_exception(err)
         self.notifications.put(self.chunk)
@@ -387,8 +442,6 @@ def missing_inputs(paths: list[str], timeout: int = 30) -> dict[int, InputError]
         if not is_remote(path) and not os.path.exists(path.removeprefix("file://")):
             found[index] = InputError(f"input file not found: {path}; check the path")
     if remote:
-        from hepstream.io.xrootd import stat_missing
-
         with ThreadPoolExecutor(min(16, len(remote)), thread_name_prefix="hepstream-stat") as pool:
             answers = pool.map(lambda i: stat_missing(paths[i], timeout), remote)
             for index, why in zip(remote, answers, strict=True):

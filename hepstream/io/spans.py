@@ -9,7 +9,7 @@ here does I/O; the prefetcher (:mod:`hepstream.io.prefetch`) carries a plan out.
 
 from __future__ import annotations
 
-from collections.abc import Container, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 #: One wanted byte range of a chunk: ``(start, stop, lazy)``. ``lazy`` ranges (branches a
@@ -65,8 +65,28 @@ def plan_reads(chunks: Sequence[Iterable[Wanted]]) -> FilePlan:
     read of its own); empty ranges need no bytes and are left out. Spans are ordered by the
     first chunk that reads them, eager before lazy, then in the order that chunk asks.
     """
-    # 1. every distinct non-empty range, with the chunks that read it and its first position
-    info: dict[tuple[int, int], list] = {}  # range -> [first_chunk, last_chunk, lazy, reads, pos]
+    merged = _merged(_distinct(chunks))
+    # admission order: by first chunk, eager first, then the order the chunk asks
+    merged.sort(key=lambda item: item[:3])
+    spans = tuple(item[3] for item in merged)
+    where = {key: index for index, item in enumerate(merged) for key in item[4]}
+    chunk_bytes = [0] * len(chunks)
+    for span in spans:
+        chunk_bytes[span.first_chunk] += span.size
+    return FilePlan(spans, where, tuple(chunk_bytes))
+
+
+#: A distinct range's bookkeeping: ``[first_chunk, last_chunk, lazy, reads, position]``
+#: (lazy: every read of it is; position: where it was first asked for, over all chunks).
+_Seen = list[int]
+#: A span with its admission key (first chunk, lazy, position) and the ranges it holds.
+_Merged = tuple[int, bool, int, Span, list[tuple[int, int]]]
+
+
+def _distinct(chunks: Sequence[Iterable[Wanted]]) -> dict[tuple[int, int], _Seen]:
+    """Every distinct non-empty range the ``chunks`` want, with the chunks that read it and
+    the position it was first asked for."""
+    info: dict[tuple[int, int], _Seen] = {}
     position = 0
     for number, wanted in enumerate(chunks):
         for start, stop, lazy in wanted:
@@ -81,7 +101,12 @@ def plan_reads(chunks: Sequence[Iterable[Wanted]]) -> FilePlan:
                 entry[1] = number
                 entry[2] = entry[2] and lazy
                 entry[3] += 1
-    # 2. overlapping ranges merge into one span (file order), combining their bookkeeping
+    return info
+
+
+def _merged(info: dict[tuple[int, int], _Seen]) -> list[_Merged]:
+    """The spans of the distinct ranges ``info``: overlapping ranges merge into one span
+    (file order), combining their bookkeeping."""
     groups: list[list[tuple[int, int]]] = []
     reach = -1
     for key in sorted(info):
@@ -91,13 +116,13 @@ def plan_reads(chunks: Sequence[Iterable[Wanted]]) -> FilePlan:
         else:
             groups.append([key])
             reach = key[1]
-    merged = []
+    merged: list[_Merged] = []
     for group in groups:
         if len(group) == 1:  # the common case: a range no other range overlaps
             key = group[0]
             first, last, lazy, reads, pos = info[key]
-            span = Span(key[0], key[1], first, last, lazy, reads)
-            merged.append((first, lazy, pos, span, group))
+            span = Span(key[0], key[1], first, last, bool(lazy), reads)
+            merged.append((first, span.lazy, pos, span, group))
             continue
         entries = [info[key] for key in group]
         first = min(e[0] for e in entries)
@@ -110,77 +135,7 @@ def plan_reads(chunks: Sequence[Iterable[Wanted]]) -> FilePlan:
             reads=sum(e[3] for e in entries),
         )
         merged.append((first, span.lazy, min(e[4] for e in entries), span, group))
-    # 3. admission order: by first chunk, eager first, then the order the chunk asks
-    merged.sort(key=lambda item: item[:3])
-    spans = tuple(item[3] for item in merged)
-    where = {key: index for index, item in enumerate(merged) for key in item[4]}
-    chunk_bytes = [0] * len(chunks)
-    for span in spans:
-        chunk_bytes[span.first_chunk] += span.size
-    return FilePlan(spans, where, tuple(chunk_bytes))
-
-
-#: Bytes of the xxhash3 checksum that follows an RNTuple page written with checksums (the
-#: page's locator does not count them).
-PAGE_CHECKSUM = 8
-
-
-@dataclass(frozen=True)
-class ColumnPages:
-    """One RNTuple column in one cluster: its pages' ``(offset, nbytes)`` and element
-    counts, or suppressed (another representation of the same field holds the data in
-    that cluster); ``checksums``: which pages are followed by their checksum (empty: none)."""
-
-    pages: tuple[tuple[int, int], ...] = ()
-    suppressed: bool = False
-    elements: tuple[int, ...] = ()
-    checksums: tuple[bool, ...] = ()
-
-
-def page_ranges(
-    columns: Sequence[int],
-    clusters: Iterable[int],
-    links: Sequence[Sequence[ColumnPages]],
-    alternatives: Mapping[int, Sequence[int]],
-    checked: Container[int] = (),
-) -> list[tuple[int, int]]:
-    """Byte ranges of the RNTuple pages that hold ``columns`` in ``clusters``, in the order
-    uproot reads them: column by column, cluster by cluster, page by page.
-
-    ``links[cluster][column]`` describes a column's pages in a cluster (a cluster may list
-    fewer columns than the header: a column added later has none there);
-    ``alternatives[column]`` lists the columns of the same field, in order, one of which
-    is active where ``column`` is suppressed. The pages of ``checked`` columns are read
-    with the checksum that follows them, where they have one.
-    """
-    clusters = list(clusters)
-    out: list[tuple[int, int]] = []
-    for column in columns:
-        check = column in checked
-        for cluster in clusters:
-            pages = active_pages(column, links[cluster], alternatives)
-            if pages is None:
-                continue
-            if check and pages.checksums:
-                out.extend(
-                    (offset, offset + size + PAGE_CHECKSUM * summed)
-                    for (offset, size), summed in zip(pages.pages, pages.checksums, strict=True)
-                )
-            else:
-                out.extend((offset, offset + size) for offset, size in pages.pages)
-    return out
-
-
-def active_pages(
-    column: int, row: Sequence[ColumnPages], alternatives: Mapping[int, Sequence[int]]
-) -> ColumnPages | None:
-    """The pages that hold ``column`` in one cluster (``row``): its own, or those of the
-    field's representation active where it is suppressed; None where it has none."""
-    if column < len(row) and row[column].suppressed:
-        column = next(
-            c for c in alternatives.get(column, ()) if c < len(row) and not row[c].suppressed
-        )
-    return row[column] if column < len(row) else None
+    return merged
 
 
 def holes(start: int, stop: int, covered: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:

@@ -14,18 +14,24 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+import awkward as ak
+import uproot
+
 from hepstream.errors import ConfigError, HepstreamError, InputError
-from hepstream.io import StreamConfig, StreamingSource, is_remote
+from hepstream.io import IOStats, StreamConfig, StreamingSource, is_remote
 from hepstream.io.budget import Budget
+from hepstream.io.pool import WorkPool
 from hepstream.io.prefetch import FileReads, Prefetcher
 from hepstream.io.spans import FilePlan, plan_reads
-from hepstream.plugin.api import Selection, call_plugin, check_mask
+from hepstream.io.xrootd import StorageUnavailable
+from hepstream.plugin.api import Selection
+from hepstream.plugin.calls import call_plugin, check_mask
 from hepstream.report import FileReport
 from hepstream.root.chunks import (
     cache_for_layout,
@@ -34,8 +40,10 @@ from hepstream.root.chunks import (
     passing_spans,
     plan_chunks,
 )
+from hepstream.root.decompress import use_fast_inflate
 from hepstream.root.header import open_checked
-from hepstream.root.stores import NTupleInput, TreeInput, damaged, event_store, guard
+from hepstream.root.reads import damaged, guard
+from hepstream.root.store import EventStore, event_store
 
 if TYPE_CHECKING:
     from hepstream.jobspec import JobSpec
@@ -67,7 +75,7 @@ class OpenInput:
 
     path: str
     file: Any
-    store: TreeInput | NTupleInput
+    store: EventStore
     source: StreamingSource
     offsets: list[int]
     chunks: list[tuple[int, int]]
@@ -78,16 +86,18 @@ class OpenInput:
         self.file.close()
 
 
-def open_store(path: str, tree: str, branches: list[str], stream: StreamConfig, *,
-               prefetcher: Prefetcher, threads: int = 1,
-               handler: type[StreamingSource] = StreamingSource):  # fmt: skip
+def open_store(
+    path: str,
+    tree: str,
+    branches: list[str],
+    stream: StreamConfig,
+    *,
+    prefetcher: Prefetcher,
+    threads: int = 1,
+    handler: type[StreamingSource] = StreamingSource,
+) -> tuple[Any, EventStore]:
     """Open ``path`` through hepstream's source (``handler``: a subclass, e.g. one that
-    records its requests); its event store checked for ``branches``."""
-    import uproot
-
-    from hepstream.io.pool import WorkPool
-    from hepstream.root.decode import use_fast_inflate
-
+    records its requests): uproot's file, and its event store checked for ``branches``."""
     use_fast_inflate()
     options: dict[str, Any] = {}
     if threads > 1:  # uproot shuts the executor down with the file: one pool per file
@@ -96,10 +106,17 @@ def open_store(path: str, tree: str, branches: list[str], stream: StreamConfig, 
     try:
         # array_cache=None: a streaming job reads each basket once; uproot's default
         # 100 MB array cache would only hold memory.
-        file = open_checked(path, partial(  # empty / not ROOT / truncated: one clear line
-            uproot.open, path, handler=handler, hepstream_config=stream,
-            hepstream_prefetcher=prefetcher, hepstream_made=made, array_cache=None, **options,
-        ))  # fmt: skip
+        opening = partial(
+            uproot.open,
+            path,
+            handler=handler,
+            hepstream_config=stream,
+            hepstream_prefetcher=prefetcher,
+            hepstream_made=made,
+            array_cache=None,
+            **options,
+        )
+        file = open_checked(path, opening)  # empty / not ROOT / truncated: one clear line
     except BaseException as err:
         for source in made:  # its I/O and decompression threads would outlive the job
             source.close()
@@ -113,8 +130,8 @@ def open_store(path: str, tree: str, branches: list[str], stream: StreamConfig, 
             raise InputError(f"cannot read {path}: {err.strerror}") from None
         raise damaged(path, "its directory", err) from err  # its keys or streamers
     try:
-        store = guard(path, f"the metadata of {tree!r}", partial(_checked_store, path, file, tree,
-                                                           branches))  # fmt: skip
+        checked = partial(_checked_store, path, file, tree, branches)
+        store = guard(path, f"the metadata of {tree!r}", checked)
     except BaseException:
         file.close()
         raise
@@ -125,23 +142,21 @@ def open_store(path: str, tree: str, branches: list[str], stream: StreamConfig, 
 _MISSING = frozenset((errno.ENOENT, errno.EACCES, errno.EPERM, errno.EISDIR))
 
 
-def _checked_store(path: str, file: Any, tree: str, branches: list[str]) -> TreeInput | NTupleInput:
+def _checked_store(path: str, file: Any, tree: str, branches: list[str]) -> EventStore:
     """The event store ``tree`` of ``file``, checked for ``branches``."""
     store = event_store(path, file, tree)
     missing = store.missing(branches)
     if missing:
-        field = "field" if store.kind == "RNTuple" else "branch"
         raise InputError(
-            f"{path}: {store.kind} {tree!r} has no {field} {', '.join(missing)}; "
+            f"{path}: {store.kind} {tree!r} has no {store.noun} {', '.join(missing)}; "
             f"fix the plugin's branches list"
         )
-    if isinstance(store, NTupleInput):
-        store.check_readable(branches)
+    store.check_readable(branches)
     return store
 
 
 def file_chunks(
-    store: TreeInput | NTupleInput,
+    store: EventStore,
     branches: list[str],
     chunk_bytes: int,
     entry_range: tuple[int, int | None] | None = None,
@@ -155,7 +170,7 @@ def file_chunks(
 
 
 def chunk_wants(
-    store: TreeInput | NTupleInput,
+    store: EventStore,
     chunks: list[tuple[int, int]],
     eager: list[str],
     lazy: list[str],
@@ -163,7 +178,7 @@ def chunk_wants(
 ) -> list[list[tuple[int, int, bool]]]:
     """The ranges each chunk asks for, in order: ``eager`` branches, then ``lazy`` ones (lazy
     except in the first ``eager_chunks`` chunks)."""
-    out = []
+    out: list[list[tuple[int, int, bool]]] = []
     for number, (start, stop) in enumerate(chunks):
         wanted = [(a, b, False) for a, b in store.ranges(eager, start, stop)]
         wanted += [(a, b, number >= eager_chunks) for a, b in store.ranges(lazy, start, stop)]
@@ -174,9 +189,14 @@ def chunk_wants(
 class Reader:
     """Streams a job's inputs as decoded chunks (iterate it once)."""
 
-    def __init__(self, paths: list[str], selection: Selection, spec: JobSpec,
-                 files: list[FileReport],
-                 missing: dict[int, InputError] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        paths: list[str],
+        selection: Selection,
+        spec: JobSpec,
+        files: list[FileReport],
+        missing: dict[int, InputError] | None = None,
+    ) -> None:
         self.paths = paths
         #: Inputs known not to exist (skipped without opening them, ``skip_bad_files``).
         self.missing = dict(missing or {})
@@ -193,18 +213,23 @@ class Reader:
         self.preselecting = threading.Event()
         if self.cheap:
             self.preselecting.set()
-        self.stats: dict[int, Any] = {}  # file index -> IOStats, filled as files finish
+        self.stats: dict[int, IOStats] = {}  # by file index, filled as files finish
         self._open: dict[int, OpenInput] = {}
         self._open_lock = threading.Lock()
 
     # -- opening and planning (opener threads) -----------------------------------------
     def _prepare(self, index: int) -> OpenInput:
+        """Open input ``index``, plan its chunks and reads, and start fetching them."""
         path, spec = self.paths[index], self.spec
         try:
             file, store = open_store(
-                path, self.selection.tree, self.branches, spec.stream,
-                prefetcher=self.prefetcher, threads=spec.decompress_threads,
-            )  # fmt: skip
+                path,
+                self.selection.tree,
+                self.branches,
+                spec.stream,
+                prefetcher=self.prefetcher,
+                threads=spec.decompress_threads,
+            )
         except BaseException:
             self.prefetcher.skip(index)
             raise
@@ -226,16 +251,15 @@ class Reader:
             reads.make_eager()
         return opened
 
-    def _plan(self, index: int, store: TreeInput | NTupleInput, size: int,
-              ) -> tuple[list[int], list[tuple[int, int]], FilePlan]:  # fmt: skip
+    def _plan(
+        self, index: int, store: EventStore, size: int
+    ) -> tuple[list[int], list[tuple[int, int]], FilePlan]:
         """The cluster offsets, chunks and read plan of input ``index`` (``store``, a file
         of ``size`` bytes: a basket or page the metadata places beyond it is damage)."""
         path, spec = self.paths[index], self.spec
         offsets = store.cluster_offsets()
-        chunks = file_chunks(
-            store, self.branches, spec.chunk_bytes,
-            spec.entry_ranges[index] if spec.entry_ranges else None,
-        )  # fmt: skip
+        entry_range = spec.entry_ranges[index] if spec.entry_ranges else None
+        chunks = file_chunks(store, self.branches, spec.chunk_bytes, entry_range)
         # The job's first chunk over the network is fetched whole even when
         # preselecting: the probe would otherwise wait one more round trip for the
         # other branches. On local disk that wait is free.
@@ -254,6 +278,8 @@ class Reader:
         return offsets, chunks, plan
 
     def _size_budget(self, path: str, plan: FilePlan) -> None:
+        """Grow the automatically sized budget for ``plan``; refuse a set one too small for
+        its largest span."""
         spec = self.spec
         if spec.auto_cache:
             self.budget.grow(cache_for_layout(plan.chunk_bytes, spec.stream, spec.fetch_ahead))
@@ -267,8 +293,6 @@ class Reader:
     def _skippable(self, err: BaseException) -> bool:
         """An input's own fault that ``skip_bad_files`` skips: missing, truncated, corrupt;
         not a server that stopped answering, a plugin error or an interruption."""
-        from hepstream.io.xrootd import StorageUnavailable
-
         return (
             self.spec.skip_bad_files
             and isinstance(err, InputError)
@@ -276,7 +300,8 @@ class Reader:
         )
 
     # -- reading (the reader thread) ------------------------------------------------------
-    def _read_file(self, index: int, opened: OpenInput, put) -> bool:
+    def _read_file(self, index: int, opened: OpenInput, put: _Put) -> bool:
+        """Read input ``index`` chunk by chunk onto ``put``; False if the job stopped."""
         entry = self.files[index]
         entry.entries = sum(stop - start for start, stop in opened.chunks)  # its entry range
         entry.cache = self.budget.limit
@@ -312,23 +337,21 @@ class Reader:
         for item in opened:
             item.reads.make_eager()
 
-    def _read_preselected(self, opened: OpenInput, start: int, stop: int):
-        """Read the cheap branches, preselect, then the rest only for clusters still alive."""
-        import awkward as ak
-
+    def _read_preselected(self, opened: OpenInput, start: int, stop: int) -> tuple[Any, int]:
+        """Read the cheap branches, preselect, then the rest only for clusters still alive:
+        the events, and how many clusters were skipped."""
         store, selection = opened.store, self.selection
         pre = store.arrays(self.cheap, start, stop)
         where = f"plugin {self.spec.plugin} on {opened.path} entries {start}-{stop}"
-        premask = check_mask(
-            call_plugin(selection, where, "preselect_mask", pre), len(pre),
-            f"{where}: preselect_mask()",
-        )  # fmt: skip
+        mask = call_plugin(selection, where, "preselect_mask", pre)
+        premask = check_mask(mask, len(pre), f"{where}: preselect_mask()")
         boundaries = [start, *(o for o in opened.offsets if start < o < stop), stop]
         spans = passing_spans(boundaries, premask)
         skipped = sum(
-            1 for lo, hi in itertools.pairwise(boundaries)
+            1
+            for lo, hi in itertools.pairwise(boundaries)
             if not premask[lo - start : hi - start].any()
-        )  # fmt: skip
+        )
         # Whole surviving clusters go to select() (contiguous views, no per-event gather);
         # select() gives the full answer on any event, so nothing is lost.
         rest = self.rest
@@ -347,65 +370,16 @@ class Reader:
         fields = {name: parts[name][name] for name in self.branches}
         return ak.zip(fields, depth_limit=1), skipped
 
-    def _run(self, out: queue.Queue, stop: threading.Event) -> None:
+    def _run(self, out: queue.Queue[_Item], stop: threading.Event) -> None:
         """Reader thread: put ``Chunk``s, then ``_DONE`` (or the exception) on ``out``."""
-
-        def put(item) -> bool:
-            while not stop.is_set():
-                try:
-                    out.put(item, timeout=0.1)
-                    return True
-                except queue.Full:
-                    continue
-            return False
-
-        spec, paths = self.spec, self.paths
-        opener = ThreadPoolExecutor(spec.open_ahead, thread_name_prefix="hepstream-open")
+        put = partial(_put, out, stop)
+        opener = _OpenAhead(self)
         closer = ThreadPoolExecutor(1, thread_name_prefix="hepstream-close")
-        ahead: deque[Future] = deque()
-        submitted = 0
-
-        def open_more() -> None:
-            nonlocal submitted
-            while submitted < len(paths) and len(ahead) < spec.open_ahead:
-                if submitted in self.missing:
-                    known: Future = Future()
-                    known.set_exception(self.missing[submitted])
-                    self.prefetcher.skip(submitted)
-                    ahead.append(known)
-                else:
-                    ahead.append(opener.submit(self._prepare, submitted))
-                submitted += 1
-
         failed = False
         try:
-            open_more()
-            for index in range(len(paths)):
-                try:
-                    opened = ahead.popleft().result()
-                except BaseException as err:
-                    if not self._skippable(err):
-                        raise
-                    open_more()
-                    if not put(FileEnd(index, err)):
-                        return
-                    continue
-                open_more()
-                error = None
-                try:
-                    if not self._read_file(index, opened, put):
-                        return
-                except BaseException as err:
-                    if not self._skippable(err):
-                        raise
-                    error = err  # broke mid-way: the runner drops what it had of it
-                finally:
-                    self.stats[index] = opened.source.stats
-                    with self._open_lock:
-                        self._open.pop(index, None)
-                    # closing a remote file is a round trip: do it off the reading path
-                    closer.submit(opened.close)
-                if not put(FileEnd(index, error)):
+            opener.more()
+            for index in range(len(self.paths)):
+                if not self._read_input(index, opener, closer, put):
                     return
             put(_DONE)
         except BaseException as err:
@@ -416,15 +390,43 @@ class Reader:
             # stalled server ends within its retry policy, on its own thread, and the job
             # reports at once.
             quick = failed or stop.is_set()
-            for future in ahead:
-                future.add_done_callback(_close_when_opened)
-            opener.shutdown(wait=not quick, cancel_futures=quick)
+            opener.shutdown(quick)
             closer.shutdown(wait=not quick)
+
+    def _read_input(
+        self, index: int, opener: _OpenAhead, closer: ThreadPoolExecutor, put: _Put
+    ) -> bool:
+        """Input ``index``, opened ahead, read onto ``put`` and closed by ``closer``, then
+        its :class:`FileEnd` (with the error that skipped it, if it is skippable); False if
+        the job stopped."""
+        try:
+            opened = opener.next().result()
+        except BaseException as err:
+            if not self._skippable(err):
+                raise
+            opener.more()
+            return put(FileEnd(index, err))
+        opener.more()
+        error = None
+        try:
+            if not self._read_file(index, opened, put):
+                return False
+        except BaseException as err:
+            if not self._skippable(err):
+                raise
+            error = err  # broke mid-way: the runner drops what it had of it
+        finally:
+            self.stats[index] = opened.source.stats
+            with self._open_lock:
+                self._open.pop(index, None)
+            # closing a remote file is a round trip: do it off the reading path
+            closer.submit(opened.close)
+        return put(FileEnd(index, error))
 
     def __iter__(self) -> Iterator[Chunk | FileEnd]:
         """Chunks from the reader thread, ``spec.prefetch`` decoded ahead; after each
         input's chunks, its :class:`FileEnd`."""
-        out: queue.Queue = queue.Queue(maxsize=max(1, self.spec.prefetch))
+        out: queue.Queue[_Item] = queue.Queue(maxsize=max(1, self.spec.prefetch))
         stop = threading.Event()
         thread = threading.Thread(
             target=self._run, args=(out, stop), name="hepstream-reader", daemon=True
@@ -433,7 +435,7 @@ class Reader:
         try:
             while True:
                 item = out.get()
-                if item is _DONE:
+                if isinstance(item, _Done):
                     return
                 if isinstance(item, BaseException):
                     raise item
@@ -443,10 +445,66 @@ class Reader:
             thread.join()
 
 
-_DONE = object()
+class _Done:
+    """What the reader thread puts on its queue after the last input."""
 
 
-def _close_when_opened(future: Future) -> None:
+_DONE = _Done()
+#: What the reader thread puts on its queue: a chunk, an input's end, the error that stopped
+#: the job, or :data:`_DONE`.
+_Item = Chunk | FileEnd | BaseException | _Done
+#: How the reader thread hands an item over: False once the job stopped taking them.
+_Put = Callable[[_Item], bool]
+
+
+def _put(out: queue.Queue[_Item], stop: threading.Event, item: _Item) -> bool:
+    """Put ``item`` on ``out`` as soon as there is room; False if ``stop`` is set first."""
+    while not stop.is_set():
+        try:
+            out.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+class _OpenAhead:
+    """A reader's inputs, opened ``open_ahead`` ahead of the one being read on a pool of
+    opener threads, in order; an input known to be missing as its error."""
+
+    def __init__(self, reader: Reader) -> None:
+        self.reader = reader
+        self.limit = reader.spec.open_ahead
+        self.pool = ThreadPoolExecutor(self.limit, thread_name_prefix="hepstream-open")
+        self.ahead: deque[Future[OpenInput]] = deque()
+        self.submitted = 0
+
+    def more(self) -> None:
+        """Start opening inputs until ``open_ahead`` are opened or opening."""
+        reader = self.reader
+        while self.submitted < len(reader.paths) and len(self.ahead) < self.limit:
+            if self.submitted in reader.missing:
+                known: Future[OpenInput] = Future()
+                known.set_exception(reader.missing[self.submitted])
+                reader.prefetcher.skip(self.submitted)
+                self.ahead.append(known)
+            else:
+                self.ahead.append(self.pool.submit(reader._prepare, self.submitted))
+            self.submitted += 1
+
+    def next(self) -> Future[OpenInput]:
+        """The next input's opening, in input order."""
+        return self.ahead.popleft()
+
+    def shutdown(self, quick: bool) -> None:
+        """Stop opening; an input opened ahead is closed once open. ``quick``: wait for
+        nothing, cancel what has not started."""
+        for future in self.ahead:
+            future.add_done_callback(_close_when_opened)
+        self.pool.shutdown(wait=not quick, cancel_futures=quick)
+
+
+def _close_when_opened(future: Future[OpenInput]) -> None:
     """Close an input opened ahead that the job will not read (it stopped first)."""
     if not future.cancelled() and future.exception() is None:
         future.result().close()

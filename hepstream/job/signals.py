@@ -6,7 +6,9 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from types import FrameType
+from typing import Any
 
 from hepstream.errors import Interrupted
 
@@ -27,13 +29,13 @@ def stop_on_signals() -> Iterator[list[Interrupted]]:
         yield fired
         return
 
-    def handler(signum: int, _frame) -> None:
+    def handler(signum: int, _frame: FrameType | None) -> None:
         if fired:
             return
         fired.append(Interrupted(signum))
         raise fired[0]
 
-    previous = {}
+    previous: dict[signal.Signals, Callable[[int, FrameType | None], Any] | int | None] = {}
     for signum in STOP_SIGNALS:
         if signum == signal.SIGINT and signal.getsignal(signum) == signal.SIG_IGN:
             continue

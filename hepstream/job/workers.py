@@ -1,8 +1,8 @@
 """A job over several worker processes, its pure parts: who reads which input, the order
 output is written in, and one report made of the workers' reports.
 
-The processes themselves are :func:`hepstream.job.runner.run_job`'s edge; everything here is
-plain data that tests drive directly.
+The processes themselves are in :mod:`hepstream.job.processes`; everything here is plain
+data that tests drive directly.
 """
 
 from __future__ import annotations

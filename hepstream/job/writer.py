@@ -7,21 +7,41 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import awkward as ak
 import numpy as np
+import uproot
 
 from hepstream.codecs import OUTPUT_DEFAULT, parquet_codec, uproot_codec
 from hepstream.errors import ConfigError, OutputError
 from hepstream.io.partfiles import create_part
 from hepstream.io.urls import is_remote
-from hepstream.plugin.api import is_numbers
-
-if TYPE_CHECKING:
-    from hepstream.report import JobReport
+from hepstream.io.xrootd import upload
+from hepstream.plugin.take import is_numbers
+from hepstream.report import JobReport, write_json_atomic
 
 FORMATS = (".root", ".parquet")
+
+#: One chunk's output: column name -> array, every column one entry per selected event.
+Columns = dict[str, Any]
+
+
+class Output(Protocol):
+    """Where a job's selected columns go: an :class:`OutputWriter`, or a worker's pipe to
+    the process that writes."""
+
+    #: Key -> text stored in the output at commit (e.g. the conditions provenance).
+    metadata: dict[str, str]
+
+    def write(self, columns: Columns, index: int = 0) -> None:
+        """Columns of one chunk of input ``index``."""
+
+    def commit(self) -> int:
+        """All written: the output at its target; its size in bytes."""
+
+    def abort(self) -> None:
+        """Nothing reaches the target."""
 
 
 #: Selected entries, or bytes, an :class:`OutputWriter` holds before writing them at once.
@@ -34,7 +54,7 @@ def _packed(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         return value.copy() if value.base is not None else value
     array = ak.Array(value)
-    if _owns_packed(array.layout):  # e.g. gathered by hepstream.plugin.api.take: as it is
+    if _owns_packed(array.layout):  # e.g. gathered by hepstream.plugin.take.take: as it is
         return array
     return ak.copy(ak.to_packed(array))
 
@@ -53,7 +73,7 @@ def _owns_packed(layout: Any) -> bool:
 
 def _concatenate(parts: list[Any]) -> Any:
     """Pieces of one column as one: numpy for numbers and for lists of numbers (awkward's
-    own ``concatenate`` costs ~1 ms of Python per piece), awkward for the rest."""
+    own ``concatenate`` pays a pass of Python per piece), awkward for the rest."""
     if all(isinstance(part, np.ndarray) for part in parts):
         return np.concatenate(parts)
     layouts = [ak.Array(part).layout for part in parts]
@@ -67,9 +87,10 @@ def _concatenate(parts: list[Any]) -> Any:
             contents.append(layout.content.data[offsets[0] : offsets[-1]])
         joined = np.zeros(sum(len(c) for c in counts) + 1, np.int64)
         np.cumsum(np.concatenate(counts), out=joined[1:])
-        return ak.Array(ak.contents.ListOffsetArray(
+        joined_layout = ak.contents.ListOffsetArray(
             ak.index.Index64(joined), ak.contents.NumpyArray(np.concatenate(contents))
-        ))  # fmt: skip
+        )
+        return ak.Array(joined_layout)
     return ak.concatenate([ak.Array(part) for part in parts])
 
 
@@ -197,7 +218,7 @@ class OutputWriter:
             f"cannot write output {self.path}: {cause}; free space or choose another path"
         )
 
-    def write(self, columns: dict[str, Any], index: int = 0) -> None:  # noqa: ARG002
+    def write(self, columns: Columns, index: int = 0) -> None:  # noqa: ARG002
         """Append one chunk of selected events (every column the same length) of input
         ``index`` (a file keeps them in the order they come, which is input order).
 
@@ -219,9 +240,10 @@ class OutputWriter:
             return
         pieces, self._pending = self._pending, []
         self._pending_entries = self._pending_bytes = 0
-        columns = pieces[0] if len(pieces) == 1 else {
-            name: _concatenate([piece[name] for piece in pieces]) for name in pieces[0]
-        }  # fmt: skip
+        if len(pieces) == 1:
+            columns = pieces[0]
+        else:
+            columns = {name: _concatenate([piece[name] for piece in pieces]) for name in pieces[0]}
         try:
             if self.suffix == ".root":
                 self._write_root(group_columns(columns))
@@ -231,8 +253,6 @@ class OutputWriter:
             raise self._failed(err) from None
 
     def _write_root(self, columns: dict[str, Any]) -> None:
-        import uproot
-
         length = len(next(iter(columns.values())))
         if self._file is None:
             self._file = uproot.recreate(self.tmp, compression=uproot_codec(self.compression))
@@ -246,7 +266,7 @@ class OutputWriter:
             self.entries += length
 
     def _write_parquet(self, columns: dict[str, Any]) -> None:
-        import pyarrow.parquet as pq
+        import pyarrow.parquet as pq  # only Parquet outputs pay for its import
 
         table = ak.to_arrow_table(ak.zip(dict(columns), depth_limit=1), extensionarray=False)
         if self._parquet is None:
@@ -264,8 +284,6 @@ class OutputWriter:
         returns its size in bytes."""
         size = self.finish(empty_columns)
         if is_remote(self.target):
-            from hepstream.io.xrootd import upload
-
             upload(str(self.tmp), self.target)
             self.abort()  # the staged part goes
             return size
@@ -319,14 +337,11 @@ class OutputWriter:
 
 def write_report(report: JobReport, target: str) -> None:
     """Write the job report at ``target``: locally (atomic) or uploaded to ``root://``."""
-    from hepstream.io.partfiles import atomic_path
-
     text = report.to_json()
     local = _staged(target)
     try:
         if not is_remote(target):
-            with atomic_path(local) as part:
-                part.write_text(text)
+            write_json_atomic(local, text)
             return
         part = create_part(local)
         part.write_text(text)
@@ -335,8 +350,6 @@ def write_report(report: JobReport, target: str) -> None:
             f"cannot write report {local}: {err.strerror or err}; free space or choose another path"
         ) from None
     try:
-        from hepstream.io.xrootd import upload
-
         upload(str(part), target)
     finally:
         part.unlink(missing_ok=True)

@@ -1,23 +1,18 @@
-"""The analyst's plugin API: a ``Selection`` subclass in a Python file.
+"""The analyst's plugin API: a ``Selection`` subclass in a Python file, and numpy views of the
+branches it reads for its numba kernels.
 
 This interface is stable; the runner, the VM agent and the scheduler depend on it.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import importlib.util
-import inspect
-import os
-import sys
-import traceback
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
+import awkward as ak
 import numpy as np
 
-from hepstream.errors import HepstreamError, PluginError
+from hepstream.errors import PluginError
 
 
 class Selection:
@@ -40,7 +35,7 @@ class Selection:
         Conditions records the selection needs (e.g. ``["beam"]``); empty for none.
         The runner then splits each chunk where a record's IOV changes and, inside
         :meth:`select` and :meth:`output`, :meth:`payload` gives the payload valid
-        for exactly the events passed in.
+        for exactly the events passed in (handed over by :meth:`set_payloads`).
     run_branch, subrun_branch : str or None
         Branches (listed in ``branches``) holding each event's run and sub-run
         number; no sub-run branch means sub-run 0.
@@ -52,8 +47,10 @@ class Selection:
     conditions: ClassVar[list[str]] = []
     run_branch: ClassVar[str | None] = "run"
     subrun_branch: ClassVar[str | None] = None
-    #: Set by the runner before each select()/output() call: record -> payload value.
-    _hepstream_payloads: dict[str, Any] | None = None
+    #: The plugin file this instance was loaded from (set by ``load_plugin``).
+    __hepstream_path__: str
+    #: What :meth:`payload` hands out: record -> payload value (see :meth:`set_payloads`).
+    _hepstream_payloads: Mapping[str, Any] | None = None
 
     def select(self, events: Any) -> np.ndarray:
         """Return a boolean mask, one entry per event, True for events to keep."""
@@ -81,15 +78,23 @@ class Selection:
             )
         return payloads[record]
 
+    def set_payloads(self, payloads: Mapping[str, Any] | None) -> None:
+        """Hand :meth:`payload` the payloads (record -> value) valid for the events of the
+        next select()/output() calls; None takes them back.
+
+        The runner calls it before each piece of a chunk (the events of one IOV per record).
+        A test or a notebook calls it to run ``select`` by hand with payloads of its own.
+        """
+        self._hepstream_payloads = payloads
+
 
 def _layout(array: Any, field: str | None) -> Any:
     """The awkward layout of ``array`` (or of its ``field``) without building new Arrays.
 
-    ``events.name`` builds a high-level Array per access (~20 us each); reading the
-    RecordArray's content directly costs ~1 us, which matters once per chunk per branch.
+    ``events.name`` builds a high-level Array per access; reading the RecordArray's
+    content directly is an order of magnitude cheaper, which matters once per chunk per
+    branch.
     """
-    import awkward as ak
-
     layout = array.layout if isinstance(array, ak.Array) else ak.to_layout(array)
     if field is None:
         return layout
@@ -103,12 +108,11 @@ def flat(array: Any, field: str | None = None) -> np.ndarray:
 
     Call it as ``flat(events.ntrk)`` or, faster, ``flat(events, "ntrk")``.
     """
-    import awkward as ak
-
     layout = _layout(array, field)
     if isinstance(layout, ak.contents.NumpyArray):
         return np.asarray(layout.data)
-    return ak.to_numpy(ak.Array(layout))
+    values: np.ndarray = ak.to_numpy(ak.Array(layout))
+    return values
 
 
 def jagged(array: Any, field: str | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -118,8 +122,6 @@ def jagged(array: Any, field: str | None = None) -> tuple[np.ndarray, np.ndarray
 
     Call it as ``jagged(events.trk_p)`` or, faster, ``jagged(events, "trk_p")``.
     """
-    import awkward as ak
-
     layout = _layout(array, field)
     if not (
         isinstance(layout, ak.contents.ListOffsetArray)
@@ -127,234 +129,3 @@ def jagged(array: Any, field: str | None = None) -> tuple[np.ndarray, np.ndarray
     ):  # sliced or indexed views: pack them once
         layout = ak.to_layout(ak.to_packed(ak.Array(layout)))
     return np.asarray(layout.offsets.data), np.asarray(layout.content.data)
-
-
-def plugin_cache_dir() -> Path:
-    """Where numba caches the kernels of plugins that hepstream loads.
-
-    numba's cache records the module name a kernel was compiled under and imports that
-    module when it loads the kernel. An analyst who also imports the plugin under its own
-    name (tests, notebooks) would otherwise share ``__pycache__`` entries across names,
-    and the job would fail with ``No module named ...``. Jobs keep their own cache, under
-    ``NUMBA_CACHE_DIR`` when set, else ``~/.cache/hepstream``.
-    """
-    base = os.environ.get("NUMBA_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "hepstream"
-    )
-    return Path(base) / "plugins"
-
-
-@contextlib.contextmanager
-def _own_numba_cache():
-    """Point numba's cache at ``plugin_cache_dir()`` while a plugin's kernels are defined.
-
-    numba picks a function's cache location when ``@njit(cache=True)`` runs, so the
-    setting is needed only while the plugin module executes.
-    """
-    where = str(plugin_cache_dir())
-    config = sys.modules.get("numba.core.config")
-    if config is not None:
-        before = config.CACHE_DIR
-        config.CACHE_DIR = where
-        try:
-            yield
-        finally:
-            config.CACHE_DIR = before
-        return
-    # numba not imported yet: the plugin's own import reads the environment
-    before_env = os.environ.get("NUMBA_CACHE_DIR")
-    os.environ["NUMBA_CACHE_DIR"] = where
-    try:
-        yield
-    finally:
-        if before_env is None:
-            del os.environ["NUMBA_CACHE_DIR"]
-        else:
-            os.environ["NUMBA_CACHE_DIR"] = before_env
-        config = sys.modules.get("numba.core.config")
-        if config is not None:  # as numba would have read it without us
-            config.CACHE_DIR = before_env or ""
-
-
-def _plugin_module_name(path: Path) -> str:
-    digest = hashlib.sha1(str(path).encode()).hexdigest()[:10]
-    return f"hepstream_plugin_{path.stem}_{digest}"
-
-
-def _last_frame_in(path: Path, err: BaseException) -> str:
-    """``file:line`` of the deepest traceback frame inside the plugin, if any."""
-    where = ""
-    for frame in traceback.extract_tb(err.__traceback__):
-        if Path(frame.filename).resolve() == path:
-            where = f" (line {frame.lineno})"
-    return where
-
-
-def _numba_kernel(err: BaseException) -> str | None:
-    """Name of the numba kernel whose compilation raised ``err``, if numba raised it."""
-    if not any(cls.__module__.startswith("numba") for cls in type(err).__mro__[:-2]):
-        return None
-    name = "?"
-    tb = err.__traceback__
-    while tb is not None:  # the dispatcher that was compiling: its frame's ``self``
-        owner = tb.tb_frame.f_locals.get("self")
-        func = getattr(owner, "py_func", None)
-        if func is not None and type(owner).__module__.startswith("numba"):
-            name = func.__qualname__
-        tb = tb.tb_next
-    return name
-
-
-def plugin_failure(where: str, err: BaseException) -> PluginError:
-    """One line for an exception raised by plugin code at ``where``; a numba compile error
-    names the kernel, and its many-line text goes to the error's ``detail``."""
-    kernel = _numba_kernel(err)
-    text = str(err).strip()
-    if kernel is None:
-        return PluginError(f"{where} raised {type(err).__name__}: {err}")
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    # numba's first line names the pipeline stage; the next one says what failed
-    first = lines[1] if len(lines) > 1 and lines[0].startswith("Failed in") else (lines or [""])[0]
-    failure = PluginError(
-        f"{where}: numba could not compile kernel {kernel} ({type(err).__name__}: {first})"
-    )
-    failure.detail = "".join(traceback.format_exception(err))
-    return failure
-
-
-def load_plugin(path: str | Path) -> Selection:
-    """Import a plugin file and return an instance of its one ``Selection`` subclass."""
-    plugin = Path(path)
-    if not plugin.is_file():
-        raise PluginError(f"plugin {plugin} not found; pass the path of a .py file")
-    resolved = plugin.resolve()
-    name = _plugin_module_name(resolved)
-    spec = importlib.util.spec_from_file_location(name, resolved)
-    if spec is None or spec.loader is None:
-        raise PluginError(f"plugin {plugin} cannot be imported; is it a .py file?")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        with _own_numba_cache():
-            spec.loader.exec_module(module)
-    except Exception as err:
-        del sys.modules[name]
-        if _numba_kernel(err) is not None:  # eager compile (explicit signature) at import
-            where = f"plugin {plugin} import{_last_frame_in(resolved, err)}"
-            raise plugin_failure(where, err) from err
-        raise PluginError(
-            f"plugin {plugin} failed to import: {type(err).__name__}: {err}"
-            f"{_last_frame_in(resolved, err)}"
-        ) from err
-    found = [
-        obj
-        for obj in vars(module).values()
-        if inspect.isclass(obj)
-        and issubclass(obj, Selection)
-        and obj is not Selection
-        and obj.__module__ == name
-    ]
-    if len(found) != 1:
-        names = ", ".join(cls.__name__ for cls in found) or "none"
-        raise PluginError(
-            f"plugin {plugin} must define exactly one hepstream.Selection subclass (found: {names})"
-        )
-    cls = found[0]
-    if not isinstance(cls.branches, list | tuple) or not cls.branches:
-        raise PluginError(f"plugin {plugin}: {cls.__name__}.branches must be a non-empty list")
-    if not isinstance(cls.tree, str) or not cls.tree:
-        raise PluginError(f"plugin {plugin}: {cls.__name__}.tree must name a TTree or RNTuple")
-    extra = set(cls.preselect) - set(cls.branches)
-    if extra:
-        raise PluginError(
-            f"plugin {plugin}: preselect branches {sorted(extra)} are not in branches"
-        )
-    try:
-        selection = cls()
-    except Exception as err:
-        raise PluginError(
-            f"plugin {plugin}: {cls.__name__}() failed: {type(err).__name__}: {err}"
-        ) from err
-    selection.__hepstream_path__ = str(plugin)  # type: ignore[attr-defined]
-    return selection
-
-
-def check_mask(mask: Any, length: int, where: str) -> np.ndarray:
-    """The plugin's mask as a numpy bool array of ``length``, or a PluginError saying why."""
-    try:
-        array = np.asarray(mask)
-    except Exception as err:
-        raise PluginError(f"{where}: mask is not array-like ({type(mask).__name__})") from err
-    if array.dtype != np.bool_:
-        raise PluginError(
-            f"{where}: returned {array.dtype} values; return a numpy bool mask "
-            f"(one True/False per event)"
-        )
-    if array.ndim != 1 or len(array) != length:
-        raise PluginError(f"{where}: returned a mask of shape {array.shape}; expected ({length},)")
-    return array
-
-
-def take(events: Any, mask: np.ndarray) -> Any:
-    """``events[mask]`` as new, packed arrays. A chunk's fields are numbers or lists of
-    numbers, gathered here by compiled passes (:mod:`hepstream.plugin.gather`), one per field,
-    with the GIL released; awkward's own ``events[mask]`` is
-    lazy and its packing later costs ~1 ms of Python per field and chunk. Other layouts
-    (options, strings, records, parameters) take awkward's way; the result is the same."""
-    import awkward as ak
-
-    layout = ak.to_layout(events)
-    if not isinstance(layout, ak.contents.RecordArray) or layout.parameters or layout.is_tuple:
-        return events[mask]
-    index = np.flatnonzero(mask)
-    fields = []
-    for content in layout.contents:
-        taken = _take_plain(content, index)
-        if taken is None:
-            return events[mask]
-        fields.append(taken)
-    return ak.Array(ak.contents.RecordArray(fields, layout.fields, length=len(index)))
-
-
-def is_numbers(layout: Any) -> bool:
-    """Whether an awkward layout is plain numbers: 1-D numpy data, no parameters."""
-    import awkward as ak
-
-    return (
-        isinstance(layout, ak.contents.NumpyArray)
-        and not layout.parameters
-        and layout.data.ndim == 1
-        and isinstance(layout.data, np.ndarray)
-    )
-
-
-def _take_plain(layout: Any, index: np.ndarray) -> Any:
-    """Entries ``index`` of numbers or lists of numbers, packed; None for other layouts."""
-    import awkward as ak
-
-    from hepstream.plugin.gather import KINDS, gather, gather_lists
-
-    if is_numbers(layout):
-        values = layout.data[: layout.length]
-        taken = gather(values, index) if values.dtype in KINDS else values[index]
-        return ak.contents.NumpyArray(taken)
-    if not (
-        isinstance(layout, ak.contents.ListOffsetArray)
-        and not layout.parameters
-        and is_numbers(layout.content)
-        and isinstance(layout.offsets.data, np.ndarray)
-        and layout.content.data.dtype in KINDS
-    ):
-        return None
-    new, items = gather_lists(layout.offsets.data, layout.content.data, index)
-    return ak.contents.ListOffsetArray(ak.index.Index64(new), ak.contents.NumpyArray(items))
-
-
-def call_plugin(selection: Selection, where: str, method: str, *args: Any) -> Any:
-    """Call one of the plugin's methods; anything it raises becomes one PluginError line."""
-    try:
-        return getattr(selection, method)(*args)
-    except HepstreamError:
-        raise
-    except Exception as err:
-        raise plugin_failure(f"{where}: {method}()", err) from err

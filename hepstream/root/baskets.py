@@ -2,12 +2,11 @@
 
 Most analysis branches are one number per entry (``float``, ``int``, ``bool``, ...) or a
 list of numbers per entry (``float[n]``, ``std::vector<float>``, ``ROOT::RVec<float>``).
-uproot reads each basket through a model object, a cursor and two executors: about
-0.3 ms of Python, under the GIL, per basket, which for a 13-branch job over 10k-entry
-baskets costs as much as inflating them. Here a basket costs one ``struct`` unpack on the
-reader's side; inflating (libdeflate), byte-swapping into the output and stripping vector
-headers (:func:`hepstream.root.decode.unpack_lists`) run on the decompression threads with the
-GIL released.
+uproot reads each basket through a model object, a cursor and two executors: Python under
+the GIL per basket, which for a job over many branches costs as much as inflating them.
+Here a basket costs one ``struct`` unpack on the reader's side; inflating (libdeflate),
+byte-swapping into the output and stripping vector headers (:mod:`hepstream.root.lists`)
+run on the decompression threads with the GIL released.
 
 A basket on disk is a TKey (its header gives the stored and the uncompressed size and the
 key's length), whose last 19 bytes are the TBasket's own fields (entries, ``fLast``), then
@@ -26,23 +25,27 @@ import struct
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
+import awkward as ak
+import deflate
 import numba
 import numpy as np
+import numpy.typing as npt
+from uproot.interpretation.jagged import AsJagged
+from uproot.interpretation.numerical import AsDtype
 
-from hepstream.root.decode import (
-    MAX_BUFFER,
-    _be16,
-    _be32,
-    _list_counts,
-    _swap_into,
-    check_claim,
-    decode_as_they_arrive,
-    decompress_blocks,
-    unpack_lists,
+from hepstream.root.arrivals import decode_as_they_arrive
+from hepstream.root.decompress import MAX_BUFFER, check_claim, decompress_blocks
+from hepstream.root.lists import be16, be32, list_counts, swap_into, unpack_lists
+from hepstream.root.native import (
+    Int,
+    bytes_at,
+    free_inflater,
+    inflate_at,
+    libdeflate,
+    new_inflater,
 )
-from hepstream.root.native import bytes_at, free_inflater, inflate_at, libdeflate, new_inflater
 
 #: fNbytes, key version, fObjlen, fDatime, fKeylen, fCycle: the start of every TKey.
 _KEY = struct.Struct(">ihiIhh")
@@ -56,8 +59,8 @@ class BasketColumn:
     """How one branch's baskets decode: numbers (``header`` None) or lists of numbers."""
 
     name: str
-    stored: np.dtype  # big-endian, as in the basket
-    native: np.dtype
+    stored: np.dtype[Any]  # big-endian, as in the basket
+    native: np.dtype[Any]
     #: Bytes before each list's items (10 for std::vector and RVec); None: not a list.
     header: int | None
     #: Entry at which each basket starts, and the total (uproot's ``entry_offsets``).
@@ -77,9 +80,6 @@ class BasketColumn:
     @classmethod
     def of(cls, branch: Any) -> BasketColumn | None:
         """The decoder of ``branch``, or None when uproot should read it."""
-        from uproot.interpretation.jagged import AsJagged
-        from uproot.interpretation.numerical import AsDtype
-
         interp = branch.interpretation
         header: int | None = None
         if type(interp) is AsJagged and type(interp.content) is AsDtype:
@@ -99,18 +99,22 @@ class BasketColumn:
         if generated and header != 0:
             return None  # items with headers and no offsets: uproot's (which refuses them)
         return cls(
-            branch.name, stored, native, header,
-            tuple(int(x) for x in branch.entry_offsets),
-            tuple(int(x) for x in branch.member("fBasketSeek")[:n]),
-            tuple(int(x) for x in branch.member("fBasketBytes")[:n]),
-            None if counter is None else counter.name, generated,
-        )  # fmt: skip
+            branch.name,
+            stored,
+            native,
+            header,
+            entry_offsets=tuple(int(x) for x in branch.entry_offsets),
+            seeks=tuple(int(x) for x in branch.member("fBasketSeek")[:n]),
+            sizes=tuple(int(x) for x in branch.member("fBasketBytes")[:n]),
+            counter=None if counter is None else counter.name,
+            generated=generated,
+        )
 
     def baskets(self, start: int, stop: int) -> list[tuple[int, int, int]]:
         """(basket, first entry, last entry + 1) of the baskets holding ``[start, stop)``."""
         edges = self.entry_offsets
         k = max(0, bisect.bisect_right(edges, start) - 1)
-        out = []
+        out: list[tuple[int, int, int]] = []
         while k < len(edges) - 1 and edges[k] < stop:
             if edges[k + 1] > start:
                 out.append((k, max(start, edges[k]), min(stop, edges[k + 1])))
@@ -118,13 +122,9 @@ class BasketColumn:
         return out
 
     def range_of(self, basket: int) -> tuple[int, int]:
+        """Basket ``basket``'s byte range in the file."""
         seek = self.seeks[basket]
         return seek, seek + self.sizes[basket]
-
-
-def _key_length(raw: np.ndarray) -> int:
-    """``fKeylen`` of a basket whose key :func:`_payload` checks."""
-    return int(_KEY.unpack_from(memoryview(raw), 0)[4])  # type: ignore[arg-type]
 
 
 def _io_bits(branch: Any) -> int:
@@ -144,13 +144,29 @@ class _Generate:
     """A basket of a ``kGenerateOffsetMap`` list, inflated: its items, which its counter's
     values divide into entries when the chunk is built."""
 
-    items: np.ndarray  # the payload's entry bytes (uint8), as stored
+    items: npt.NDArray[np.uint8]  # the payload's entry bytes, as stored
 
 
-def _payload(raw: np.ndarray, chunk: Any) -> tuple[np.ndarray, int, int, int]:
-    """One basket's uncompressed payload, its key length, border (``fLast - fKeylen``),
-    and entries."""
-    buf = memoryview(raw)  # type: ignore[arg-type]  # numpy arrays are buffers
+class _Payload(NamedTuple):
+    """One basket, its key checked and its payload uncompressed."""
+
+    data: npt.NDArray[np.uint8]
+    keylen: int
+    #: ``fLast - fKeylen``: where the entries' bytes end in ``data`` (their offsets follow).
+    border: int
+    nev: int
+    #: The key's flag byte says the basket has no entry offsets (``kGenerateOffsetMap``).
+    generated: bool
+
+
+def _payload(
+    column: BasketColumn, raw: npt.NDArray[np.uint8], chunk: Any, entries: int
+) -> _Payload:
+    """One basket's bytes ``raw``: its key and TBasket fields checked before anything is
+    read by them, its payload decompressed, and its entries checked against ``entries``
+    (what the branch's metadata says it holds)."""
+    # numpy arrays are buffers: numpy's stubs say so only from Python 3.12 on
+    buf = memoryview(raw)  # type: ignore[arg-type]
     if len(buf) < _KEY.size:
         raise ValueError(f"basket of {len(buf)} bytes is shorter than its key")
     nbytes, _version, objlen, _datime, keylen, _cycle = _KEY.unpack_from(buf, 0)
@@ -161,32 +177,21 @@ def _payload(raw: np.ndarray, chunk: Any) -> tuple[np.ndarray, int, int, int]:
     border = last - keylen
     if not 0 <= border <= objlen or nev < 0:
         raise ValueError(f"basket header is damaged (fLast {last}, {nev} entries)")
-    return decompress_blocks(buf[keylen:], objlen, chunk), keylen, border, nev
+    data = decompress_blocks(buf[keylen:], objlen, chunk)
+    if nev != entries:
+        raise ValueError(f"branch {column.name}: a basket holds {nev} entries, {entries} expected")
+    return _Payload(data, keylen, border, nev, buf[keylen - 1] >= _GENERATE_OFFSETS)
 
 
-def decode_basket(column: BasketColumn, raw: np.ndarray, chunk: Any, lo: int, hi: int,
-                  out: np.ndarray | None, entries: int | None = None,
-                  ) -> tuple[np.ndarray, np.ndarray | None]:  # fmt: skip
-    """Entries ``[lo, hi)`` (counted in the basket) of one basket's bytes ``raw``: values
-    in native byte order, and for lists the item count of each entry. Numbers are written
-    into ``out`` (``hi - lo`` long, their place in the chunk's array): the byte swap is
-    their only copy; lists (``out`` None) are returned. A basket holds ``entries`` (what
-    the branch's metadata says; at least ``hi`` if not given)."""
-    data, keylen, border, nev = _payload(raw, chunk)
-    if nev != entries if entries is not None else hi > nev:
-        expected = hi if entries is None else entries
-        raise ValueError(f"branch {column.name}: a basket holds {nev} entries, {expected} expected")
+def _numbers(
+    column: BasketColumn, payload: _Payload, lo: int, hi: int, out: npt.NDArray[Any]
+) -> None:
+    """Entries ``[lo, hi)`` (counted in the basket) of a basket of numbers into ``out``
+    (their place in the chunk's array), in native byte order: the swap is their only copy."""
     itemsize = column.stored.itemsize
-    if column.header is None:
-        if border != nev * itemsize:
-            raise ValueError(f"branch {column.name}: basket entries are not {itemsize} bytes")
-        assert out is not None, "numbers are decoded into the chunk's array"
-        out[...] = data[lo * itemsize : hi * itemsize].view(column.stored)
-        return out, None
-    try:  # lists
-        return unpack_lists(data, border, keylen, nev, lo, hi, column.header, column.stored)
-    except ValueError as err:
-        raise ValueError(f"branch {column.name}: {err}") from None
+    if payload.border != payload.nev * itemsize:
+        raise ValueError(f"branch {column.name}: basket entries are not {itemsize} bytes")
+    out[...] = payload.data[lo * itemsize : hi * itemsize].view(column.stored)
 
 
 # -- many baskets in one compiled call ---------------------------------------------------
@@ -212,23 +217,28 @@ _OFFSET, _KEYLEN, _BORDER, _NEV, _ITEMS, _DETAIL_A, _DETAIL_B = range(7)
 
 
 @numba.njit(cache=True, nogil=True)
-def _decode_many(functions, table, info, status):
+def _decode_many(
+    functions: npt.NDArray[np.intp],
+    table: npt.NDArray[np.int64],
+    info: npt.NDArray[np.int64],
+    status: npt.NDArray[np.int64],
+) -> npt.NDArray[np.uint8]:
     """Decode the baskets of ``table`` (one row each: see ``_ITEMSIZE`` ...), filling
     ``info`` (one row each: see ``_OFFSET`` ...; ``_DETAIL_*`` name what was wrong) and
     ``status`` (``_OK`` ...), and give back the buffer holding their payloads (lists' items
     are read from it when the chunk is built)."""
     n = table.shape[0]
-    total = 0
+    total: Int = 0
     for b in range(n):  # keys: sizes and where each payload goes
         raw = bytes_at(table[b, _ADDR], table[b, _LEN])
         if len(raw) < 37:  # the TKey's 18 bytes and the TBasket's 19
             status[b] = _SHORT_KEY
             continue
-        nbytes, objlen, keylen = _be32(raw, 0), _be32(raw, 6), _be16(raw, 14)
+        nbytes, objlen, keylen = be32(raw, 0), be32(raw, 6), be16(raw, 14)
         if not (37 <= keylen <= nbytes and nbytes == len(raw)) or not 0 <= objlen <= MAX_BUFFER:
             status[b], info[b, _DETAIL_A], info[b, _DETAIL_B] = _BAD_KEY, nbytes, keylen
             continue
-        nev, last = _be32(raw, keylen - 9), _be32(raw, keylen - 5)
+        nev, last = be32(raw, keylen - 9), be32(raw, keylen - 5)
         border = last - keylen
         if not 0 <= border <= objlen or nev < 0:
             status[b], info[b, _DETAIL_A], info[b, _DETAIL_B] = _BAD_HEADER, last, nev
@@ -241,9 +251,8 @@ def _decode_many(functions, table, info, status):
         if len(body) != objlen and not zlib:
             status[b] = _OTHER_CODEC
             continue
-        info[b, _OFFSET], info[b, _KEYLEN], info[b, _BORDER], info[b, _NEV] = (
-            total, keylen, border, nev
-        )  # fmt: skip
+        info[b, _OFFSET], info[b, _KEYLEN] = total, keylen
+        info[b, _BORDER], info[b, _NEV] = border, nev
         info[b, _ITEMS] = objlen  # until decoded: the payload's size
         total += (objlen + 7) // 8 * 8
     payloads = np.empty(total, np.uint8)
@@ -261,9 +270,13 @@ def _decode_many(functions, table, info, status):
                 status[b], info[b, _DETAIL_A] = _INFLATE, 3
                 continue
             code = inflate_at(
-                functions, handle, table[b, _ADDR] + keylen + 9, len(raw) - keylen - 9,
-                payloads.ctypes.data + at, objlen,
-            )  # fmt: skip
+                functions,
+                handle,
+                table[b, _ADDR] + keylen + 9,
+                len(raw) - keylen - 9,
+                payloads.ctypes.data + at,
+                objlen,
+            )
             if code != 0:
                 status[b], info[b, _DETAIL_A], info[b, _DETAIL_B] = _INFLATE, code, len(raw)
                 continue
@@ -284,41 +297,41 @@ def _decode_many(functions, table, info, status):
             if border != nev * itemsize:
                 status[b] = _NOT_ITEMS
                 continue
-            _swap_into(data[lo * itemsize :], table[b, _DST], hi - lo, itemsize, table[b, _SWAP])
+            swap_into(data[lo * itemsize :], table[b, _DST], hi - lo, itemsize, table[b, _SWAP])
             info[b, _ITEMS] = hi - lo
             continue
         if objlen < border + 4 * (nev + 2):
             status[b] = _NO_OFFSETS
             continue
         counts = bytes_at(table[b, _DST], 8 * (hi - lo)).view(np.int64)
-        items = _list_counts(data, border, keylen, nev, lo, hi, header, itemsize, counts)
+        items = list_counts(data, border, keylen, nev, lo, hi, header, itemsize, counts)
         if items < 0:
             status[b] = _BAD_OFFSETS
             continue
         info[b, _ITEMS] = items
         # the items, without headers, in native order, moved to the payload's start (or
         # left where they are, back to back): the chunk is built with one copy per basket
-        first = _be32(data, border + 4 + 4 * lo) - keylen
+        first = be32(data, border + 4 + 4 * lo) - keylen
         if header == 0:
             info[b, _OFFSET] = at + first
         else:
             w, start = 0, first
             for i in range(lo, hi):
-                stop = border if i + 1 == nev else _be32(data, border + 4 + 4 * (i + 1)) - keylen
+                stop = border if i + 1 == nev else be32(data, border + 4 + 4 * (i + 1)) - keylen
                 for k in range(start + header, stop):
                     data[w] = data[k]
                     w += 1
                 start = stop
             first = 0
         if table[b, _SWAP]:
-            _swap_into(data[first:], payloads.ctypes.data + at + first, items, itemsize, True)
+            swap_into(data[first:], payloads.ctypes.data + at + first, items, itemsize, True)
     if handle != 0:
         free_inflater(functions, handle)
     return payloads
 
 
 @numba.njit(cache=True, nogil=True)
-def _gather_lists(where, into):
+def _gather_lists(where: npt.NDArray[np.int64], into: npt.NDArray[np.uint8]) -> None:
     """Each basket's items (``where``: their address and byte count, one row per basket in
     entry order) back to back into ``into``."""
     pos = 0
@@ -329,35 +342,34 @@ def _gather_lists(where, into):
         pos += nbytes
 
 
-def _address(array: np.ndarray) -> int:
-    return array.__array_interface__["data"][0]
+def _address(array: npt.NDArray[Any]) -> int:
+    """Where ``array``'s first element lies in memory."""
+    address: int = array.__array_interface__["data"][0]
+    return address
 
 
 def _errors(column: BasketColumn, status: int, a: int, b: int, raw_len: int) -> Exception:
     """The error of a basket :func:`_decode_many` found wrong (the per-basket path's)."""
-    import deflate
-
     name = column.name
-    return {
-        _SHORT_KEY: lambda: ValueError(f"basket of {raw_len} bytes is shorter than its key"),
-        _BAD_KEY: lambda: ValueError(f"basket key is damaged (fNbytes {a}, fKeylen {b})"),
-        _BAD_HEADER: lambda: ValueError(f"basket header is damaged (fLast {a}, {b} entries)"),
-        _TOO_FEW: lambda: ValueError(f"branch {name}: a basket holds {a} entries, {b} expected"),
-        _NOT_ITEMS: lambda: ValueError(
-            f"branch {name}: basket entries are not {column.stored.itemsize} bytes"
-        ),
-        _NO_OFFSETS: lambda: ValueError(f"branch {name}: a basket has no entry offsets"),
-        _BAD_OFFSETS: lambda: ValueError(f"branch {name}: a basket's entry offsets are damaged"),
-        _INFLATE: lambda: (
-            deflate.DeflateError(f"branch {name}: a basket of {b} bytes does not inflate")
-            if a == 1
-            else ValueError(f"branch {name}: a basket inflates to the wrong size")
-        ),
-    }[status]()
+    if status == _INFLATE and a == 1:
+        return deflate.DeflateError(f"branch {name}: a basket of {b} bytes does not inflate")
+    return ValueError(
+        {
+            _SHORT_KEY: f"basket of {raw_len} bytes is shorter than its key",
+            _BAD_KEY: f"basket key is damaged (fNbytes {a}, fKeylen {b})",
+            _BAD_HEADER: f"basket header is damaged (fLast {a}, {b} entries)",
+            _TOO_FEW: f"branch {name}: a basket holds {a} entries, {b} expected",
+            _NOT_ITEMS: f"branch {name}: basket entries are not {column.stored.itemsize} bytes",
+            _NO_OFFSETS: f"branch {name}: a basket has no entry offsets",
+            _BAD_OFFSETS: f"branch {name}: a basket's entry offsets are damaged",
+            _INFLATE: f"branch {name}: a basket inflates to the wrong size",
+        }[status]
+    )
 
 
-def start_columns(columns: list[BasketColumn], source: Any, start: int, stop: int,
-                  executor: Executor) -> Callable[[], dict[str, Any]]:  # fmt: skip
+def start_columns(
+    columns: list[BasketColumn], source: Any, start: int, stop: int, executor: Executor
+) -> Callable[[], dict[str, Any]]:
     """Start reading entries ``[start, stop)`` of ``columns``; the function that waits for
     them and gives them as awkward layouts, by branch name.
 
@@ -366,48 +378,91 @@ def start_columns(columns: list[BasketColumn], source: Any, start: int, stop: in
     made in; the baskets already there are decoded in a few batches on ``executor``, the
     others each as soon as its bytes are there.
     """
-    n = stop - start
-    ranges: list[tuple[int, int]] = []
-    owner: list[BasketColumn] = []  # each basket's column
-    rows: list[tuple[int, int, int, int, int, int, int]] = []
-    arrays: dict[str, np.ndarray] = {}  # numbers: the values; lists: each entry's item count
-    jobs_of: dict[str, list[int]] = {}
-    for column in columns:
-        array = arrays[column.name] = np.empty(
-            n, column.native if column.header is None else np.int64
+    baskets = _ChunkBaskets(columns, start, stop)
+    arrivals = decode_as_they_arrive(
+        source, baskets.ranges, executor, baskets.decode, baskets.decode_many
+    )
+    return lambda: baskets.layouts(arrivals.results())
+
+
+#: A basket's list items, decoded: the array that holds them (kept alive until they are
+#: gathered), their address and their byte count.
+_Items = tuple[npt.NDArray[Any], int, int]
+#: What a basket decodes to: numbers are already in the chunk's array (None); lists give
+#: their items, or (``kGenerateOffsetMap``) the items their counter divides later.
+_Decoded = _Items | _Generate | None
+
+
+class _ChunkBaskets:
+    """The baskets of one chunk of some columns: where each one's values go in the chunk's
+    arrays (a row of the table :func:`_decode_many` reads), their decoding, and the
+    awkward layouts built from them."""
+
+    def __init__(self, columns: list[BasketColumn], start: int, stop: int) -> None:
+        self.columns, self.start, self.n = columns, start, stop - start
+        self.ranges: list[tuple[int, int]] = []
+        self.owner: list[BasketColumn] = []  # each basket's column
+        #: Numbers: the values; lists: each entry's item count.
+        self.arrays: dict[str, npt.NDArray[Any]] = {}
+        self.baskets_of: dict[str, list[int]] = {}  # each column's baskets, in entry order
+        rows: list[tuple[int, int, int, int, int, int, int]] = []
+        for column in columns:
+            rows += self._place(column, start, stop)
+        self.table = np.zeros((len(rows), 9), np.int64)
+        if rows:
+            self.table[:, :7] = rows
+        self.functions = np.array(libdeflate(), np.intp)
+
+    def _place(
+        self, column: BasketColumn, start: int, stop: int
+    ) -> list[tuple[int, int, int, int, int, int, int]]:
+        """``column``'s array for the chunk, and the table rows of its baskets: where each
+        one's entries ``[lo, hi)`` go in that array, how they are stored."""
+        array = self.arrays[column.name] = np.empty(
+            self.n, column.native if column.header is None else np.int64
         )
         base, width = _address(array), array.itemsize
         stored = column.stored
         swap = int(stored.itemsize > 1 and not stored.isnative)
         header = -1 if column.header is None else column.header
-        jobs_of[column.name] = mine = []
+        mine = self.baskets_of[column.name] = []
+        rows = []
         for k, first, end in column.baskets(start, stop):
             b0 = column.entry_offsets[k]
-            mine.append(len(rows))
-            ranges.append(column.range_of(k))
-            owner.append(column)
-            rows.append((stored.itemsize, header, swap, first - b0, end - b0,
-                         base + (first - start) * width, column.entry_offsets[k + 1] - b0))  # fmt: skip
-    table = np.zeros((len(rows), 9), np.int64)
-    if rows:
-        table[:, :7] = rows
-    functions = np.array(libdeflate(), np.intp)
+            mine.append(len(self.owner))
+            self.ranges.append(column.range_of(k))
+            self.owner.append(column)
+            rows.append(
+                (
+                    stored.itemsize,
+                    header,
+                    swap,
+                    first - b0,
+                    end - b0,
+                    base + (first - start) * width,
+                    column.entry_offsets[k + 1] - b0,
+                )
+            )
+        return rows
 
-    def decode_many(batch: list[tuple[int, Any]]) -> list[Any]:
+    def decode_many(self, batch: list[tuple[int, Any]]) -> list[_Decoded]:
+        """The baskets of ``batch`` (their index and uproot's chunk of their bytes) in one
+        compiled call; those it leaves (other codecs) one by one."""
         keep = [chunk.raw_data for _, chunk in batch]  # alive until decoded
         which = [i for i, _ in batch]
-        mine = table[which]
+        mine = self.table[which]
         mine[:, _ADDR] = [_address(raw) for raw in keep]
         mine[:, _LEN] = [len(raw) for raw in keep]
         info = np.zeros((len(batch), 7), np.int64)
         statuses = np.zeros(len(batch), np.int64)
-        payloads = _decode_many(functions, mine, info, statuses)
+        payloads = _decode_many(self.functions, mine, info, statuses)
         base = _address(payloads)
-        results: list[Any] = []
+        results: list[_Decoded] = []
         for row, (i, chunk), raw in zip(range(len(batch)), batch, keep, strict=True):
-            column, status = owner[i], statuses[row]
+            column, status = self.owner[i], statuses[row]
             if status == _OTHER_CODEC:
-                results.append(_decode_one(column, raw, chunk, table[i], arrays[column.name]))
+                array = self.arrays[column.name]
+                results.append(_decode_one(column, raw, chunk, self.table[i], array))
             elif status == _GENERATED:
                 at = info[row, _OFFSET]
                 results.append(_Generate(payloads[at : at + info[row, _BORDER]]))
@@ -416,53 +471,69 @@ def start_columns(columns: list[BasketColumn], source: Any, start: int, stop: in
             elif column.header is None:
                 results.append(None)
             else:  # where the items are: copied when the chunk is built
-                results.append((payloads, base + info[row, _OFFSET],
-                                info[row, _ITEMS] * column.stored.itemsize))  # fmt: skip
+                nbytes = info[row, _ITEMS] * column.stored.itemsize
+                results.append((payloads, base + info[row, _OFFSET], nbytes))
         return results
 
-    def decode(i: int, chunk: Any) -> Any:
-        return decode_many([(i, chunk)])[0]
+    def decode(self, i: int, chunk: Any) -> _Decoded:
+        """Basket ``i`` alone (its bytes came after the others')."""
+        return self.decode_many([(i, chunk)])[0]
 
-    arrivals = decode_as_they_arrive(source, ranges, executor, decode, decode_many)
-
-    def finish() -> dict[str, Any]:
-        import awkward as ak
-
-        decoded = arrivals.results()
+    def layouts(self, decoded: list[_Decoded]) -> dict[str, Any]:
+        """The chunk's awkward layout of every column, once every basket is ``decoded``."""
         layouts: dict[str, Any] = {}
-        for column in columns:
-            array = arrays[column.name]
+        for column in self.columns:
             if column.header is None:
-                layouts[column.name] = ak.contents.NumpyArray(array)
-                continue
-            for i in jobs_of[column.name]:
-                if isinstance(decoded[i], _Generate):
-                    decoded[i] = _generated(column, decoded[i], table[i], array, arrays)
-            offsets = np.zeros(n + 1, np.int64)
-            np.cumsum(array, out=offsets[1:])
-            content = np.empty(int(offsets[-1]), column.native)
-            where = np.array([decoded[i][1:] for i in jobs_of[column.name]], np.int64)
-            where = where.reshape(-1, 2)
-            if int(where[:, 1].sum()) != content.nbytes:  # written by address: never past it
-                raise ValueError(f"branch {column.name}: item counts and items disagree")
-            _gather_lists(where, content.view(np.uint8))
-            layouts[column.name] = ak.contents.ListOffsetArray(
-                ak.index.Index64(offsets), ak.contents.NumpyArray(content)
-            )
-            counted = arrays.get(column.counter) if column.counter is not None else None
-            if counted is not None and not np.array_equal(counted, array):
-                wrong = int(np.flatnonzero(counted != array)[0]) + start
-                raise ValueError(
-                    f"branch {column.name}: entry {wrong} holds {int(array[wrong - start])} "
-                    f"items, its counter {column.counter} says {int(counted[wrong - start])}"
-                )
+                layouts[column.name] = ak.contents.NumpyArray(self.arrays[column.name])
+            else:
+                layouts[column.name] = self._list_layout(column, decoded)
+                self._check_counter(column)
         return layouts
 
-    return finish
+    def _list_layout(self, column: BasketColumn, decoded: list[_Decoded]) -> Any:
+        """A list column's layout: its item counts made offsets, its baskets' items
+        gathered into one array."""
+        array, baskets = self.arrays[column.name], self.baskets_of[column.name]
+        for i in baskets:
+            basket = decoded[i]
+            if isinstance(basket, _Generate):
+                decoded[i] = _generated(column, basket, self.table[i], array, self.arrays)
+        offsets = np.zeros(self.n + 1, np.int64)
+        np.cumsum(array, out=offsets[1:])
+        content = np.empty(int(offsets[-1]), column.native)
+        where = np.array([_where(decoded[i]) for i in baskets], np.int64).reshape(-1, 2)
+        if int(where[:, 1].sum()) != content.nbytes:  # written by address: never past it
+            raise ValueError(f"branch {column.name}: item counts and items disagree")
+        _gather_lists(where, content.view(np.uint8))
+        return ak.contents.ListOffsetArray(
+            ak.index.Index64(offsets), ak.contents.NumpyArray(content)
+        )
+
+    def _check_counter(self, column: BasketColumn) -> None:
+        """A list's item counts are its counter branch's values, where both are read."""
+        array = self.arrays[column.name]
+        counted = self.arrays.get(column.counter) if column.counter is not None else None
+        if counted is not None and not np.array_equal(counted, array):
+            wrong = int(np.flatnonzero(counted != array)[0]) + self.start
+            raise ValueError(
+                f"branch {column.name}: entry {wrong} holds {int(array[wrong - self.start])} "
+                f"items, its counter {column.counter} says {int(counted[wrong - self.start])}"
+            )
 
 
-def _generated(column: BasketColumn, basket: _Generate, row: np.ndarray, array: np.ndarray,
-               arrays: dict[str, np.ndarray]) -> tuple[np.ndarray, int, int]:  # fmt: skip
+def _where(basket: _Decoded) -> tuple[int, int]:
+    """A list basket's items' address and byte count (a :func:`_gather_lists` row)."""
+    assert isinstance(basket, tuple), "every list basket is decoded before it is gathered"
+    return basket[1], basket[2]
+
+
+def _generated(
+    column: BasketColumn,
+    basket: _Generate,
+    row: npt.NDArray[np.int64],
+    array: npt.NDArray[Any],
+    arrays: dict[str, npt.NDArray[Any]],
+) -> _Items:
     """A ``kGenerateOffsetMap`` basket's items divided by its counter's values (written
     into the chunk's ``array`` of item counts), as a :func:`_gather_lists` row. The chunk
     holds the whole basket: such a branch's chunks are never cut inside a cluster."""
@@ -483,22 +554,30 @@ def _generated(column: BasketColumn, basket: _Generate, row: np.ndarray, array: 
     return (items, _address(items), items.nbytes)
 
 
-def _decode_one(column: BasketColumn, raw: np.ndarray, chunk: Any, row: np.ndarray,
-                array: np.ndarray) -> Any:  # fmt: skip
-    """A basket of another codec than zlib, or of several blocks: by the per-basket path,
-    into the chunk's arrays; for lists, its items (native) as a :func:`_gather_lists` row."""
+def _decode_one(
+    column: BasketColumn,
+    raw: npt.NDArray[np.uint8],
+    chunk: Any,
+    row: npt.NDArray[np.int64],
+    array: npt.NDArray[Any],
+) -> _Decoded:
+    """A basket of another codec than zlib, or of several blocks, by the per-basket path
+    into the chunk's ``array``: numbers into their place; lists' item counts into their
+    place and their items (native) as a :func:`_gather_lists` row."""
     lo, hi, entries = int(row[_LO]), int(row[_HI]), int(row[_ENTRIES])
     at = (int(row[_DST]) - _address(array)) // array.itemsize
-    if column.generated and np.asarray(raw)[_key_length(raw) - 1] >= _GENERATE_OFFSETS:
-        data, _keylen, border, nev = _payload(raw, chunk)
-        if nev != entries:
-            raise ValueError(
-                f"branch {column.name}: a basket holds {nev} entries, {entries} expected"
-            )
+    payload = _payload(column, raw, chunk, entries)
+    data, keylen, border, nev, generated = payload
+    if column.generated and generated:
         return _Generate(data[:border])
     if column.header is None:
-        decode_basket(column, raw, chunk, lo, hi, array[at : at + hi - lo], entries)
+        _numbers(column, payload, lo, hi, array[at : at + hi - lo])
         return None
-    items, counts = decode_basket(column, raw, chunk, lo, hi, None, entries)
+    try:
+        items, counts = unpack_lists(
+            data, border, keylen, nev, lo, hi, column.header, column.stored
+        )
+    except ValueError as err:
+        raise ValueError(f"branch {column.name}: {err}") from None
     array[at : at + hi - lo] = counts
     return (items, _address(items), items.nbytes)

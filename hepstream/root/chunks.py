@@ -6,6 +6,9 @@ import itertools
 from collections.abc import Sequence
 
 import numpy as np
+import numpy.typing as npt
+
+from hepstream.io.config import StreamConfig
 
 
 def plan_chunks(
@@ -43,7 +46,7 @@ def entries_for_bytes(target_bytes: int, bytes_per_entry: float, limit: int) -> 
     return int(max(1, min(limit, target_bytes // bytes_per_entry)))
 
 
-def passing_spans(boundaries: Sequence[int], mask: np.ndarray) -> list[tuple[int, int]]:
+def passing_spans(boundaries: Sequence[int], mask: npt.NDArray[np.bool_]) -> list[tuple[int, int]]:
     """Entry ranges of the clusters that hold at least one passing event, merged.
 
     ``boundaries`` are the cluster edges of one chunk (absolute entries, first to last);
@@ -65,7 +68,7 @@ def passing_spans(boundaries: Sequence[int], mask: np.ndarray) -> list[tuple[int
 AUTO_CACHE_MAX = 256 << 20
 
 
-def cache_for_layout(chunk_bytes: Sequence[int], base, ahead: int = 1) -> int:
+def cache_for_layout(chunk_bytes: Sequence[int], base: StreamConfig, ahead: int = 1) -> int:
     """The automatically sized budget: the chunk being read plus the ``ahead`` ones in
     flight, and the next file's first read (its head and tail read-ahead windows).
 

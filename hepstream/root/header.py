@@ -8,15 +8,24 @@ file's length when it was closed (4 bytes, 8 from version 1000000 on). A shorter
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Protocol, TypeVar
 
 from hepstream.errors import HepstreamError, InputError
+from hepstream.io.urls import is_remote
+from hepstream.io.xrootd import XRootDBackend
 
 #: Bytes that hold the magic, the version, fBEGIN and a 64-bit fEND.
 HEADER_BYTES = 20
 _BIG_FILE_VERSION = 1_000_000
 
-T = TypeVar("T")
+
+class _Opened(Protocol):
+    """What an opener gives: something to close (uproot's file)."""
+
+    def close(self) -> None: ...
+
+
+T = TypeVar("T", bound=_Opened)
 
 
 def expected_size(head: bytes) -> int | None:
@@ -54,11 +63,7 @@ def length_problem(end: int, size: int) -> str | None:
 
 def read_head(path: str) -> tuple[bytes, int]:
     """The first :data:`HEADER_BYTES` of ``path`` (local or ``root://``) and its size."""
-    from hepstream.io.urls import is_remote
-
     if is_remote(path):
-        from hepstream.io.xrootd import XRootDBackend
-
         backend = XRootDBackend(path, timeout=30)
         try:
             return backend.read(0, min(HEADER_BYTES, backend.size)), backend.size
@@ -93,7 +98,7 @@ def open_checked(path: str, open_file: Callable[[], T]) -> T:
     not is probed (first bytes and size) for the reason.
     """
     try:
-        opened: Any = open_file()
+        opened = open_file()
     except HepstreamError:
         raise
     except Exception:

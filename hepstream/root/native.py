@@ -11,42 +11,56 @@ from __future__ import annotations
 
 import ctypes
 import functools
+from collections.abc import Callable
+from typing import Any, cast
 
 import deflate
 import numba
 import numpy as np
+import numpy.typing as npt
 from llvmlite import ir
 from numba.core import cgutils, types
+from numba.core.typing.templates import Signature
 from numba.extending import intrinsic
 
+#: An integer in compiled code: numba types Python's and numpy's alike (int64), and the
+#: kernels' arithmetic on array elements gives numpy's.
+Int = int | np.integer[Any]
 
-@intrinsic
-def _pointer(_typingctx, address):
-    """The address ``address`` (an integer) as a ``void *``."""
+#: What an intrinsic's typing function gives numba: the call's signature and the function
+#: that emits its code (numba's and llvmlite's lowering objects carry no annotations).
+_Typed = tuple[Signature, Callable[[Any, Any, Signature, Any], Any]] | None
+
+
+def _pointer_typing(_typingctx: object, address: types.Type) -> _Typed:
+    """``_pointer(address)``: the address ``address`` (an integer) as a ``void *``."""
     if not isinstance(address, types.Integer):
         return None
 
-    def codegen(_context, builder, _signature, args):
+    def codegen(_context: Any, builder: Any, _signature: Signature, args: Any) -> Any:
         return builder.inttoptr(args[0], cgutils.voidptr_t)
 
     return types.voidptr(address), codegen
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
-def bytes_at(address, n):
-    """The ``n`` bytes at ``address`` as a uint8 array (nothing checks or keeps them)."""
-    return numba.carray(_pointer(address), n, np.uint8)
-
-
-@intrinsic
-def _call_pointer(_typingctx, function, a, b, c, d, e, f):
-    """``int function(void *, void *, size_t, void *, size_t, void *)`` at address
-    ``function``: the signature of libdeflate's ``*_decompress``."""
+def _call_pointer_typing(
+    _typingctx: object,
+    function: types.Type,
+    a: types.Type,
+    b: types.Type,
+    c: types.Type,
+    d: types.Type,
+    e: types.Type,
+    f: types.Type,
+) -> _Typed:
+    """``_call_pointer(function, a, b, c, d, e, f)``: ``int function(void *, void *,
+    size_t, void *, size_t, void *)`` at address ``function``: the signature of
+    libdeflate's ``*_decompress``."""
     args = (function, a, b, c, d, e, f)
     if not all(isinstance(arg, types.Integer) for arg in args):
         return None
 
-    def codegen(context, builder, _signature, llargs):
+    def codegen(context: Any, builder: Any, _signature: Signature, llargs: Any) -> Any:
         voidp, size = cgutils.voidptr_t, context.get_value_type(types.uintp)
         fnty = ir.FunctionType(ir.IntType(32), [voidp, voidp, size, voidp, size, voidp])
         call = builder.inttoptr(llargs[0], fnty.as_pointer())
@@ -66,6 +80,55 @@ def _call_pointer(_typingctx, function, a, b, c, d, e, f):
     return types.int32(*args), codegen
 
 
+def _call_alloc_typing(_typingctx: object, function: types.Type) -> _Typed:
+    """``_call_alloc(function)``: ``void *function(void)`` (libdeflate's
+    ``alloc_decompressor``), as an integer."""
+    if not isinstance(function, types.Integer):
+        return None
+
+    def codegen(context: Any, builder: Any, _signature: Signature, llargs: Any) -> Any:
+        fnty = ir.FunctionType(cgutils.voidptr_t, [])
+        made = builder.call(builder.inttoptr(llargs[0], fnty.as_pointer()), [])
+        return builder.ptrtoint(made, context.get_value_type(types.intp))
+
+    return types.intp(function), codegen
+
+
+def _call_free_typing(_typingctx: object, function: types.Type, handle: types.Type) -> _Typed:
+    """``_call_free(function, handle)``: ``void function(void *)`` (libdeflate's
+    ``free_decompressor``)."""
+    if not (isinstance(function, types.Integer) and isinstance(handle, types.Integer)):
+        return None
+
+    def codegen(context: Any, builder: Any, _signature: Signature, llargs: Any) -> Any:
+        fnty = ir.FunctionType(ir.VoidType(), [cgutils.voidptr_t])
+        target = builder.inttoptr(llargs[0], fnty.as_pointer())
+        builder.call(target, [builder.inttoptr(llargs[1], cgutils.voidptr_t)])
+        return context.get_dummy_value()
+
+    return types.none(function, handle), codegen
+
+
+# numba's stubs give an intrinsic its typing function's signature (the typing context
+# first), but compiled code calls it without the context: each cast names the call
+_pointer = cast(Callable[[Int], ctypes.c_void_p], intrinsic(_pointer_typing))
+_call_pointer = cast(
+    Callable[[int, int, int, int, int, int, int], int], intrinsic(_call_pointer_typing)
+)
+_call_alloc = cast(Callable[[int], int], intrinsic(_call_alloc_typing))
+_call_free = cast(Callable[[int, int], None], intrinsic(_call_free_typing))
+# and numba.carray an int's shape, where compiled code takes numpy's integers too
+_carray = cast(
+    Callable[[ctypes.c_void_p, Int, type[np.uint8]], npt.NDArray[np.uint8]], numba.carray
+)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def bytes_at(address: Int, n: Int) -> npt.NDArray[np.uint8]:
+    """The ``n`` bytes at ``address`` as a uint8 array (nothing checks or keeps them)."""
+    return _carray(_pointer(address), n, np.uint8)
+
+
 @functools.cache
 def libdeflate() -> tuple[int, int, int]:
     """Addresses of libdeflate's ``zlib_decompress``, ``alloc_decompressor`` and
@@ -81,37 +144,10 @@ def libdeflate() -> tuple[int, int, int]:
     return (found[0] or 0, found[1] or 0, found[2] or 0) if all(found) else (0, 0, 0)
 
 
-@intrinsic
-def _call_alloc(_typingctx, function):
-    """``void *function(void)`` (libdeflate's ``alloc_decompressor``), as an integer."""
-    if not isinstance(function, types.Integer):
-        return None
-
-    def codegen(context, builder, _signature, llargs):
-        fnty = ir.FunctionType(cgutils.voidptr_t, [])
-        made = builder.call(builder.inttoptr(llargs[0], fnty.as_pointer()), [])
-        return builder.ptrtoint(made, context.get_value_type(types.intp))
-
-    return types.intp(function), codegen
-
-
-@intrinsic
-def _call_free(_typingctx, function, handle):
-    """``void function(void *)`` (libdeflate's ``free_decompressor``)."""
-    if not (isinstance(function, types.Integer) and isinstance(handle, types.Integer)):
-        return None
-
-    def codegen(context, builder, _signature, llargs):
-        fnty = ir.FunctionType(ir.VoidType(), [cgutils.voidptr_t])
-        target = builder.inttoptr(llargs[0], fnty.as_pointer())
-        builder.call(target, [builder.inttoptr(llargs[1], cgutils.voidptr_t)])
-        return context.get_dummy_value()
-
-    return types.none(function, handle), codegen
-
-
 @numba.njit(cache=True, nogil=True)
-def inflate_at(functions, handle, source, n, into, size):
+def inflate_at(
+    functions: npt.NDArray[np.intp], handle: int, source: int, n: int, into: int, size: int
+) -> int:
     """libdeflate inflates the zlib stream of ``n`` bytes at address ``source`` into the
     ``size`` bytes at ``into`` (``functions``: :func:`libdeflate`'s addresses as an array;
     ``handle``: a decompressor of this thread's): 0, or libdeflate's error (1 damaged data,
@@ -124,11 +160,12 @@ def inflate_at(functions, handle, source, n, into, size):
 
 
 @numba.njit(cache=True, nogil=True)
-def new_inflater(functions):
+def new_inflater(functions: npt.NDArray[np.intp]) -> int:
     """A libdeflate decompressor (an address; 0 when out of memory)."""
     return _call_alloc(functions[1])
 
 
 @numba.njit(cache=True, nogil=True)
-def free_inflater(functions, handle):
+def free_inflater(functions: npt.NDArray[np.intp], handle: int) -> None:
+    """Free a decompressor :func:`new_inflater` made."""
     _call_free(functions[2], handle)

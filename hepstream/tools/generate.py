@@ -10,14 +10,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import awkward as ak
 import numpy as np
+import uproot
 
+from hepstream.codecs import uproot_codec
 from hepstream.errors import ConfigError, OutputError
-
-if TYPE_CHECKING:
-    import awkward as ak
 
 SAMPLES = ("tau1n-data", "tau1n-mc", "tau11-mc")
 
@@ -89,6 +89,8 @@ _THREE_PRONG = {
 }
 _MODES = {**_ONE_PRONG, **_THREE_PRONG}
 _MODE_NAMES = tuple(_MODES)
+#: Entries of each decay template, in :data:`_MODE_NAMES` order.
+_MODE_LENGTHS = np.array([len(_MODES[m][1]) for m in _MODE_NAMES])
 _STABLE_CHARGED = {11: "e", 13: "mu", 211: "pi"}
 _NEUTRINOS = {12, 14, 16}
 
@@ -138,8 +140,6 @@ def generate_sample(
     Path
         The written file.
     """
-    import uproot
-
     _check_kind(kind)
     if n_events < 1:
         raise ConfigError(f"n_events must be >= 1, got {n_events}")
@@ -152,27 +152,40 @@ def generate_sample(
         raise OutputError(f"output directory {path.parent} does not exist: create it first")
     rng = np.random.default_rng(seed)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    n_chunks = -(-n_events // events_per_basket)
     try:
         with uproot.recreate(tmp, compression=codec) as fout:
-            tree = None
-            for start in range(0, n_events, events_per_basket):
-                n = min(events_per_basket, n_events - start)
-                chunk = generate_arrays(kind, n, rng, first_event=first_event + start, config=cfg)
-                if tree is None:
-                    tree = fout.mktree(
-                        "events",
-                        {k: v.type if hasattr(v, "layout") else v.dtype for k, v in chunk.items()},
-                        title=f"hepstream synthetic {kind}",
-                        initial_basket_capacity=n_chunks + 2,
-                    )
-                tree.extend(chunk)
+            _write_events(fout, kind, n_events, rng, events_per_basket, first_event, cfg)
         tmp.replace(path)
     except OSError as err:
         raise OutputError(f"cannot write {path}: {err}") from err
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def _write_events(
+    fout: uproot.WritableDirectory,
+    kind: str,
+    n_events: int,
+    rng: np.random.Generator,
+    events_per_basket: int,
+    first_event: int,
+    cfg: GeneratorConfig,
+) -> None:
+    """The ``events`` tree: one basket (one ``extend``) per ``events_per_basket`` events."""
+    n_chunks = -(-n_events // events_per_basket)
+    tree = None
+    for start in range(0, n_events, events_per_basket):
+        n = min(events_per_basket, n_events - start)
+        chunk = generate_arrays(kind, n, rng, first_event=first_event + start, config=cfg)
+        if tree is None:
+            tree = fout.mktree(
+                "events",
+                {k: v.type if hasattr(v, "layout") else v.dtype for k, v in chunk.items()},
+                title=f"hepstream synthetic {kind}",
+                initial_basket_capacity=n_chunks + 2,
+            )
+        tree.extend(chunk)
 
 
 def generate_arrays(
@@ -184,8 +197,6 @@ def generate_arrays(
     config: GeneratorConfig | None = None,
 ) -> dict[str, Any]:
     """One chunk of events as the dict of arrays written to the tree (flat numpy + ``ak.zip``)."""
-    import awkward as ak
-
     _check_kind(kind)
     cfg = config or GeneratorConfig()
     truth = _draw_truth(kind, n_events, rng, cfg)
@@ -210,18 +221,16 @@ def generate_arrays(
         "missing_mass2": ev.missing_mass2,
         "evis": ev.evis,
         "mc_truth": truth.astype(np.int32),
-        "trk": _zip(ak, trk, TRK_FIELDS),
-        "clus": _zip(ak, clus, CLUS_FIELDS),
+        "trk": _zip(trk, TRK_FIELDS),
+        "clus": _zip(clus, CLUS_FIELDS),
     }
     if kind.endswith("-mc"):
-        out["mc"] = _zip(ak, mc.record, MC_FIELDS)
+        out["mc"] = _zip(mc.record, MC_FIELDS)
     return out
 
 
 def uncompressed_bytes_per_event(arrays: dict[str, Any]) -> float:
     """Sum of the written arrays' ``nbytes`` (data, counters) divided by the event count."""
-    import awkward as ak
-
     total = 0
     n = len(arrays["event"])
     for value in arrays.values():
@@ -287,8 +296,6 @@ def _check_kind(kind: str) -> None:
 
 
 def _compression(name: str, level: int | None) -> Any:
-    from hepstream.codecs import uproot_codec
-
     return uproot_codec(name if level is None else f"{name}:{level}")
 
 
@@ -313,25 +320,45 @@ def _tau_pairs(
 ) -> _TauPairs:
     """Draw both tau decays, build the generator record, set the topology truth code."""
     n = len(events)
-    names = list(_ONE_PRONG) if kind == "tau11-mc" else list(_MODES)
-    bf = np.array([_MODES[m][0] for m in names])
-    modes = rng.choice(len(names), size=(n, 2), p=bf / bf.sum())
-    mode_idx = np.array([_MODE_NAMES.index(m) for m in names])[modes]
-    prongs = np.where(mode_idx >= len(_ONE_PRONG), 3, 1)
-    nprong = prongs.sum(axis=1)
+    mode_idx = _draw_modes(kind, n, rng)
+    nprong = np.where(mode_idx >= len(_ONE_PRONG), 3, 1).sum(axis=1)
     truth[events] = np.select([nprong == 2, nprong == 4], [TAU_11, TAU_13], TAU_33)
 
     axis = _random_axis(n, rng)
     e_tau = ebeam[events].astype(np.float64)
     p_tau = np.sqrt(np.maximum(e_tau**2 - M_TAU**2, 0.0))
-    lengths = np.array([len(_MODES[m][1]) for m in _MODE_NAMES])
-    counts = 4 + lengths[mode_idx].sum(axis=1)
+    counts = 4 + _MODE_LENGTHS[mode_idx].sum(axis=1)
+    rec, p4, base = _pair_header(counts, axis, e_tau, p_tau)
+    decay_len = rng.exponential(cfg.lifetime_d0 * p_tau[:, None] / M_TAU, size=(n, 2))  # cm
+    vtx = _fill_decays(mode_idx, base, p_tau, decay_len, rec, p4, rng)
+
+    rec["px"], rec["py"], rec["pz"], rec["e"] = (p4[:, i].astype(np.float32) for i in range(4))
+    rec["vx"], rec["vy"], rec["vz"] = (vtx[:, i].astype(np.float32) for i in range(3))
+    rec["_counts"] = counts
+    rec["_events"] = events
+    return _visible_and_missing(events, rec, p4)
+
+
+def _draw_modes(kind: str, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Both taus' decay modes in ``n`` events, by branching fraction: ``(n, 2)`` indices into
+    :data:`_MODE_NAMES` (one-prong modes only for ``tau11-mc``)."""
+    names = list(_ONE_PRONG) if kind == "tau11-mc" else list(_MODES)
+    bf = np.array([_MODES[m][0] for m in names])
+    modes = rng.choice(len(names), size=(n, 2), p=bf / bf.sum())
+    return np.array([_MODE_NAMES.index(m) for m in names])[modes]
+
+
+def _pair_header(
+    counts: np.ndarray, axis: np.ndarray, e_tau: np.ndarray, p_tau: np.ndarray
+) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """The generator record of ``counts`` entries per event with its first four filled: the
+    e- and e+ beams along z, then the tau- along ``axis`` and the tau+ against it. Returns
+    the record, its four-momenta (float64 while building) and each event's first row."""
     offsets = np.concatenate([[0], np.cumsum(counts)])
     total = int(offsets[-1])
     rec = {f: np.zeros(total, np.int32 if f in _INT_FIELDS else np.float32) for f in MC_FIELDS}
-    p4 = np.zeros((total, 4))  # px, py, pz, e in float64 while building
+    p4 = np.zeros((total, 4))  # px, py, pz, e
     base = offsets[:-1]
-    # header: e- beam, e+ beam (along z), tau-, tau+
     for k, pdg in enumerate((11, -11, 15, -15)):
         rec["pdg"][base + k] = pdg
         rec["mother"][base + k] = -1 if k < 2 else 0
@@ -341,9 +368,21 @@ def _tau_pairs(
     p4[base + 2, :3] = axis * p_tau[:, None]
     p4[base + 3, :3] = -axis * p_tau[:, None]
     p4[base + 2, 3] = p4[base + 3, 3] = e_tau
-    decay_len = rng.exponential(cfg.lifetime_d0 * p_tau[:, None] / M_TAU, size=(n, 2))  # cm
-    vtx = np.zeros((total, 3))
+    return rec, p4, base
 
+
+def _fill_decays(
+    mode_idx: np.ndarray,
+    base: np.ndarray,
+    p_tau: np.ndarray,
+    decay_len: np.ndarray,
+    rec: dict[str, np.ndarray],
+    p4: np.ndarray,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Both taus' decay products after the header, tau- first, one mode at a time; returns
+    the production vertices (each product at its tau's decay point)."""
+    vtx = np.zeros((len(p4), 3))
     start = base + 4
     for side in (0, 1):  # 0: tau-, 1: tau+ (charge-conjugated template)
         tau_row = base + 2 + side
@@ -358,10 +397,17 @@ def _tau_pairs(
                     / np.maximum(p_tau[sel, None, None], 1e-9)
                     * decay_len[sel, side, None, None]
                 )
-        start = start + lengths[mode_idx[:, side]]
+        start = start + _MODE_LENGTHS[mode_idx[:, side]]
+    return vtx
 
-    rec["px"], rec["py"], rec["pz"], rec["e"] = (p4[:, i].astype(np.float32) for i in range(4))
-    rec["vx"], rec["vy"], rec["vz"] = (vtx[:, i].astype(np.float32) for i in range(3))
+
+def _visible_and_missing(
+    events: np.ndarray, rec: dict[str, np.ndarray], p4: np.ndarray
+) -> _TauPairs:
+    """The pairs' record with what the detector sees of it: the stable charged daughters,
+    and the summed neutrino four-momentum per event."""
+    n = len(events)
+    counts = rec["_counts"]
     ev_of_row = np.repeat(np.arange(n), counts)
     apdg = np.abs(rec["pdg"])
     nu = np.isin(apdg, list(_NEUTRINOS))
@@ -369,8 +415,6 @@ def _tau_pairs(
     for i in range(4):
         nu_sum[:, i] = np.bincount(ev_of_row[nu], weights=p4[nu, i], minlength=n)
     charged = np.isin(apdg, list(_STABLE_CHARGED)) & (rec["status"] == 1)  # not the beams
-    rec["_counts"] = counts
-    rec["_events"] = events
     return _TauPairs(
         events=events,
         record=rec,
@@ -486,7 +530,9 @@ def _merge_parts(n_events: int, parts: list[dict[str, np.ndarray]]) -> dict[str,
     return out
 
 
-def _finish_tracks(trk: dict[str, np.ndarray], rng: np.random.Generator, cfg: GeneratorConfig):
+def _finish_tracks(
+    trk: dict[str, np.ndarray], rng: np.random.Generator, cfg: GeneratorConfig
+) -> None:
     """Derived and detector-level track quantities: pt, helix errors, PID likelihoods, hits."""
     n = len(trk["_counts"]) and int(trk["_counts"].sum())
     px, py, pz = trk["px"], trk["py"], trk["pz"]
@@ -657,8 +703,8 @@ def _random_axis(n: int, rng: np.random.Generator) -> np.ndarray:
     return np.stack([sin_t * np.cos(phi), sin_t * np.sin(phi), cos_t], axis=1)
 
 
-def _zip(ak_mod: Any, flat: dict[str, np.ndarray], fields: tuple[str, ...] | list[str]) -> ak.Array:
+def _zip(flat: dict[str, np.ndarray], fields: tuple[str, ...]) -> ak.Array:
     """A jagged record array (``var * {field: ...}``) from flat fields and per-event counts."""
     counts = np.asarray(flat["_counts"], np.int64)
-    record = ak_mod.zip({f: flat[f] for f in fields}, depth_limit=1)
-    return ak_mod.unflatten(record, counts)
+    record = ak.zip({f: flat[f] for f in fields}, depth_limit=1)
+    return ak.unflatten(record, counts)

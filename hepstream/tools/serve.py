@@ -13,7 +13,10 @@ loopback clients may connect when the server's address is loopback.
 from __future__ import annotations
 
 import atexit
+import grp
+import ipaddress
 import os
+import pwd
 import re
 import shutil
 import socket
@@ -25,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hepstream.errors import ConfigError, InputError
+from hepstream.io.auth import authdb_text, check_keytab, default_keytab, keytab_users
 from hepstream.procs import Service, stop_group
 
 _PORT_RE = re.compile(r"xrootd \S+:(\d+) initialization completed")
@@ -216,8 +220,6 @@ class XRootDServer(Service):
     def _security(self, ident: tuple[int, set[int]] | None, out_dir: Path) -> tuple[Path, Path]:
         """The daemon's private copy of the keytab and its authorization file; creates each
         user's ``/out/<user>/`` (a rule for ``/out/<user>/`` does not cover making it)."""
-        from hepstream.io.auth import authdb_text, check_keytab, default_keytab, keytab_users
-
         assert self.admin_dir is not None
         if self.keytab is None:
             self.keytab = default_keytab()
@@ -284,6 +286,8 @@ class XRootDServer(Service):
         return admin
 
     def _wait_ready(self) -> None:
+        # loaded here, not at import: loading the client fixes its XRD_* settings from the
+        # environment as it is then (hepstream.io.xrootd loads it the same way)
         from XRootD import client
 
         deadline = time.monotonic() + self.config.startup_timeout
@@ -373,8 +377,6 @@ def _config_text(
 
 
 def _is_loopback(host: str) -> bool:
-    import ipaddress
-
     if host == "localhost":
         return True
     try:
@@ -387,9 +389,6 @@ def _daemon_identity(user: str) -> tuple[int, set[int]] | None:
     """(uid, gids) the daemon will run as when we are root, None when it runs as ourselves."""
     if os.geteuid() != 0:
         return None
-    import grp
-    import pwd
-
     try:
         entry = pwd.getpwnam(user)
     except KeyError:

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from hepstream.cloud.model import Cloud
+
 VENV_BIN = Path(sys.executable).parent
 
 
@@ -93,8 +95,6 @@ def fake_nova():
 
 @pytest.fixture
 def nova_cloud(fake_nova, monkeypatch):
-    from hepstream.cloud.model import Cloud
-
     monkeypatch.setenv("HS_TEST_OS_PASSWORD", "os-secret-value")
     fake_nova.fail_next = 0
     options = {

@@ -38,9 +38,27 @@ def run_json(capsys, *args):
 
 
 def test_queue_add_list_and_plan(config, capsys):
-    ids = run_json(capsys, "cloud", "queue", "add", "-c", str(config), "--image", "img",
-                   "--owner", "alice", "--plugin", "sel.py", "--input", "root://h//a.root",
-                   "--output", "out.parquet", "--count", "4", "--json")  # fmt: skip
+    ids = run_json(
+        capsys,
+        "cloud",
+        "queue",
+        "add",
+        "-c",
+        str(config),
+        "--image",
+        "img",
+        "--owner",
+        "alice",
+        "--plugin",
+        "sel.py",
+        "--input",
+        "root://h//a.root",
+        "--output",
+        "out.parquet",
+        "--count",
+        "4",
+        "--json",
+    )
     assert len(ids) == 4
     listed = run_json(capsys, "cloud", "queue", "list", "-c", str(config), "--json")
     assert [j["status"] for j in listed] == ["idle"] * 4
@@ -52,8 +70,10 @@ def test_queue_add_list_and_plan(config, capsys):
     (wait,) = [a for a in actions if a["action"] == "wait"]
     assert wait["jobs"] == 1
     # a dry run changes nothing
-    assert run_json(capsys, "cloud", "queue", "list", "-c", str(config), "--status", "idle",
-                    "--json") == listed  # fmt: skip
+    assert (
+        run_json(capsys, "cloud", "queue", "list", "-c", str(config), "--status", "idle", "--json")
+        == listed
+    )
     assert main(["cloud", "plan", "-c", str(config)]) == 0
     assert "boot" in capsys.readouterr().out
 
@@ -64,8 +84,7 @@ def test_status_aggregates_reports_per_site(config, capsys):
     spec = VMSpec("img", 1, 2048, "alice")
     for site, eps in [("nrc", 100.0), ("nrc", 120.0), ("ec2", 430.0)]:
         job = queue.add(spec, {})
-        queue.finish(job, {"status": "ok", "site": site, "events_per_s": eps,
-                           "kb_per_s": eps * 4})  # fmt: skip
+        queue.finish(job, {"status": "ok", "site": site, "events_per_s": eps, "kb_per_s": eps * 4})
     queue.finish(queue.add(spec, {}), {"status": "failed", "site": "ec2", "error": "x"})
     data = run_json(capsys, "cloud", "status", "-c", str(config), "--json")
     assert data["jobs"] == {"done": 3, "failed": 1}

@@ -2,8 +2,11 @@
 
 import htcondor2
 import pytest
+import typer
+from typer.testing import CliRunner
 
 from hepstream.cli import main
+from hepstream.cli.cloud import submit
 from hepstream.cloud.model import VMSpec
 from hepstream.cloud.queues.condor import job_from_ad, workers_from_ads
 from hepstream.cloud.submit import submit_text
@@ -12,9 +15,16 @@ from hepstream.errors import ConfigError
 
 def test_idle_job_ad_becomes_a_job():
     ad = {
-        "ClusterId": 12, "ProcId": 3, "JobStatus": 1, "Owner": "alice", "QDate": 1700,
-        "VMType": "babar-sl55", "VMCPUCores": 2, "VMMem": 4096, "TargetClouds": "nrc, uvic-a",
-    }  # fmt: skip
+        "ClusterId": 12,
+        "ProcId": 3,
+        "JobStatus": 1,
+        "Owner": "alice",
+        "QDate": 1700,
+        "VMType": "babar-sl55",
+        "VMCPUCores": 2,
+        "VMMem": 4096,
+        "TargetClouds": "nrc, uvic-a",
+    }
     job = job_from_ad(ad)
     assert job.id == "12.3"
     assert job.status == "idle"
@@ -25,9 +35,15 @@ def test_idle_job_ad_becomes_a_job():
 
 def test_running_job_names_its_vm_and_sizes_fall_back_to_requests():
     ad = {
-        "ClusterId": 1, "ProcId": 0, "JobStatus": 2, "Owner": '"bob"', "VMType": '"img"',
-        "RequestCpus": 4, "RequestMemory": 1000, "RemoteHost": "slot1@hs-ab12cd.cloud.local",
-    }  # fmt: skip
+        "ClusterId": 1,
+        "ProcId": 0,
+        "JobStatus": 2,
+        "Owner": '"bob"',
+        "VMType": '"img"',
+        "RequestCpus": 4,
+        "RequestMemory": 1000,
+        "RemoteHost": "slot1@hs-ab12cd.cloud.local",
+    }
     job = job_from_ad(ad)
     assert job.status == "running"
     assert job.vm_id == "hs-ab12cd"
@@ -52,9 +68,16 @@ def test_workers_from_startd_ads():
 
 
 def test_submit_text_parses_and_carries_vm_attributes():
-    text = submit_text("sel.py", ["root://h//a.root", "root://h//b.root"], "img", "out",
-                       cpus=2, memory_mb=4096, target_clouds=["nrc", "amazon-ec2"],
-                       owner="alice")  # fmt: skip
+    text = submit_text(
+        "sel.py",
+        ["root://h//a.root", "root://h//b.root"],
+        "img",
+        "out",
+        cpus=2,
+        memory_mb=4096,
+        target_clouds=["nrc", "amazon-ec2"],
+        owner="alice",
+    )
     sub = htcondor2.Submit(text)
     assert sub["MY.VMType"] == '"img"'
     assert sub["MY.VMCPUCores"] == "2"
@@ -81,17 +104,24 @@ def test_submit_text_refuses_bad_values(kwargs, match):
 
 
 def test_submit_command_writes_file_atomically(tmp_path):
-    import typer
-    from typer.testing import CliRunner
-
-    from hepstream.cli.cloud import submit
-
     app = typer.Typer()
     app.command()(submit)
     app.command("noop")(lambda: None)
     target = tmp_path / "jobs.sub"
-    result = CliRunner().invoke(app, ["submit", "p.py", "root://h//a.root", "--image", "img",
-                                      "--target-cloud", "nrc", "-f", str(target)])  # fmt: skip
+    result = CliRunner().invoke(
+        app,
+        [
+            "submit",
+            "p.py",
+            "root://h//a.root",
+            "--image",
+            "img",
+            "--target-cloud",
+            "nrc",
+            "-f",
+            str(target),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert htcondor2.Submit(target.read_text())["MY.TargetClouds"] == '"nrc"'
     assert [p.name for p in tmp_path.iterdir()] == ["jobs.sub"]

@@ -11,13 +11,14 @@ import uuid
 
 import pytest
 
-from hepstream.cloud.drivers.base import TAG_SHIM, TAG_VM, BootRequest, make_tags
+from hepstream.cloud.drivers.base import TAG_SHIM, TAG_VM, BootRequest, CloudAPIError, make_tags
 from hepstream.cloud.drivers.ec2 import EC2Driver
 from hepstream.cloud.drivers.fake import FakeAgents
 from hepstream.cloud.model import Cloud, VMSpec
 from hepstream.cloud.policy import load_config
 from hepstream.cloud.queues.local import LocalQueue
 from hepstream.cloud.state import StateStore
+from hepstream.errors import ConfigError
 
 pytestmark = pytest.mark.cloud
 
@@ -51,16 +52,12 @@ def test_boot_list_destroy_with_tags(moto_url, aws_env):
 
 
 def test_unknown_image_is_a_config_error(moto_url, aws_env):
-    from hepstream.errors import ConfigError
-
     driver = EC2Driver(_cloud(moto_url, aws_env), "x")
     with pytest.raises(ConfigError, match="no AMI for image 'nope'"):
         driver.boot(BootRequest("x-1", VMSpec("nope"), {}))
 
 
 def test_unreachable_endpoint_is_a_cloud_api_error(aws_env, unused_port):
-    from hepstream.cloud.drivers.base import CloudAPIError
-
     cloud = _cloud(f"http://127.0.0.1:{unused_port}", aws_env)
     with pytest.raises(CloudAPIError, match="EC2 list failed"):
         EC2Driver(cloud, "x").list()
@@ -97,12 +94,23 @@ img = "ami-12345678"
 def _shim(config_path, log, *extra):
     with log.open("a") as err:
         return subprocess.Popen(
-            [sys.executable, "-m", "hepstream", "cloud", "run", "-c", str(config_path),
-             "--interval", "0.2", "-v", *extra],
+            [
+                sys.executable,
+                "-m",
+                "hepstream",
+                "cloud",
+                "run",
+                "-c",
+                str(config_path),
+                "--interval",
+                "0.2",
+                "-v",
+                *extra,
+            ],
             env=dict(os.environ),
             stdout=subprocess.DEVNULL,
             stderr=err,
-        )  # fmt: skip
+        )
 
 
 @pytest.mark.slow

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from hepstream.cloud.drivers.local import GUEST_HOST, guest_urls
-from hepstream.cloud.model import VMSpec
+from hepstream.cloud.drivers.base import make_tags
+from hepstream.cloud.drivers.local import GUEST_HOST, LocalQemuDriver, _read_report, guest_urls
+from hepstream.cloud.model import Cloud, VMSpec
 from hepstream.cloud.policy import load_config
 from hepstream.cloud.queues.local import LocalQueue
+from hepstream.cloud.shim import Shim
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -79,7 +83,6 @@ hepstream-test = "{test_image}"
             "report": xrootd_server.out_url("e2e-job.report.json"),
         },
     )
-    from hepstream.cloud.shim import Shim
 
     shim = Shim.from_config(cfg)
     shim.run(interval=2.0, until_idle=True, max_rounds=1200)
@@ -115,8 +118,6 @@ def _qemu_pids_under(workdir: Path) -> list[int]:
 
 
 def test_report_json_is_read_from_a_path(tmp_path):
-    from hepstream.cloud.drivers.local import _read_report
-
     path = tmp_path / "r.json"
     path.write_text(json.dumps({"status": "ok", "site": "local"}))
     assert _read_report(str(path)) == {"status": "ok", "site": "local"}
@@ -126,12 +127,6 @@ def test_report_json_is_read_from_a_path(tmp_path):
 
 def test_restarted_driver_finds_running_vm_by_its_files(tmp_path):
     """A VM started by an earlier shim process is listed, collected and killed by pid."""
-    import shutil
-    import subprocess
-
-    from hepstream.cloud.drivers.base import make_tags
-    from hepstream.cloud.drivers.local import LocalQemuDriver
-    from hepstream.cloud.model import Cloud
 
     fake_qemu = tmp_path / "qemu-standin"
     shutil.copy("/bin/sleep", fake_qemu)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from hepstream.cloud.drivers.base import BootRequest, make_tags
 from hepstream.cloud.drivers.fake import FakeAgents, FakeDriver
 from hepstream.cloud.model import Cloud, VMSpec
 from hepstream.cloud.policy import Policy, ShimConfig
@@ -150,7 +151,6 @@ def test_finish_without_ok_report_fails_the_job(tmp_path, report):
 
 def test_tagged_vm_without_a_row_is_adopted_not_leaked(tmp_path, clock):
     """A shim killed between the boot call and its state write finds the VM by tags."""
-    from hepstream.cloud.drivers.base import BootRequest, make_tags
 
     clouds = [Cloud("a", 2)]
     shim, drivers, queue = make(tmp_path, clock, clouds)

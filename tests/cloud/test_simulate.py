@@ -217,12 +217,25 @@ def test_simulation_leaves_no_files(tmp_path, monkeypatch):
 def test_bench_render_has_the_cloud_sim_row_and_target():
     from bench.render import evaluate, records, render
 
-    info = {"suite": "cloud-sim", "config": "cloud-sim-20.toml", "clouds": 20, "jobs": 5000,
-            "jobs_done": 5000, "jobs_failed": 0, "jobs_unfinished": 0, "vms_booted": 7000,
-            "vms_replaced": 900, "vms_left_running": 0, "quota_exceeded": 0,
-            "plan_calls": 6000, "simulated_hours": 120.5}  # fmt: skip
-    doc = {"benchmarks": [{"name": "sim", "stats": {"median": 42.0, "rounds": 1},
-                           "extra_info": info}], "machine_info": {}}  # fmt: skip
+    info = {
+        "suite": "cloud-sim",
+        "config": "cloud-sim-20.toml",
+        "clouds": 20,
+        "jobs": 5000,
+        "jobs_done": 5000,
+        "jobs_failed": 0,
+        "jobs_unfinished": 0,
+        "vms_booted": 7000,
+        "vms_replaced": 900,
+        "vms_left_running": 0,
+        "quota_exceeded": 0,
+        "plan_calls": 6000,
+        "simulated_hours": 120.5,
+    }
+    doc = {
+        "benchmarks": [{"name": "sim", "stats": {"median": 42.0, "rounds": 1}, "extra_info": info}],
+        "machine_info": {},
+    }
     name = "cloud simulation: 5,000 jobs over 20 clouds < 60 s"
     verdicts = {t.name: (v, verdict) for t, v, verdict in evaluate(records(doc))}
     assert verdicts[name] == (42.0, "pass")

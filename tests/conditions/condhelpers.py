@@ -9,6 +9,10 @@ import sys
 import time
 from pathlib import Path
 
+import uproot
+
+from hepstream.conditions.job import METADATA_KEY
+
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 CALIB_PLUGIN = EXAMPLES / "tau1n_calib.py"
 #: 12 000 events, 3 000 per run (runs 10000-10003), 1 000 per sub-run, 2 000 per cluster:
@@ -89,9 +93,6 @@ chain.close()
 
 def read_output(path: Path) -> dict:
     """Columns and the conditions metadata of a job's ROOT output."""
-    import uproot
-
-    from hepstream.conditions.job import METADATA_KEY
 
     with uproot.open(path) as f:
         columns = f["events"].arrays(library="np")

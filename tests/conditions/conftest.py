@@ -12,19 +12,22 @@ from condhelpers import N_EVENTS, PER_BASKET, PER_RUN, PER_SUBRUN, RUNS
 
 from hepstream.conditions.sample import build_beam_db
 from hepstream.conditions.server import ConditionsServer
+from hepstream.tools.generate import GeneratorConfig, generate_sample
 
 
 @pytest.fixture(scope="session")
 def multirun_sample() -> Iterator[Path]:
-    from hepstream.tools.generate import GeneratorConfig, generate_sample
-
     base = Path(tempfile.mkdtemp(prefix="hepstream-cond-sample-"))
     try:
         cfg = GeneratorConfig(events_per_run=PER_RUN, events_per_subrun=PER_SUBRUN)
         yield generate_sample(
-            base / "multirun.root", "tau1n-data", N_EVENTS, seed=7,
-            events_per_basket=PER_BASKET, config=cfg,
-        )  # fmt: skip
+            base / "multirun.root",
+            "tau1n-data",
+            N_EVENTS,
+            seed=7,
+            events_per_basket=PER_BASKET,
+            config=cfg,
+        )
     finally:
         shutil.rmtree(base, ignore_errors=True)
 

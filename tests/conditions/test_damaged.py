@@ -102,8 +102,9 @@ def test_add_refuses_a_damaged_payload_file(tmp_path: Path, capsys, case: str) -
     db, payload = tmp_path / "db", tmp_path / f"beam{suffix}"
     payload.write_bytes(data)
     assert _cli(capsys, "conditions", "create", "v1", "--db", db)[0] == 0
-    code, _, err = _cli(capsys, "conditions", "add", "v1", "beam", payload, "--since", "1",
-                        "--db", db)  # fmt: skip
+    code, _, err = _cli(
+        capsys, "conditions", "add", "v1", "beam", payload, "--since", "1", "--db", db
+    )
     line = one_error_line(code, err, 2, str(payload), says)
     assert ("numpy .npz archive" if suffix == ".npz" else "JSON document") in line
     shown = json.loads(_cli(capsys, "conditions", "show", "v1", "--db", db, "--json")[1])
@@ -126,8 +127,20 @@ def _publish_raw(db: Path, data: bytes, kind: str, run: int) -> str:
 
 
 def _run_argv(sample: Path, out: Path, report: Path, conditions: object) -> list[object]:
-    return ["run", CALIB_PLUGIN, sample, "-o", out, "--report", report, "--conditions",
-            conditions, "--global-tag", "beam-v1", "--no-progress"]  # fmt: skip
+    return [
+        "run",
+        CALIB_PLUGIN,
+        sample,
+        "-o",
+        out,
+        "--report",
+        report,
+        "--conditions",
+        conditions,
+        "--global-tag",
+        "beam-v1",
+        "--no-progress",
+    ]
 
 
 @pytest.mark.parametrize("case", [*DAMAGED_PAYLOADS, *WRONG_KIND])
@@ -225,8 +238,9 @@ def test_damaged_snapshot_is_one_line(
     assert json.loads(report.read_text())["status"] == "failed"
     assert not out.exists()
     # a copy of the damaged snapshot is refused the same way, and leaves no temp directory
-    code, _, err = _cli(capsys, "conditions", "snapshot", "beam-v1", tmp_path / "copy",
-                        "--db", snap)  # fmt: skip
+    code, _, err = _cli(
+        capsys, "conditions", "snapshot", "beam-v1", tmp_path / "copy", "--db", snap
+    )
     one_error_line(code, err, 3, named, says, "take the snapshot again")
     assert not (tmp_path / "copy").exists()
     assert _leftovers(tmp_path) == []

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from condhelpers import read_output, run_fetchers, server_gets, write_probe
 
+from hepstream.cli import main
 from hepstream.conditions.server import IMMUTABLE, REVALIDATE, ConditionsServer
 from hepstream.conditions.store import Store
 from hepstream.job.runner import JobSpec, run_job
@@ -67,9 +68,14 @@ def test_cache_headers_and_revalidation(server, beam_db, tmp_path) -> None:
 
 def _spec(plugin, sample, out, conditions, cache) -> JobSpec:
     return JobSpec(
-        plugin=str(plugin), inputs=(str(sample),), output=str(out), conditions=tuple(conditions),
-        global_tag="beam-v1", conditions_cache=str(cache), chunk_bytes=int(CHUNK),
-    )  # fmt: skip
+        plugin=str(plugin),
+        inputs=(str(sample),),
+        output=str(out),
+        conditions=tuple(conditions),
+        global_tag="beam-v1",
+        conditions_cache=str(cache),
+        chunk_bytes=int(CHUNK),
+    )
 
 
 def test_job_over_http_matches_local_and_warm_cache_skips_server(
@@ -103,8 +109,6 @@ def test_job_over_http_matches_local_and_warm_cache_skips_server(
 def test_damaged_transfer_names_the_payload(
     server, beam_db, multirun_sample, tmp_path, capsys
 ) -> None:
-    from hepstream.cli import main
-
     with Store(beam_db) as store:
         gt = store.global_tag("beam-v1")
         victim = gt.tags["beam"].iovs[1].payload
@@ -113,9 +117,20 @@ def test_damaged_transfer_names_the_payload(
     data[len(data) // 2] ^= 0xFF
     path.write_bytes(bytes(data))
     out, cache = tmp_path / "out" / "o.root", tmp_path / "cache"
-    argv = ["run", str(write_probe(tmp_path)), str(multirun_sample), "-o", str(out),
-            "--conditions", server.url, "--global-tag", "beam-v1", "--chunk", CHUNK,
-            "--no-progress"]  # fmt: skip
+    argv = [
+        "run",
+        str(write_probe(tmp_path)),
+        str(multirun_sample),
+        "-o",
+        str(out),
+        "--conditions",
+        server.url,
+        "--global-tag",
+        "beam-v1",
+        "--chunk",
+        CHUNK,
+        "--no-progress",
+    ]
     os.environ["HEPSTREAM_CONDITIONS_CACHE"] = str(cache)
     try:
         code = main(argv)
@@ -141,8 +156,22 @@ def test_concurrent_jobs_share_one_disk_cache(server, tmp_path) -> None:
 
 
 def _gated_job(probe, sample, out, sources, cache, gate) -> subprocess.Popen:
-    argv = [sys.executable, "-m", "hepstream", "run", str(probe), str(sample), "-o", str(out),
-            "--global-tag", "beam-v1", "--chunk", CHUNK, "--no-progress", "--json"]  # fmt: skip
+    argv = [
+        sys.executable,
+        "-m",
+        "hepstream",
+        "run",
+        str(probe),
+        str(sample),
+        "-o",
+        str(out),
+        "--global-tag",
+        "beam-v1",
+        "--chunk",
+        CHUNK,
+        "--no-progress",
+        "--json",
+    ]
     for source in sources:
         argv += ["--conditions", source]
     env = dict(
@@ -166,8 +195,6 @@ def _wait_for(path: Path, procs: list[subprocess.Popen], timeout: float = 60) ->
 def test_server_killed_mid_run_jobs_finish_from_cache_or_snapshot(
     beam_db, multirun_sample, tmp_path
 ) -> None:
-    from hepstream.cli import main
-
     snapshot = tmp_path / "snapshot"
     assert main(["conditions", "snapshot", "beam-v1", str(snapshot), "--db", str(beam_db)]) == 0
     probe, gated = write_probe(tmp_path), write_probe(tmp_path, gate=str(tmp_path / "gate"))
@@ -177,11 +204,23 @@ def test_server_killed_mid_run_jobs_finish_from_cache_or_snapshot(
         # warm a cache with one complete job, then start two jobs that block in chunk 1
         run_job(_spec(probe, multirun_sample, tmp_path / "w.root", [srv.url], tmp_path / "warm"))
         jobs = {
-            "cache": _gated_job(gated, multirun_sample, tmp_path / "a.root", [srv.url],
-                                tmp_path / "warm", tmp_path / "gate"),
-            "snapshot": _gated_job(gated, multirun_sample, tmp_path / "b.root",
-                                   [srv.url, str(snapshot)], tmp_path / "cold", tmp_path / "gate"),
-        }  # fmt: skip
+            "cache": _gated_job(
+                gated,
+                multirun_sample,
+                tmp_path / "a.root",
+                [srv.url],
+                tmp_path / "warm",
+                tmp_path / "gate",
+            ),
+            "snapshot": _gated_job(
+                gated,
+                multirun_sample,
+                tmp_path / "b.root",
+                [srv.url, str(snapshot)],
+                tmp_path / "cold",
+                tmp_path / "gate",
+            ),
+        }
         try:
             _wait_for(Path(f"{tmp_path / 'gate'}.started"), list(jobs.values()))
             time.sleep(1.0)  # both jobs have their global tag and run 10000's payload
@@ -221,11 +260,17 @@ def test_damaged_cache_entry_is_fetched_again(server, multirun_sample, tmp_path)
 
 
 def test_snapshot_from_the_service_equals_the_database(server, beam_db, tmp_path) -> None:
-    from hepstream.cli import main
-
     target = tmp_path / "snap"
-    argv = ["conditions", "snapshot", "beam-v1", str(target), "--from", server.url,
-            "--cache", str(tmp_path / "cache")]  # fmt: skip
+    argv = [
+        "conditions",
+        "snapshot",
+        "beam-v1",
+        str(target),
+        "--from",
+        server.url,
+        "--cache",
+        str(tmp_path / "cache"),
+    ]
     assert main(argv) == 0
     with Store(beam_db) as a, Store(target) as b:
         gt = a.global_tag("beam-v1")

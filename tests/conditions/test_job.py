@@ -172,3 +172,19 @@ def test_payload_outside_select_is_a_plugin_error() -> None:
 
     with pytest.raises(PluginError, match=r"payload\('beam'\) is available only inside select"):
         Plain().payload("beam")
+
+
+def test_payloads_handed_by_hand_reach_payload() -> None:
+    """``set_payloads`` is the public hand-off the runner uses; a test drives select() so."""
+    import hepstream
+
+    class Plain(hepstream.Selection):
+        branches = ["run"]  # noqa: RUF012
+        conditions = ["beam"]  # noqa: RUF012
+
+    plain = Plain()
+    plain.set_payloads({"beam": {"ebeam_scale": 1.01}})
+    assert plain.payload("beam") == {"ebeam_scale": 1.01}
+    plain.set_payloads(None)
+    with pytest.raises(PluginError, match=r"payload\('beam'\) is available only inside select"):
+        plain.payload("beam")

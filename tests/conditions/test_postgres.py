@@ -31,8 +31,18 @@ def test_same_job_against_sqlite_and_postgresql(
     build_beam_db(postgres.url, RUNS, payloads=tmp_path / "pg-payloads").close()
     with Store(sqlite_db) as a, Store(postgres.url, tmp_path / "pg-payloads") as b:
         assert a.global_tag("beam-v1") == b.global_tag("beam-v1")
-    code = main(["conditions", "show", "beam-v1", "--db", postgres.url, "--payloads",
-                 str(tmp_path / "pg-payloads"), "--json"])  # fmt: skip
+    code = main(
+        [
+            "conditions",
+            "show",
+            "beam-v1",
+            "--db",
+            postgres.url,
+            "--payloads",
+            str(tmp_path / "pg-payloads"),
+            "--json",
+        ]
+    )
     assert code == 0
     assert '"status": "LOCKED"' in capsys.readouterr().out
 

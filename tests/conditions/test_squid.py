@@ -31,10 +31,14 @@ def test_fifty_jobs_at_one_site_reach_the_server_once_per_url(
         for key, value in proxy.items():
             monkeypatch.setenv(key, value)
         spec = JobSpec(
-            plugin=str(write_probe(tmp_path)), inputs=(str(multirun_sample),),
-            output=str(tmp_path / "job.root"), conditions=(server.url,), global_tag="beam-v1",
-            conditions_cache=str(tmp_path / "job-cache"), chunk_bytes=32_000,
-        )  # fmt: skip
+            plugin=str(write_probe(tmp_path)),
+            inputs=(str(multirun_sample),),
+            output=str(tmp_path / "job.root"),
+            conditions=(server.url,),
+            global_tag="beam-v1",
+            conditions_cache=str(tmp_path / "job-cache"),
+            chunk_bytes=32_000,
+        )
         report = run_job(spec)
         monkeypatch.undo()
         squid_lines = squid.access_lines()

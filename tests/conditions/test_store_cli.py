@@ -10,6 +10,7 @@ import pytest
 
 from hepstream.cli import main
 from hepstream.conditions.payload import sha256_file
+from hepstream.conditions.sample import build_beam_db
 from hepstream.conditions.store import Store
 
 
@@ -25,9 +26,18 @@ def test_author_show_diff_lock(tmp_path: Path, capsys) -> None:
     (tmp_path / "b.json").write_text(json.dumps({"offset": 1.5}))
     assert _cli(capsys, "conditions", "create", "v1", "--db", db)[0] == 0
     code, out, _ = _cli(
-        capsys, "conditions", "add", "v1", "calib", str(tmp_path / "a.npz"), "--since", "100",
-        "--db", db, "--json",
-    )  # fmt: skip
+        capsys,
+        "conditions",
+        "add",
+        "v1",
+        "calib",
+        str(tmp_path / "a.npz"),
+        "--since",
+        "100",
+        "--db",
+        db,
+        "--json",
+    )
     assert code == 0
     assert json.loads(out)["sha256"] == sha256_file(tmp_path / "a.npz")[0]
     for since in ("200:3", "300"):
@@ -99,8 +109,6 @@ def test_snapshot_is_a_complete_locked_copy(beam_db: Path, tmp_path: Path, capsy
 
 
 def test_snapshot_refuses_open_tag(tmp_path: Path, capsys) -> None:
-    from hepstream.conditions.sample import build_beam_db
-
     build_beam_db(tmp_path / "db", [1], "open-v1", lock=False).close()
     argv = ["conditions", "snapshot", "open-v1", str(tmp_path / "s"), "--db", str(tmp_path / "db")]
     code, _, err = _cli(capsys, *argv)

@@ -27,12 +27,17 @@ def test_payloads_from_xrootd_global_tag_from_the_service(
         probe = write_probe(tmp_path)
 
         def job(name: str, sources: tuple[str, ...]):
-            return run_job(JobSpec(
-                plugin=str(probe), inputs=(str(multirun_sample),),
-                output=str(tmp_path / f"{name}.root"), conditions=sources,
-                global_tag="beam-v1", conditions_cache=str(tmp_path / f"cache-{name}"),
-                chunk_bytes=32_000,
-            ))  # fmt: skip
+            return run_job(
+                JobSpec(
+                    plugin=str(probe),
+                    inputs=(str(multirun_sample),),
+                    output=str(tmp_path / f"{name}.root"),
+                    conditions=sources,
+                    global_tag="beam-v1",
+                    conditions_cache=str(tmp_path / f"cache-{name}"),
+                    chunk_bytes=32_000,
+                )
+            )
 
         with XRootDServer(served) as xrd:
             report = job("xrd", (xrd.data_url("payloads"), server.url))

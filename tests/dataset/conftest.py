@@ -12,14 +12,15 @@ from pathlib import Path
 import pytest
 from dshelp import PLUGIN, child_env
 
+from hepstream.cli import main
+from hepstream.tools.generate import generate_sample
+
 #: Four files of 6,000 events in 1,000-event baskets: several clusters per file.
 FILES, EVENTS = 4, 6_000
 
 
 @pytest.fixture(scope="session")
 def dataset_files() -> Iterator[list[Path]]:
-    from hepstream.tools.generate import generate_sample
-
     base = Path(tempfile.mkdtemp(prefix="hepstream-dsdata-"))
     try:
         yield [
@@ -54,7 +55,6 @@ def reference(dataset_files, tmp_path_factory) -> Path:
 @pytest.fixture
 def split_dataset(dataset_files, tmp_path):
     """``hepstream dataset split`` of the sample, one file per job, into a fresh dir."""
-    from hepstream.cli import main
 
     def make(name: str = "ds", *extra: str) -> Path:
         directory = tmp_path / name

@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import os
+import signal
+import time
 from pathlib import Path
+
+import awkward as ak
+import typer
+
+from hepstream.cli.analyst import run, spec_from_options
 
 ROOT = Path(__file__).resolve().parents[2]
 PLUGIN = ROOT / "examples" / "tau1n.py"
@@ -16,8 +23,6 @@ def child_env() -> dict[str, str]:
 
 
 def same_events(a: Path, b: Path) -> bool:
-    import awkward as ak
-
     left, right = ak.from_parquet(a), ak.from_parquet(b)
     return len(left) == len(right) and ak.to_list(left) == ak.to_list(right)
 
@@ -40,8 +45,6 @@ def job_pids(marker: str) -> list[int]:
 
 def kill_when_running(marker: str, timeout: float = 120.0, settle: float = 0.3) -> int:
     """SIGKILL the job process matching ``marker`` once it has run ``settle`` seconds."""
-    import signal
-    import time
 
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -57,9 +60,6 @@ def kill_when_running(marker: str, timeout: float = 120.0, settle: float = 0.3) 
 
 def parse_run_argv(argv: list[str]):
     """The JobSpec ``hepstream run ARGV`` builds, through the real command's parser."""
-    import typer
-
-    from hepstream.cli.analyst import run, spec_from_options
 
     command = typer.main.get_command_from_info(
         typer.models.CommandInfo(callback=run), pretty_exceptions_short=True, rich_markup_mode=None

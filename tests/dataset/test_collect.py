@@ -7,9 +7,14 @@ import shlex
 from collections.abc import Callable
 from pathlib import Path
 
+import awkward as ak
 import pytest
+from prochelpers import one_error_line
 
+from hepstream.cli import main
 from hepstream.dataset.collect import JobRow, summarize, table, throughput_series
+from hepstream.dataset.record import Dataset
+from hepstream.report import JobReport
 
 
 def _ok(name, site, engine, eps, events=1000, wall=2.0, cpu=1.0, end=100.0):
@@ -102,8 +107,6 @@ def test_a_damaged_report_counts_as_failed():
 
 
 def _good_report(job, status: str = "ok") -> str:
-    from hepstream.report import JobReport
-
     report = JobReport(status=status, output=str(job.spec.output), events_read=job.events)
     report.events_selected, report.bytes_read = 10, 1000
     report.finish(1.0, 0.5)
@@ -146,9 +149,6 @@ DAMAGED_REPORTS: dict[str, tuple[Callable[[Path, str], None], str]] = {
 def _finished_but_one(directory: Path, damage: Callable[[Path, str], None]) -> Path:
     """Every job of ``directory`` ok with its output, except job-00001 whose report is
     damaged. Returns job-00001's report path."""
-    import awkward as ak
-
-    from hepstream.dataset.record import Dataset
 
     dataset = Dataset.load(directory)
     dataset.record_submission("local", [j.name for j in dataset.jobs])
@@ -166,10 +166,6 @@ def _finished_but_one(directory: Path, damage: Callable[[Path, str], None]) -> P
 def test_collect_names_a_damaged_report_and_refuses_completion(
     split_dataset, capsys, case: str
 ) -> None:
-    from prochelpers import one_error_line
-
-    from hepstream.cli import main
-
     damage, says = DAMAGED_REPORTS[case]
     directory = split_dataset()
     report = _finished_but_one(directory, damage)
@@ -189,10 +185,6 @@ def test_collect_names_a_damaged_report_and_refuses_completion(
 
 @pytest.mark.parametrize("record", ['["not", "a", "record"]', '{"engine": "slurm"}', "{"])
 def test_collect_passes_over_a_damaged_submission_record(split_dataset, capsys, record) -> None:
-    from prochelpers import one_error_line
-
-    from hepstream.cli import main
-
     directory = split_dataset()
     _finished_but_one(directory, _with(status="failed", error="boom"))
     (directory / "submissions" / "001-slurm.json").write_text(record)
@@ -202,10 +194,6 @@ def test_collect_passes_over_a_damaged_submission_record(split_dataset, capsys, 
 
 
 def test_resubmit_over_a_directory_in_a_reports_place(split_dataset, capsys) -> None:
-    from prochelpers import one_error_line
-
-    from hepstream.cli import main
-
     directory = split_dataset()
     report = _finished_but_one(directory, lambda p, _: p.mkdir())
     code = main(["dataset", "submit", str(directory), "--jobs", "job-00001"])
@@ -226,10 +214,6 @@ def test_resubmit_over_a_directory_in_a_reports_place(split_dataset, capsys) -> 
     ],
 )
 def test_collect_names_a_damaged_dataset_json(tmp_path, capsys, body: str, says: str) -> None:
-    from prochelpers import one_error_line
-
-    from hepstream.cli import main
-
     (tmp_path / "dataset.json").write_text(body)
     code = main(["collect", str(tmp_path)])
     one_error_line(code, capsys.readouterr().err, 3, f"{tmp_path}/dataset.json", says, "restore it")

@@ -13,6 +13,7 @@ from dshelp import child_env, same_events
 
 from hepstream.cli import main
 from hepstream.dataset.engines.base import QuietProgress
+from hepstream.dataset.engines.dask import DaskEngine
 from hepstream.dataset.record import Dataset
 
 pytestmark = [pytest.mark.dask, pytest.mark.slow]
@@ -43,8 +44,6 @@ def test_killed_dask_worker_is_retried_with_identical_result(
     dask_cluster, split_dataset, reference, tmp_path
 ):
     from distributed import Client
-
-    from hepstream.dataset.engines.dask import DaskEngine
 
     ds = split_dataset("killed")
     dataset = Dataset.load(ds)

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import json
 import shlex
+import threading
 
+import awkward as ak
 import pytest
-from dshelp import child_env, same_events
+from dshelp import PLUGIN, child_env, kill_when_running, same_events
 
 from hepstream.cli import main
+from hepstream.dataset.engines.base import QuietProgress
+from hepstream.dataset.engines.local import LocalEngine
+from hepstream.dataset.record import Dataset
 
 pytestmark = pytest.mark.slow
 
@@ -45,8 +50,6 @@ def test_local_dataset_equals_one_run_and_a_removed_job_is_resubmitted(
     assert same_events(merged, reference)
     assert (tmp_path / "p-sites.png").stat().st_size > 0
     assert (tmp_path / "p-throughput.png").stat().st_size > 0
-
-    import awkward as ak
 
     assert ak.to_list(ak.from_parquet(ds / "outputs")) == ak.to_list(ak.from_parquet(reference))
 
@@ -104,7 +107,6 @@ def test_status_and_a_permanent_failure_is_not_retried(split_dataset, capsys, tm
 def test_event_split_jobs_read_each_cluster_once(dataset_files, reference, capsys, tmp_path):
     """Jobs cut inside files on cluster edges: the merged output is identical to one run
     over all inputs (no event read twice, none lost)."""
-    from dshelp import PLUGIN
 
     ds = tmp_path / "ranged"
     assert (
@@ -135,8 +137,6 @@ def test_event_split_jobs_read_each_cluster_once(dataset_files, reference, capsy
 
 
 def test_split_refuses_bad_requests(dataset_files, capsys, tmp_path):
-    from dshelp import PLUGIN
-
     base = ["dataset", "split", str(PLUGIN), str(dataset_files[0]), "--dir", str(tmp_path / "d")]
     assert main(base) == 2
     assert "exactly one of" in capsys.readouterr().err
@@ -162,14 +162,6 @@ def test_split_refuses_bad_requests(dataset_files, capsys, tmp_path):
 
 
 def test_killed_local_job_is_run_again_with_identical_result(split_dataset, reference, tmp_path):
-    import threading
-
-    from dshelp import kill_when_running
-
-    from hepstream.dataset.engines.base import QuietProgress
-    from hepstream.dataset.engines.local import LocalEngine
-    from hepstream.dataset.record import Dataset
-
     dataset = Dataset.load(split_dataset("killed"))
     retried: list[str] = []
 

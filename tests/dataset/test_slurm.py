@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import threading
+import time
 
 import pytest
 from dshelp import child_env, kill_when_running, same_events
@@ -12,6 +13,7 @@ from dshelp import child_env, kill_when_running, same_events
 from hepstream.cli import main
 from hepstream.dataset.engines.base import QuietProgress
 from hepstream.dataset.engines.slurm import (
+    SlurmEngine,
     TaskState,
     array_spec,
     batch_script,
@@ -89,7 +91,6 @@ def slurm_env(slurm_cluster, monkeypatch):
     for key, value in {**child_env(), "SLURM_CONF": str(slurm_cluster.conf)}.items():
         monkeypatch.setenv(key, value)
     yield slurm_cluster
-    import time
 
     end = time.monotonic() + 60  # a job's report is written a moment before it exits
     while True:
@@ -128,8 +129,6 @@ def test_slurm_dataset_equals_one_run(slurm_env, split_dataset, reference, capsy
 def test_killed_slurm_job_is_requeued_with_identical_result(
     slurm_env, split_dataset, reference, capsys, tmp_path
 ):
-    from hepstream.dataset.engines.slurm import SlurmEngine
-
     ds = split_dataset("killed")
     dataset = Dataset.load(ds)
     results: list = []
@@ -162,8 +161,6 @@ def test_killed_slurm_job_is_requeued_with_identical_result(
 @pytest.mark.slurm
 @pytest.mark.slow
 def test_no_wait_submit_then_status_reads_slurm_until_done(slurm_env, split_dataset, capsys):
-    import time
-
     ds = split_dataset("nowait")
     assert (
         main(

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from hepstream.dataset.layout import read_layouts, resolve_inputs
 from hepstream.dataset.split import FileLayout, by_events, by_files, job_name, make_jobs
-from hepstream.errors import ConfigError
+from hepstream.errors import ConfigError, InputError
 from hepstream.jobspec import JobSpec
 from hepstream.root.chunks import clip_chunks
 
@@ -104,9 +105,6 @@ def test_clip_chunks_is_the_reader_hook_for_entry_ranges():
 
 
 def test_inputs_from_a_file_list_and_globs(dataset_files, tmp_path):
-    from hepstream.dataset.layout import read_layouts, resolve_inputs
-    from hepstream.errors import InputError
-
     listing = tmp_path / "files.txt"
     listing.write_text(f"# two files\n{dataset_files[1]}\n\n{dataset_files[0]}\n")
     glob = str(dataset_files[0].parent / "tau1n_[23].root")
@@ -130,8 +128,6 @@ def test_inputs_from_a_file_list_and_globs(dataset_files, tmp_path):
 
 @pytest.mark.xrootd
 def test_root_globs_are_listed_and_split_over_xrootd(xrootd_server):
-    from hepstream.dataset.layout import read_layouts, resolve_inputs
-
     paths = resolve_inputs([xrootd_server.data_url("tau1n_*_000.root")])
     assert [p.rsplit("/", 1)[1] for p in paths] == ["tau1n_data_000.root", "tau1n_mc_000.root"]
     layouts = read_layouts(paths, "events")

@@ -13,7 +13,8 @@ import pytest
 from hepstream.io.budget import Budget
 from hepstream.io.coalesce import plan_requests
 from hepstream.io.prefetch import FileReads, Prefetcher
-from hepstream.io.spans import ColumnPages, holes, page_ranges, plan_reads
+from hepstream.io.spans import holes, plan_reads
+from hepstream.root.pagelists import ColumnPages, page_ranges
 
 BLOB = bytes(random.Random(7).randrange(256) for _ in range(1 << 16))
 
@@ -72,8 +73,10 @@ def test_basket_shared_by_two_chunks_is_one_span_read_twice():
         [[(0, 100, False), (100, 150, False)], [(100, 150, False), (150, 300, False)]]
     )
     assert [(s.start, s.stop, s.first_chunk, s.last_chunk, s.reads) for s in plan.spans] == [
-        (0, 100, 0, 0, 1), (100, 150, 0, 1, 2), (150, 300, 1, 1, 1),
-    ]  # fmt: skip
+        (0, 100, 0, 0, 1),
+        (100, 150, 0, 1, 2),
+        (150, 300, 1, 1, 1),
+    ]
     assert plan.chunk_bytes == (150, 150)
     assert plan.needed_bytes == 300
 
@@ -108,8 +111,11 @@ def test_empty_ranges_and_branches_need_nothing():
 def test_order_is_chunk_then_eager_then_the_order_asked():
     plan = plan_reads([[(900, 950, True), (500, 600, False), (100, 200, False)], [(0, 50, False)]])
     assert [(s.start, s.lazy) for s in plan.spans] == [
-        (500, False), (100, False), (900, True), (0, False),
-    ]  # fmt: skip
+        (500, False),
+        (100, False),
+        (900, True),
+        (0, False),
+    ]
 
 
 def test_holes_are_what_is_not_covered():
@@ -127,6 +133,7 @@ def test_a_range_larger_than_one_request_is_split():
 
 def test_rntuple_pages_of_a_suppressed_column_come_from_its_active_twin():
     # column 0 and 1 are two representations of one field; cluster 1 suppresses column 0
+    # (a table: a row per cluster, a column per RNTuple column)
     links = [
         [ColumnPages(((100, 10), (110, 10))), ColumnPages(suppressed=True), ColumnPages(((200, 5),))],
         [ColumnPages(suppressed=True), ColumnPages(((300, 20),)), ColumnPages(((400, 5),))],
@@ -134,8 +141,13 @@ def test_rntuple_pages_of_a_suppressed_column_come_from_its_active_twin():
     ]  # fmt: skip
     alternatives = {0: [0, 1], 1: [0, 1], 2: [2]}
     assert page_ranges([0, 2], range(3), links, alternatives) == [
-        (100, 110), (110, 120), (300, 320), (500, 510), (200, 205), (400, 405),
-    ]  # fmt: skip
+        (100, 110),
+        (110, 120),
+        (300, 320),
+        (500, 510),
+        (200, 205),
+        (400, 405),
+    ]
     assert page_ranges([2], [1], links, alternatives) == [(400, 405)]
 
 

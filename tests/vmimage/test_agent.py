@@ -183,13 +183,15 @@ def test_agent_takes_the_users_key_from_the_seed_and_never_prints_it(
 
     from hepstream.io.auth import KEYTAB_ENV, with_credential
 
-    job = with_credential({  # what the local cloud driver puts in a VM's seed
-        "plugin_source": TAU1N.read_text(),
-        "inputs": [xrootd_server.data_url("tau11_mc_000.root")],
-        "output": xrootd_server.out_url("agent/out.root"),
-        "report": xrootd_server.out_url("agent/report.json"),
-        "site": "host",
-    })  # fmt: skip
+    job = with_credential(
+        {  # what the local cloud driver puts in a VM's seed
+            "plugin_source": TAU1N.read_text(),
+            "inputs": [xrootd_server.data_url("tau11_mc_000.root")],
+            "output": xrootd_server.out_url("agent/out.root"),
+            "report": xrootd_server.out_url("agent/report.json"),
+            "site": "host",
+        }
+    )
     key = sss_credential.read_text()
     assert job["sss_keytab"] == key
     ud = tmp_path / "user-data"

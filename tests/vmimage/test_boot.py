@@ -65,14 +65,16 @@ def _run_in_vm(disk, job, workdir, xrootd_server, kernel=None, forwards=None):
 def _job(xrootd_server, name, **kw):
     from hepstream.io.auth import with_credential  # the session's key goes in the VM's seed
 
-    return with_credential({
-        "inputs": [guest_url(xrootd_server.data_url(SAMPLE))],
-        "output": guest_url(xrootd_server.out_url(f"{name}.root")),
-        "report": guest_url(xrootd_server.out_url(f"{name}.json")),
-        "site": f"vm-{name}",
-        "owner": "tests",
-        **kw,
-    })  # fmt: skip
+    return with_credential(
+        {
+            "inputs": [guest_url(xrootd_server.data_url(SAMPLE))],
+            "output": guest_url(xrootd_server.out_url(f"{name}.root")),
+            "report": guest_url(xrootd_server.out_url(f"{name}.json")),
+            "site": f"vm-{name}",
+            "owner": "tests",
+            **kw,
+        }
+    )
 
 
 def test_build_test_image_is_idempotent(image):
@@ -163,9 +165,12 @@ def test_a_vm_takes_jobs_of_its_image_until_none_are_left(image, native, xrootd_
     pool = _PoolServer([second])
     try:
         first = _job(
-            xrootd_server, "pool-1", plugin_source=TAU1N.read_text(), mode="pool",
+            xrootd_server,
+            "pool-1",
+            plugin_source=TAU1N.read_text(),
+            mode="pool",
             next_job_url=f"http://{GUEST_FWD_ADDR}:{guest_pool_port}/next",
-        )  # fmt: skip
+        )
         vm, _boot_s, total_s = _run_in_vm(
             image, first, tmp_path / "vm", xrootd_server, forwards={guest_pool_port: pool.port}
         )

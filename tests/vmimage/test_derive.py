@@ -48,9 +48,12 @@ def test_derive_carries_a_conditions_snapshot(small_base, tmp_path):
     store.close()
     plugin = ROOT / "examples" / "tau1n_calib.py"
     res = derive_image(
-        small_base, [plugin], tmp_path / "user.qcow2", scratch_dir=tmp_path,
+        small_base,
+        [plugin],
+        tmp_path / "user.qcow2",
+        scratch_dir=tmp_path,
         conditions=[tmp_path / "beam-v1"],
-    )  # fmt: skip
+    )
     sha = next(iter(gt.payloads))
     inside = "/opt/hepstream/conditions/beam-v1/" + str(path_in("payloads", sha))
     raw = tmp_path / "check.raw"
@@ -58,8 +61,9 @@ def test_derive_carries_a_conditions_snapshot(small_base, tmp_path):
     dump = tmp_path / "payload.bin"
     subprocess.run(
         ["debugfs", "-R", f"dump {inside} {dump}", f"{raw}?offset=1048576"],
-        capture_output=True, check=True,
-    )  # fmt: skip
+        capture_output=True,
+        check=True,
+    )
     assert dump.read_bytes() == path_in(tmp_path / "beam-v1" / "payloads", sha).read_bytes()
     index = _read_from_image(res.image, "/opt/hepstream/user/derived.json", tmp_path)
     assert '"/opt/hepstream/conditions/beam-v1"' in index

@@ -67,7 +67,9 @@ class Driver(Protocol):
         ...
 
 
-def make_tags(shim_id: str, name: str, spec: VMSpec, job_id: str, booted_at: float) -> dict:
+def make_tags(
+    shim_id: str, name: str, spec: VMSpec, job_id: str, booted_at: float
+) -> dict[str, str]:
     """Tags that carry everything needed to adopt the VM after a restart."""
     return {
         TAG_SHIM: shim_id,
@@ -82,26 +84,10 @@ def make_tags(shim_id: str, name: str, spec: VMSpec, job_id: str, booted_at: flo
 
 
 def spec_from_tags(tags: Mapping[str, str]) -> VMSpec:
+    """The VM spec its tags carry (defaults for tags it lacks)."""
     return VMSpec(
         image=tags.get(TAG_IMAGE, "unknown"),
         cpus=int(tags.get(TAG_CPUS, "1")),
         memory_mb=int(tags.get(TAG_MEM, "2048")),
         owner=tags.get(TAG_OWNER, "nobody"),
     )
-
-
-def destroy_libcloud_node(driver: Any, cloud: str, cloud_id: str, listed, not_found: str) -> None:
-    """Destroy one node through a libcloud driver; a node already gone counts as destroyed.
-
-    Clouds and their fakes word "not found" differently (moto's body does not even
-    parse in libcloud), so an error is checked against ``not_found`` and the listing.
-    """
-    from libcloud.compute.base import Node
-
-    try:
-        # a handle by id is all destroy_node needs; libcloud's hints want every field
-        driver.destroy_node(Node(cloud_id, None, None, [], [], driver))  # type: ignore[arg-type]
-    except Exception as err:
-        if not_found in str(err) or cloud_id not in {vm.cloud_id for vm in listed()}:
-            return
-        raise CloudAPIError(f"cloud {cloud}: destroy of {cloud_id} failed: {err}") from None

@@ -5,16 +5,21 @@ from __future__ import annotations
 import itertools
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from hepstream.cloud.drivers.base import (
     TAG_VM,
     BootRequest,
     CloudAPIError,
+    CloudState,
+    Driver,
     ObservedVM,
     spec_from_tags,
 )
+from hepstream.cloud.model import Job
+from hepstream.cloud.queues.base import AgentQueue
 
 
 @dataclass
@@ -24,7 +29,7 @@ class _FakeVM:
     booted_at: float
     ready_at: float
     fate: str  # ok | error | silent (never registers)
-    state: str = "pending"
+    state: CloudState = "pending"
     seen: ObservedVM | None = None  # what list() returns while the state holds
 
 
@@ -110,7 +115,7 @@ class FakeDriver:
                 vm.state = "error" if vm.fate == "error" else "running"
                 vm.seen = None
             if vm.seen is None:  # one record per state: thousands of VMs list fast
-                vm.seen = ObservedVM(vm.cloud_id, vm.state, dict(vm.request.tags))  # type: ignore[arg-type]
+                vm.seen = ObservedVM(vm.cloud_id, vm.state, dict(vm.request.tags))
             out.append(vm.seen)
         return out
 
@@ -130,7 +135,8 @@ class FakeDriver:
         return vm is not None and vm.fate == "silent"
 
 
-JobRun = Callable[[str, str], tuple[float, dict]]  # (cloud, job id) -> (seconds, report)
+#: (cloud, job id) -> (seconds, report)
+JobRun = Callable[[str, str], tuple[float, dict[str, Any]]]
 
 
 class FakeAgents:
@@ -144,25 +150,26 @@ class FakeAgents:
 
     def __init__(
         self,
-        queue,
-        drivers: dict,
-        events_per_s: dict | None = None,
+        queue: AgentQueue,
+        drivers: Mapping[str, Driver],
+        events_per_s: Mapping[str, float] | None = None,
         run_job: JobRun | None = None,
         clock: Callable[[], float] = time.time,
-    ):
+    ) -> None:
         self.queue = queue
         self.drivers = drivers
         self.events_per_s = events_per_s or {}
         self.run_job = run_job
         self.clock = clock
         self.ran: dict[str, int] = {}
-        self._ends: dict[str, tuple[float, str, dict]] = {}  # vm -> (end, job id, report)
+        self._ends: dict[str, tuple[float, str, dict[str, Any]]] = {}  # vm -> (end, job, report)
 
     def next_change(self) -> float | None:
         """When the next timed job ends; None: none running."""
         return min((end for end, _, _ in self._ends.values()), default=None)
 
     def step(self) -> None:
+        """Each running VM's agent, once: register, then finish its job or claim one."""
         now = self.clock()
         running = {j.vm_id: j for j in self.queue.pending() if j.status == "running"}
         for name, (_, job_id, _) in list(self._ends.items()):  # VM destroyed under its job
@@ -194,7 +201,7 @@ class FakeAgents:
                     spec = spec_from_tags(vm.tags)
                     self.queue.claim(vm.name, spec)
 
-    def _step_timed(self, cloud: str, vm: ObservedVM, job) -> None:
+    def _step_timed(self, cloud: str, vm: ObservedVM, job: Job | None) -> None:
         assert self.run_job is not None
         assert vm.name is not None
         now = self.clock()
@@ -215,7 +222,7 @@ class FakeAgents:
         self._ends[vm.name] = (now + seconds, job.id, report)
 
 
-def _report(site: str, eps: float) -> dict:
+def _report(site: str, eps: float) -> dict[str, Any]:
     return {
         "status": "ok",
         "site": site,

@@ -14,10 +14,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from hepstream.cloud.drivers.base import BootRequest, CloudAPIError, ObservedVM
+from XRootD import client as xrootd_client
+
+from hepstream.cloud.drivers.base import BootRequest, CloudAPIError, CloudState, ObservedVM
 from hepstream.cloud.model import Cloud
 from hepstream.errors import ConfigError
+from hepstream.io.auth import with_credential
 from hepstream.io.urls import is_remote
+from vmimage.config import AGENT_PREFIX
+from vmimage.qemu import KernelBoot, VMProcess, start_vm
 
 _LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
 GUEST_HOST = "10.0.2.100"  # QEMU slirp guestfwd address (vmimage.qemu.GUEST_FWD_ADDR)
@@ -81,7 +86,7 @@ class LocalQemuDriver:
         self.workdir = base / cloud.name
         self._images = {k: Path(v) for k, v in dict(cloud.options.get("images", {})).items()}
         self._direct_kernel = bool(cloud.options.get("direct_kernel", True))
-        self._procs: dict[str, Any] = {}  # VMProcess of VMs this process started
+        self._procs: dict[str, VMProcess] = {}  # the VMs this process started
 
     def _disk(self, image: str) -> Path:
         disk = self._images.get(image) or Path(image)
@@ -93,16 +98,12 @@ class LocalQemuDriver:
         return disk
 
     def boot(self, request: BootRequest) -> str:
-        from vmimage.qemu import KernelBoot, start_vm
-
         if request.job is None:
             raise ConfigError("the local driver boots a VM for one job; none was given")
         disk = self._disk(request.spec.image)
         job = {k: v for k, v in request.job.items() if k != "job_id"}
         job.setdefault("site", self.cloud.name)
         job.setdefault("owner", request.spec.owner)
-        from hepstream.io.auth import with_credential
-
         guest_job, forwards = guest_urls(with_credential(job))  # the key: seed only, not vm.json
         vmdir = self.workdir / request.name
         vmdir.mkdir(parents=True, exist_ok=True)
@@ -136,8 +137,6 @@ class LocalQemuDriver:
             return None
 
     def list(self) -> list[ObservedVM]:
-        from vmimage.config import AGENT_PREFIX
-
         out: list[ObservedVM] = []
         if not self.workdir.exists():
             return out
@@ -149,8 +148,8 @@ class LocalQemuDriver:
             running = proc.poll() is None if proc is not None else _alive(int(meta["pid"]))
             serial = vmdir / "serial.log"
             agent_up = serial.exists() and AGENT_PREFIX in serial.read_text(errors="replace")
-            state = ("running" if agent_up else "pending") if running else "stopped"
-            out.append(ObservedVM(vmdir.name, state, meta["tags"], registered=agent_up))  # type: ignore[arg-type]
+            state: CloudState = ("running" if agent_up else "pending") if running else "stopped"
+            out.append(ObservedVM(vmdir.name, state, meta["tags"], registered=agent_up))
         return out
 
     def collect(self, cloud_id: str) -> dict[str, Any] | None:
@@ -201,9 +200,7 @@ def _read_report(url: str) -> dict[str, Any] | None:
         return None
     try:
         if is_remote(url):
-            from XRootD import client
-
-            with client.File() as f:
+            with xrootd_client.File() as f:
                 status, _ = f.open(url)
                 if not status.ok:
                     return None

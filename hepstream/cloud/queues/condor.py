@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from hepstream.cloud.model import Job, VMSpec
+from hepstream.cloud.model import Job, JobStatus, VMSpec
 from hepstream.cloud.queues.external import ExternalQueue
 
 # Condor JobStatus codes: 1 idle, 2 running, 5 held (counts as not needing a VM).
-_STATUS = {1: "idle", 2: "running"}
+_STATUS: dict[int, JobStatus] = {1: "idle", 2: "running"}
 VM_ATTRS = (
     "ClusterId",
     "ProcId",
@@ -54,7 +54,7 @@ def job_from_ad(ad: Mapping[str, Any]) -> Job | None:
     return Job(
         id=f"{ad.get('ClusterId', 0)}.{ad.get('ProcId', 0)}",
         spec=VMSpec(image=_text(image), cpus=cpus, memory_mb=memory, owner=_text(ad["Owner"])),
-        status=status,  # type: ignore[arg-type]
+        status=status,
         target_clouds=targets,
         vm_id=vm_id,
         submitted_at=float(ad.get("QDate", 0)),
@@ -63,7 +63,7 @@ def job_from_ad(ad: Mapping[str, Any]) -> Job | None:
 
 def workers_from_ads(startd_ads: list[Mapping[str, Any]]) -> dict[str, float]:
     """VM names of registered startds (attribute ``HepstreamVM``) and when they joined."""
-    out = {}
+    out: dict[str, float] = {}
     for ad in startd_ads:
         name = ad.get("HepstreamVM")
         if name:
@@ -77,10 +77,12 @@ class CondorQueue(ExternalQueue):
     owner = "condor"
 
     def __init__(self, schedd_name: str | None = None) -> None:
+        # lazy: the optional `cloud` extra, ~25 ms (python -X importtime); this queue only
         import htcondor2
 
         coll = htcondor2.Collector()
         self._collector = coll
+        self._startd = htcondor2.AdTypes.Startd
         if schedd_name:
             ad = coll.locate(htcondor2.DaemonType.Schedd, schedd_name)
             self._schedd = htcondor2.Schedd(ad)
@@ -95,9 +97,5 @@ class CondorQueue(ExternalQueue):
         return [j for j in jobs if j is not None]
 
     def workers(self) -> dict[str, float]:
-        import htcondor2
-
-        ads = self._collector.query(
-            htcondor2.AdTypes.Startd, projection=["HepstreamVM", "DaemonStartTime"]
-        )
+        ads = self._collector.query(self._startd, projection=["HepstreamVM", "DaemonStartTime"])
         return workers_from_ads([dict(a) for a in ads])

@@ -11,13 +11,13 @@ import json
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from hepstream.cloud.model import Job, VMSpec
+from hepstream.cloud.queues.base import QueuedJob, finish_status, requeue_status
 from hepstream.errors import InputError
 from hepstream.jobspec import ShippedJob
 
@@ -70,48 +70,10 @@ def _txn(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     conn.execute("COMMIT")
 
 
-@dataclass(frozen=True)
-class QueuedJob:
-    """A job row: the planner's :class:`Job` plus what the agent and status need."""
-
-    job: Job
-    spec: dict[str, Any] = field(default_factory=dict)
-    attempts: int = 0
-    started_at: float | None = None
-    finished_at: float | None = None
-    report: dict[str, Any] | None = None
-    error: str | None = None
-
-    def shipped(self) -> ShippedJob:
-        """The row's job as the one job record (a ConfigError if it is not a valid one)."""
-        return ShippedJob.from_mapping(self.spec, where=f"queued job {self.job.id}")
-
-
-def finish_status(report: dict[str, Any] | None, error: str | None) -> tuple[str, str | None]:
-    """A finished job's status and error: ``done`` only when its report says ``ok``."""
-    ok = report is not None and report.get("status") == "ok" and error is None
-    if error is None and not ok:
-        error = (report or {}).get("error") or "job left no report"
-    return ("done" if ok else "failed"), error
-
-
-def requeue_status(
-    attempts: int, reason: str, max_retries: int, count: bool = True
-) -> tuple[str, int, str]:
-    """The retry rule: (status, attempts, error) for a job whose VM broke.
-
-    ``count=False`` for a VM that never got the job (boot refused by the API).
-    """
-    attempts += int(count)
-    if attempts > max_retries:
-        return "failed", attempts, f"gave up after {attempts} VMs: {reason}"
-    return "idle", attempts, reason
-
-
 class LocalQueue:
     """Jobs and workers in one SQLite file (shared with the shim's state)."""
 
-    def __init__(self, path: str | Path, clock=time.time) -> None:
+    def __init__(self, path: str | Path, clock: Callable[[], float] = time.time) -> None:
         self.path = Path(path)
         self._clock = clock
         self._conn = connect(self.path)

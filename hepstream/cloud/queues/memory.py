@@ -2,7 +2,8 @@
 
 The simulator runs the real :class:`~hepstream.cloud.shim.Shim` against it, so thousands
 of jobs cost no disk round trips. Status and retry rules are the local queue's own
-(:func:`finish_status`, :func:`requeue_status`); the contract tests run both queues.
+(:func:`~hepstream.cloud.queues.base.finish_status`,
+:func:`~hepstream.cloud.queues.base.requeue_status`); the contract tests run both queues.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
-from hepstream.cloud.model import Job, VMSpec
-from hepstream.cloud.queues.local import QueuedJob, finish_status, requeue_status
+from hepstream.cloud.model import Job, SpecKey, VMSpec
+from hepstream.cloud.queues.base import QueuedJob, finish_status, requeue_status
 from hepstream.errors import InputError
 from hepstream.jobspec import ShippedJob
 
@@ -31,7 +32,7 @@ class MemoryQueue:
         self._jobs: dict[str, QueuedJob] = {}
         self._order: list[tuple[float, str]] = []  # (submitted_at, id) of idle/running, sorted
         self._pending: list[Job] | None = None  # pending() until the next change
-        self._idle: dict[tuple, list[tuple[float, str]]] = {}  # spec key -> heap of idle jobs
+        self._idle: dict[SpecKey, list[tuple[float, str]]] = {}  # -> heap of idle jobs
         self._reports: list[tuple[str, float, dict[str, Any]]] = []  # oldest first
         self._ok: dict[tuple[str, str], list[tuple[float, int, dict[str, Any]]]] = {}
         self._workers: dict[str, float] = {}

@@ -16,13 +16,13 @@ import subprocess
 from collections.abc import Mapping
 from datetime import datetime
 
-from hepstream.cloud.model import Job, VMSpec
+from hepstream.cloud.model import Job, JobStatus, VMSpec
 from hepstream.cloud.queues.external import ExternalQueue
 from hepstream.errors import ConfigError, HepstreamError
 
 #: ``squeue -o``: id, state, user, submit time, node list, comment, CPUs, min memory.
 SQUEUE_FORMAT = "%i|%T|%u|%V|%N|%k|%C|%m"
-_STATUS = {"PENDING": "idle", "RUNNING": "running", "CONFIGURING": "running"}
+_STATUS: dict[str, JobStatus] = {"PENDING": "idle", "RUNNING": "running", "CONFIGURING": "running"}
 PREFIX = "hepstream:"
 
 
@@ -42,7 +42,7 @@ def parse_comment(comment: str) -> dict[str, str]:
     comment = comment.strip()
     if not comment.startswith(PREFIX):
         return {}
-    out = {}
+    out: dict[str, str] = {}
     for part in comment[len(PREFIX) :].split(";"):
         key, eq, value = part.partition("=")
         if eq:
@@ -69,7 +69,7 @@ def job_from_squeue(line: str) -> Job | None:
     return Job(
         id=job_id.strip(),
         spec=VMSpec(asked["image"], max(1, int(cpus or 1)), _memory_mb(memory), user.strip()),
-        status=status,  # type: ignore[arg-type]
+        status=status,
         target_clouds=clouds,
         vm_id=vm_id,
         submitted_at=when,
@@ -78,7 +78,7 @@ def job_from_squeue(line: str) -> Job | None:
 
 def workers_from_scontrol(text: str) -> dict[str, float]:
     """Node names of ``scontrol show node -o`` with when their slurmd started."""
-    out = {}
+    out: dict[str, float] = {}
     for line in text.splitlines():
         fields = dict(part.split("=", 1) for part in line.split() if "=" in part)
         name = fields.get("NodeName")

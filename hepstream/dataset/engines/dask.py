@@ -11,19 +11,31 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from types import ModuleType
 from typing import Any, ClassVar
 
 from hepstream.dataset.engines.base import Outcome, Progress
 from hepstream.dataset.record import Dataset
 from hepstream.dataset.split import DatasetJob
 from hepstream.errors import ConfigError, PluginError
+from hepstream.job.runner import run_job
+from hepstream.jobspec import JobSpec
+
+
+def _distributed() -> ModuleType:
+    """The ``distributed`` package; a ConfigError saying how to install it."""
+    # lazy: the optional `dask` extra, ~220 ms to import (python -X importtime)
+    try:
+        import distributed
+    except ImportError:
+        raise ConfigError(
+            "--engine dask needs the distributed package: pip install distributed"
+        ) from None
+    return distributed
 
 
 def run_task(mapping: dict[str, Any]) -> dict[str, Any]:
     """One job in a Dask worker; its report as a dict (also written to the spec's report)."""
-    from hepstream.job.runner import run_job
-    from hepstream.jobspec import JobSpec
-
     spec = JobSpec.from_mapping(mapping)
     try:
         return run_job(spec).asdict()
@@ -45,23 +57,20 @@ class DaskEngine:
         self.retries = retries
         self.connect_timeout_s = connect_timeout_s
 
-    def client(self):
+    def client(self) -> Any:
+        """A client of the scheduler at ``address`` (a ConfigError if it does not answer)."""
+        distributed = _distributed()
         try:
-            from distributed import Client
-        except ImportError:
-            raise ConfigError(
-                "--engine dask needs the distributed package: pip install distributed"
-            ) from None
-        try:
-            return Client(self.address, timeout=self.connect_timeout_s, set_as_default=False)
+            return distributed.Client(
+                self.address, timeout=self.connect_timeout_s, set_as_default=False
+            )
         except OSError as err:
             raise ConfigError(f"cannot reach the Dask scheduler at {self.address}: {err}") from None
 
     def submit(
         self, dataset: Dataset, jobs: Sequence[DatasetJob], progress: Progress
     ) -> list[Outcome]:
-        from distributed import as_completed
-
+        as_completed = _distributed().as_completed
         token = uuid.uuid4().hex[:8]
         keys = {j.name: f"hepstream-{dataset.name}-{j.name}-{token}" for j in jobs}
         dataset.record_submission(

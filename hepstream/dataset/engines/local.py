@@ -7,7 +7,7 @@ import os
 import subprocess
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from hepstream.dataset.engines.base import Outcome, Progress, is_transient, job_argv
 from hepstream.dataset.record import Dataset
@@ -63,9 +63,12 @@ class LocalEngine:
         return outcome
 
 
-def _read(path: str) -> dict | None:
+def _read(path: str) -> dict[str, Any] | None:
+    """The report a try left, as written (None when there is none or it is not JSON); an
+    incomplete one still names the error."""
     try:
         with open(path) as handle:
-            return json.load(handle)
+            report: dict[str, Any] = json.load(handle)
     except (OSError, json.JSONDecodeError):
         return None
+    return report
