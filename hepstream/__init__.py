@@ -37,8 +37,8 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     """``run_job``, imported on first use: the job's modules (the reader and its numba
-    decoders, the writer, the conditions client) would otherwise be a large part of a
-    second that every CLI command pays at start-up."""
+    decoders, the writer, the conditions client) would otherwise add ~250 ms to every CLI
+    command's start-up (docs/performance.md, "CLI start-up")."""
     if name == "run_job":
         from hepstream.job.runner import run_job
 

@@ -289,6 +289,7 @@ def test_bench_requests_exactly_the_runners_planned_spans(xrootd_server) -> None
 
 
 @pytest.mark.xrootd
+@pytest.mark.slow
 def test_512_readers_against_the_server_with_no_failure(xrootd_server) -> None:
     """512 concurrent readers in 4 processes of 128 asynchronous readers (short, small)."""
     stream = StreamConfig()

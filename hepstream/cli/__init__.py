@@ -7,9 +7,9 @@ imports it.
 Every command's start-up imports all of cli/, so a command's own heavy machinery is imported
 inside that command, and only there; the rest is imported at the top. Measured after the
 CLI's own start (docs/performance.md, "CLI start-up", has the command): the job's runner
-(numba) ~250 ms, the Dask engine ~250 ms, the storage bench ~240 ms, the cloud shim and the
-simulation 60-110 ms, the conditions server 55-90 ms, the VM bench ~50 ms, rich's progress
-bars ~35 ms, the cloud and conditions commands' modules 15-45 ms each.
+(numba) ~250 ms, the Dask engine ~240 ms, the storage bench ~280 ms, the cloud shim and the
+simulation 50-60 ms, the conditions server 60-80 ms, rich's progress bars ~25 ms, the cloud
+and conditions commands' modules 15-30 ms each.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ import typer
 
 from hepstream.dataset import collect as collecting
 from hepstream.dataset import split as splitting
+from hepstream.dataset.collect import job_rows
 from hepstream.dataset.engines.base import Engine
 from hepstream.dataset.engines.local import LocalEngine
 from hepstream.dataset.engines.slurm import SlurmEngine
@@ -259,7 +260,6 @@ def status(directory: DirArg, as_json: JsonOpt = False) -> None:
     Example:
       hepstream dataset status ds/tau1n
     """
-    from hepstream.dataset.collect import job_rows
 
     dataset = Dataset.load(directory)
     rows = job_rows(dataset)

@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from hepstream.errors import ConfigError
+from vmimage.bench import compare
 from vmimage.build import build_image
 from vmimage.config import BuildConfig
 from vmimage.derive import derive_image
@@ -194,7 +195,6 @@ def bench(
     Example:
       hepstream image bench --events 20000 --json
     """
-    from vmimage.bench import compare
 
     res = compare(image=image, n_events=events, direct_kernel=direct_kernel)
     _emit(

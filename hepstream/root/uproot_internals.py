@@ -6,6 +6,14 @@ the uproot version :data:`CHECKED_AGAINST`: upgrading uproot means checking this
 (``tests/test_baskets.py``, ``tests/test_pages.py`` and ``tests/test_decode.py`` compare
 with uproot's own arrays). Each is called per file, cluster, column or basket, never per
 entry.
+
+The bytes layer uses uproot's source interface below this layer, so it cannot import this
+module; its uses are named here too, and each is listed where it is used
+(``hepstream/io/source.py``): ``uproot.source.chunk.Source`` subclassed as the handler
+``uproot.open`` checks with ``issubclass``, with its ``_file_path``, ``_num_bytes``,
+``_num_requests``, ``_num_requested_chunks`` and ``_num_requested_bytes`` set by the
+subclass; ``uproot.source.chunk.Chunk(source, start, stop, future)``; and
+``uproot.source.futures.TrivialFuture``.
 """
 
 from __future__ import annotations
