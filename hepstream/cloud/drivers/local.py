@@ -20,6 +20,7 @@ from hepstream.cloud.drivers.base import BootRequest, CloudAPIError, CloudState,
 from hepstream.cloud.model import Cloud
 from hepstream.errors import ConfigError
 from hepstream.io.auth import with_credential
+from hepstream.io.partfiles import pid_alive
 from hepstream.io.urls import is_remote
 from vmimage.config import AGENT_PREFIX
 from vmimage.qemu import KernelBoot, VMProcess, start_vm
@@ -55,12 +56,8 @@ def guest_urls(job: dict[str, Any]) -> tuple[dict[str, Any], dict[int, int]]:
 
 
 def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    if not pid_alive(pid):
         return False
-    except PermissionError:
-        return True
     try:  # a reused pid of something else is not our VM
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         stat = Path(f"/proc/{pid}/stat").read_text()
