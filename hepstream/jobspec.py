@@ -362,6 +362,8 @@ def _text(name: str, value: Any) -> str:
         return ",".join(value)
     if isinstance(value, bool):
         return "true" if value else "false"
+    if value is None:  # e.g. stream.site_cache unset where the machine's default sets one
+        return ""
     return str(value)
 
 

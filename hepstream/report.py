@@ -66,6 +66,20 @@ class JobReport:
     reads_waited: int = 0
     #: Reads and opens sent again after a transient storage fault (stream.retries).
     read_retries: int = 0
+    #: The site cache the job was set to read its remote inputs through (stream.site_cache),
+    #: or None.
+    via_cache: str | None = None
+    #: Why it did not (the first reason: the cache refused, stopped answering, failed a
+    #: request), one line; None when it did or none was set.
+    cache_fallback: str | None = None
+    #: Bytes answered by the site cache / by the origin directly (no cache, a fallback,
+    #: short answers asked again there). What the cache itself fetched from the origin only
+    #: the cache knows (``hepstream cache status``).
+    cache_bytes: int = 0
+    origin_bytes: int = 0
+    #: Short answers (fewer bytes than asked) from the site cache, asked again at the
+    #: origin; their bytes were never used.
+    short_reads: int = 0
     output_bytes: int = 0
     wall_s: float = 0.0
     cpu_s: float = 0.0
@@ -111,6 +125,12 @@ class JobReport:
             f"({self.vector_reads:,} vector), cache {self.cache_hits:,} hits / "
             f"{self.cache_misses:,} misses, peak {self.cache_peak_bytes / 1e6:.1f} MB",
         ]
+        if self.via_cache:
+            lines.append(
+                f"  cache    {self.via_cache}: {self.cache_bytes / 1e6:,.1f} MB from the cache, "
+                f"{self.origin_bytes / 1e6:,.1f} MB from the origin"
+                + (f" ({self.cache_fallback})" if self.cache_fallback else "")
+            )
         if self.output:
             lines.append(f"  output   {self.output} ({self.output_bytes / 1e6:,.2f} MB)")
         return "\n".join(lines)

@@ -46,3 +46,12 @@ def one_error_line(code: int, err: str, expected: int, *names: str) -> str:
     for name in names:
         assert name in lines[0], (name, lines[0])
     return lines[0]
+
+
+def run_cli(args: list[str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """``hepstream ARGS`` as a user runs it: its own process, its exit code and both streams."""
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "hepstream", *args], capture_output=True, text=True, timeout=timeout
+    )

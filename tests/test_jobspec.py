@@ -26,6 +26,8 @@ STREAM = StreamConfig(
     connection_window=4,
     retries=1,
     retry_backoff=0.25,
+    site_cache="root://xcache.example:1094",
+    cache_fallback=False,
 )
 FULL = JobSpec(
     plugin="/opt/sel.py",

@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from hepstream.errors import ConfigError, InputError, OutputError
-from hepstream.io.partfiles import atomic_path
-from hepstream.io.urls import is_remote
+from hepstream.io.partfiles import atomic_path, exclusive_lock
+from hepstream.io.urls import is_remote, via_cache
 from hepstream.io.xrootd import copy as xrootd_copy
 
 _BLOBS = "blobs"
@@ -267,6 +267,19 @@ class PullResult:
     skipped: list[str]
     seconds: float
 
+    @property
+    def downloaded_bytes(self) -> int:
+        """Bytes this pull fetched into the site directory."""
+        return sum(self._size(d) for d in self.downloaded)
+
+    @property
+    def skipped_bytes(self) -> int:
+        """Bytes this pull found already in the site directory."""
+        return sum(self._size(d) for d in self.skipped)
+
+    def _size(self, digest: str) -> int:
+        return (self.image.parent / blob_name(digest)).stat().st_size
+
 
 def read_manifest(store: Store, name: str, version: str) -> Manifest:
     with tempfile.TemporaryDirectory(prefix="hepstream-manifest-") as tmp:
@@ -275,14 +288,19 @@ def read_manifest(store: Store, name: str, version: str) -> Manifest:
         return Manifest.from_json(local.read_text())
 
 
-def pull(location: str | Path, ref: str, site_dir: Path) -> PullResult:
+def pull(location: str | Path, ref: str, site_dir: Path, *, cache: str | None = None) -> PullResult:
     """Fetch ``name[:version]`` and its base into ``site_dir``, checking every digest.
 
     Blobs already in ``site_dir`` are skipped: they were verified when they arrived and
-    their name is their digest.
+    their name is their digest. ``cache`` (a site cache, ``root://host:port``) serves the
+    blobs of a ``root://`` repository; the manifest is always read at ``location``, because a
+    name can be pushed again and the cache would keep serving the old manifest, while a blob's
+    name is its content.
     """
     t0 = time.monotonic()
     store = open_store(location)
+    blob_source = via_cache(str(location), cache)
+    blobs = store if blob_source == str(location) else open_store(blob_source)
     name, version = parse_ref(ref)
     manifest = read_manifest(store, name, version)
     site_dir.mkdir(parents=True, exist_ok=True)
@@ -290,18 +308,39 @@ def pull(location: str | Path, ref: str, site_dir: Path) -> PullResult:
     skipped: list[str] = []
     for digest in [d for d in (manifest.base, manifest.digest) if d]:
         dest = site_dir / blob_name(digest)
-        if dest.exists():
-            skipped.append(digest)
-            continue
-        with atomic_path(dest) as partial:
-            store.get(f"{_BLOBS}/{blob_name(digest)}", partial)
-            got = sha256_file(partial)
-            if got != digest:
-                raise InputError(f"blob {digest[:12]} arrived with digest {got[:12]}: pull again")
+        # one download of a blob per host: threads and processes (two shims on one host)
+        # booting the same image wait here; the lock also keeps two threads of one process
+        # off atomic_path's per-pid temp name
+        with exclusive_lock(dest.with_name(f".{dest.name}.lock")):
+            if dest.exists():
+                skipped.append(digest)
+                continue
+            _fetch_blob(blobs, blob_source, digest, dest, cached=blobs is not store)
         downloaded.append(digest)
     return PullResult(
         site_dir / blob_name(manifest.digest), manifest, downloaded, skipped, time.monotonic() - t0
     )
+
+
+def _fetch_blob(store: Store, source: str, digest: str, dest: Path, *, cached: bool) -> None:
+    """Download one blob to ``dest``, checked: nothing is left at ``dest`` if it is damaged."""
+    rel = f"{_BLOBS}/{blob_name(digest)}"
+    with atomic_path(dest) as partial:
+        store.get(rel, partial)
+        got = sha256_file(partial)
+        if got != digest:
+            # a cache keeps serving what it fetched, so pulling again cannot help there
+            todo = (
+                f"the site cache's or the repository's copy is damaged: delete {rel} from both "
+                "and push the image again"
+                if cached
+                else f"pull again; if it repeats, delete {rel} from the repository and push the "
+                "image again"
+            )
+            raise InputError(
+                f"image blob {digest[:12]} from {source} arrived with digest {got[:12]} "
+                f"(nothing kept in {dest.parent}): {todo}"
+            )
 
 
 def list_images(location: str | Path) -> list[Manifest]:

@@ -1,6 +1,6 @@
 """The ``hepstream`` command line: one entry point, one error wrapper, a module per user.
 
-``analyst`` (run, demo, generate, serve via ``data``), ``bench`` (site admins), ``image`` (VM
+``analyst`` (run, demo, generate, serve via ``data``), ``bench`` and ``cache`` (site admins), ``image`` (VM
 builders), ``cloud`` (operators), ``dataset`` and ``conditions``. Nothing below this package
 imports it.
 
@@ -25,6 +25,7 @@ import typer
 
 from hepstream.cli import analyst
 from hepstream.cli.bench import app as bench_app
+from hepstream.cli.cache import app as cache_app
 from hepstream.cli.cloud import app as cloud_app
 from hepstream.cli.cloud import submit
 from hepstream.cli.conditions import app as conditions_app
@@ -48,6 +49,7 @@ def _register() -> None:
     """Attach the sub-command groups that live in their own modules."""
     analyst.register(app)
     app.add_typer(bench_app, name="bench")
+    app.add_typer(cache_app, name="cache")
     app.add_typer(image_app, name="image")
     app.add_typer(cloud_app, name="cloud")
     app.command("submit")(submit)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import signal
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 
@@ -107,34 +108,43 @@ def serve(
         export XrdSecsssKT=~/.config/hepstream/xrootd-sss.keytab   # in each client's shell
     """
 
+    server = XRootDServer(
+        directory, out, port=port, host=host, cleanup=out is not None, auth=auth, keytab=keytab
+    )
+    serve_until_stopped(server, lambda srv: _announce(srv, auth, as_json))
+
+
+def _announce(srv: XRootDServer, auth: bool, as_json: bool) -> None:
+    if as_json:
+        info: dict[str, Any] = {"url": srv.url, "data": srv.data_url(), "out": srv.out_url()}
+        info |= {"out_dir": str(srv.out_dir), "pid": srv.pid, "log": str(srv.log_path)}
+        info |= {"users": srv.users, "keytab": str(srv.keytab) if auth else None}
+        typer.echo(json.dumps(info), nl=True)
+        return
+    typer.echo(srv.data_url())
+    typer.echo(f"# writable: {srv.out_url()} -> {srv.out_dir}", err=True)
+    if auth:  # the file's path, never its contents
+        typer.echo(
+            f"# users {', '.join(srv.users)}: export XrdSecsssKT=<their key file> "
+            f"(server keytab {srv.keytab})",
+            err=True,
+        )
+    else:
+        typer.echo("# no authentication: anyone may read, write and delete", err=True)
+    typer.echo(f"# log: {srv.log_path}   (Ctrl-C to stop)", err=True)
+
+
+_S = TypeVar("_S", bound=XRootDServer)
+
+
+def serve_until_stopped(server: _S, announce: Callable[[_S], None]) -> None:
+    """Start ``server``, ``announce`` it, and keep it until Ctrl-C or SIGTERM (a clean stop,
+    exit 0); a daemon that dies on its own is an error naming its log."""
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        with XRootDServer(
-            directory, out, port=port, host=host, cleanup=out is not None, auth=auth,
-            keytab=keytab,
-        ) as srv:  # fmt: skip
-            if as_json:
-                info: dict[str, Any] = {
-                    "url": srv.url,
-                    "data": srv.data_url(),
-                    "out": srv.out_url(),
-                }
-                info |= {"out_dir": str(srv.out_dir), "pid": srv.pid, "log": str(srv.log_path)}
-                info |= {"users": srv.users, "keytab": str(srv.keytab) if auth else None}
-                typer.echo(json.dumps(info), nl=True)
-            else:
-                typer.echo(srv.data_url())
-                typer.echo(f"# writable: {srv.out_url()} -> {srv.out_dir}", err=True)
-                if auth:  # the file's path, never its contents
-                    typer.echo(
-                        f"# users {', '.join(srv.users)}: export XrdSecsssKT=<their key file> "
-                        f"(server keytab {srv.keytab})",
-                        err=True,
-                    )
-                else:
-                    typer.echo("# no authentication: anyone may read, write and delete", err=True)
-                typer.echo(f"# log: {srv.log_path}   (Ctrl-C to stop)", err=True)
+        with server as srv:
+            announce(srv)
             try:
                 while not stop.is_set() and srv.running:
                     stop.wait(0.5)

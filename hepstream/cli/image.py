@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 from dataclasses import asdict
@@ -246,27 +247,40 @@ def pull(
     repo: Annotated[str, typer.Argument(help="Repository: directory or root:// URL.")],
     ref: Annotated[str, typer.Argument(help="NAME[:VERSION]")],
     dest: Annotated[Path, typer.Option("--dest", help="Site image directory.")] = Path("images"),
+    cache: Annotated[
+        str | None,
+        typer.Option(
+            help="The site's cache, root://host:port: blobs come through it (default: "
+            "$HEPSTREAM_SITE_CACHE). The manifest is always read at REPO."
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Fetch NAME[:VERSION] (and its base) into DEST, checking digests; skip blobs DEST has.
 
     \b
     Example:
-      hepstream image pull root://127.0.0.1:1094//out/images tau1n:1 --dest /var/lib/images
+      hepstream image pull root://127.0.0.1:1094//data/images tau1n:1 --dest /var/lib/images \\
+          --cache root://127.0.0.1:1095
     """
 
-    res = do_pull(repo, ref, dest)
+    res = do_pull(repo, ref, dest, cache=cache or os.environ.get("HEPSTREAM_SITE_CACHE") or None)
     data = {
         "image": str(res.image),
         "manifest": asdict(res.manifest),
         "downloaded": res.downloaded,
         "skipped": res.skipped,
+        "downloaded_bytes": res.downloaded_bytes,
+        "skipped_bytes": res.skipped_bytes,
         "seconds": round(res.seconds, 2),
     }
     _emit(
         data,
         as_json,
-        [f"{res.image} ({len(res.downloaded)} downloaded, {len(res.skipped)} already here)"],
+        [
+            f"{res.image} ({len(res.downloaded)} downloaded, {res.downloaded_bytes / 1e6:.1f} MB; "
+            f"{len(res.skipped)} already here)"
+        ],
     )
 
 

@@ -52,12 +52,27 @@ class Cloud:
     driver: str = "fake"
     max_starting: int | None = None  # None: Policy.max_starting
     options: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    #: The site's XCache, ``root://host:port``: jobs booted here read their remote inputs
+    #: through it (``stream.site_cache``) unless the job names one itself; None: no cache.
+    site_cache: str | None = None
 
     def __repr__(self) -> str:  # options may hold credentials
         return (
             f"Cloud(name={self.name!r}, quota={self.quota}, priority={self.priority}, "
-            f"driver={self.driver!r}, max_starting={self.max_starting}, options=<redacted>)"
+            f"driver={self.driver!r}, max_starting={self.max_starting}, "
+            f"site_cache={self.site_cache!r}, options=<redacted>)"
         )
+
+    def job_here(self, job: dict[str, Any]) -> dict[str, Any]:
+        """``job`` (a job mapping, :meth:`~hepstream.jobspec.JobSpec.to_mapping`'s form) as
+        it runs on this cloud: its ``site`` is the cloud, and its remote inputs go through
+        the cloud's site cache unless the job names a cache (or none) itself."""
+        out = {**job, "site": self.name}
+        stream = dict(out.get("stream") or {})
+        if self.site_cache and "site_cache" not in stream and "stream.site_cache" not in out:
+            stream["site_cache"] = self.site_cache
+            out["stream"] = stream
+        return out
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from typing import Any
 
 from hepstream.cloud.model import Cloud
 from hepstream.errors import ConfigError
+from hepstream.io.config import site_cache_url
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,7 @@ def cloud_from_table(table: dict[str, Any]) -> Cloud:
         driver=str(table.pop("driver", "fake")),
         max_starting=(int(table["max_starting"]) if "max_starting" in table else None),
         options=options,
+        site_cache=site_cache_url(table.pop("site_cache", None), f"cloud {name!r} site_cache"),
     )
     table.pop("max_starting", None)
     if table:

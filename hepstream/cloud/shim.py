@@ -291,7 +291,9 @@ class Shim:
             if queued is None or not self.queue.assign(action.job_id, name):
                 self.state.gone(name, now)
                 return
-            job = dict(queued.spec, site=action.cloud, job_id=action.job_id)
+            # the cloud is the job's site: its name and its cache, whatever the driver
+            cloud = next(c for c in self.config.clouds if c.name == action.cloud)
+            job = {**cloud.job_here(dict(queued.spec)), "job_id": action.job_id}
         tags = make_tags(self.config.shim_id, name, action.spec, action.job_id, now)
         try:
             cloud_id = driver.boot(BootRequest(name, action.spec, tags, job))

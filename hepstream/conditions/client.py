@@ -13,15 +13,12 @@ from the cache.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import http.client
 import json
 import os
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -30,6 +27,7 @@ from hepstream.conditions import payload as payload_files
 from hepstream.conditions.model import GlobalTag, Payload
 from hepstream.conditions.store import DAMAGED, Store
 from hepstream.errors import ConfigError, HepstreamError, InputError
+from hepstream.io.partfiles import exclusive_lock
 from hepstream.io.urls import is_remote
 from hepstream.io.xrootd import XRootDBackend
 from hepstream.report import write_json_atomic
@@ -75,18 +73,6 @@ class LocalSource:
         return self.store.payload_file(payload)
 
 
-@contextlib.contextmanager
-def _locked(directory: Path) -> Iterator[None]:
-    """An exclusive flock on a directory: jobs on this machine download one at a time."""
-    directory.mkdir(parents=True, exist_ok=True)
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing releases the lock
-
-
 class _CachedSource:
     """Payloads kept in ``cache_dir/payloads`` by SHA-256; subclasses download one."""
 
@@ -99,7 +85,8 @@ class _CachedSource:
         path = payload_files.path_in(self.payloads, payload.sha256)
         if path.is_file():
             return path
-        with _locked(path.parent):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with exclusive_lock(path.parent):  # jobs of this machine download one at a time
             if path.is_file():  # another job fetched it while this one waited
                 return path
             return self._download(payload)

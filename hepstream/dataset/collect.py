@@ -2,8 +2,8 @@
 
 :func:`job_rows` is the I/O edge (reports, submissions, file times); :func:`summarize`
 is pure: per site and engine, jobs, events, events/s and KB/s per job (mean, spread),
-CPU efficiency, failures; the missing and failed jobs and the one command that
-resubmits exactly those.
+CPU efficiency, bytes read through the site cache vs from the origin, failures; the
+missing and failed jobs and the one command that resubmits exactly those.
 """
 
 from __future__ import annotations
@@ -48,6 +48,10 @@ class JobRow:
     error: str | None = None
     #: When the job ended (its report's modification time), for the throughput plot.
     ended_at: float = 0.0
+    #: Bytes its reads got from the site cache / from the origin directly (0 in reports
+    #: written before hepstream had site caches).
+    cache_bytes: int = 0
+    origin_bytes: int = 0
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,13 @@ class GroupStats:
     kb_per_s_spread: float
     #: CPU seconds over wall seconds, summed over the group's ok jobs (>1: threads).
     cpu_efficiency: float
+    #: Bytes the group's jobs (every job with a report, failed ones too: they crossed the
+    #: network as well) read through the site cache, and from the origin directly (no
+    #: cache, a fallback, short answers asked again). The jobs' reports know only their
+    #: side of the cache: what the cache itself fetched from the origin to answer them is
+    #: known to the cache alone (``hepstream cache status``).
+    cache_bytes: int = 0
+    origin_bytes: int = 0
 
 
 @dataclass(frozen=True)
@@ -107,6 +118,11 @@ def job_rows(dataset: Dataset) -> list[JobRow]:
             ended = path.stat().st_mtime
         except OSError:
             ended = 0.0
+        try:
+            moved = [_bytes_field(path, report, name) for name in ("cache_bytes", "origin_bytes")]
+        except InputError as err:
+            rows.append(JobRow(job.name, engine, "damaged", job.events, site="-", error=str(err)))
+            continue
         rows.append(
             JobRow(
                 job.name,
@@ -123,9 +139,22 @@ def job_rows(dataset: Dataset) -> list[JobRow]:
                 kb_per_s=float(report["kb_per_s"]),
                 error=report["error"],
                 ended_at=ended,
+                cache_bytes=moved[0],
+                origin_bytes=moved[1],
             )
         )
     return rows
+
+
+def _bytes_field(path: Path, report: dict[str, Any], name: str) -> int:
+    """A byte count of ``report`` that older reports lack (then 0); an InputError naming
+    the report when it holds something else."""
+    value = report.get(name, 0)
+    if value is None:
+        return 0
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise InputError(f"{path}: {name} is {value!r:.40}, not a byte count")
+    return value
 
 
 def _spread(values: Sequence[float]) -> float:
@@ -157,6 +186,8 @@ def summarize(rows: Sequence[JobRow], dataset_dir: str) -> DatasetReport:
                 round(statistics.fmean(kbs), 1) if kbs else 0.0,
                 round(_spread(kbs), 1),
                 round(sum(r.cpu_s for r in ok) / wall, 3) if wall else 0.0,
+                sum(r.cache_bytes for r in members),
+                sum(r.origin_bytes for r in members),
             )
         )
     failed = [r.name for r in rows if r.status in ("failed", "damaged")]
@@ -204,7 +235,11 @@ def resubmit_command(dataset_dir: str, rows: Sequence[JobRow], names: Sequence[s
 
 
 def table(report: DatasetReport) -> str:
-    """The terminal table, whole at any width (plain columns sized to their content)."""
+    """The terminal table, whole at any width (plain columns sized to their content).
+
+    ``cache MB`` / ``origin MB``: what the site's jobs read through its cache / from the
+    origin directly, from their reports; what the cache itself fetched from the origin
+    only the cache knows (``hepstream cache status``)."""
     header = (
         "site",
         "engine",
@@ -215,6 +250,8 @@ def table(report: DatasetReport) -> str:
         "events/s/job",
         "KB/s/job",
         "CPU eff",
+        "cache MB",
+        "origin MB",
     )
     body = [
         (
@@ -227,6 +264,8 @@ def table(report: DatasetReport) -> str:
             f"{g.events_per_s_mean:,.0f} ± {g.events_per_s_spread:,.0f}",
             f"{g.kb_per_s_mean:,.0f} ± {g.kb_per_s_spread:,.0f}",
             f"{g.cpu_efficiency:.2f}",
+            f"{g.cache_bytes / 1e6:,.1f}",
+            f"{g.origin_bytes / 1e6:,.1f}",
         )
         for g in report.groups
     ]

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from hepstream.errors import ConfigError
+from hepstream.io.urls import XROOTD_SCHEMES
 
 KIB = 1 << 10
 MIB = 1 << 20
@@ -13,6 +16,40 @@ MIB = 1 << 20
 # XRootD protocol limits for one kXR_readv request (XProtocol.hh: maxRvecsz, maxRVdsz).
 XRD_MAX_VECTOR_ELEMENTS = 1024
 XRD_MAX_VECTOR_ELEMENT_BYTES = 2 * MIB - 16
+
+
+#: The environment variable a site sets to send its jobs' inputs through its cache.
+SITE_CACHE_ENV = "HEPSTREAM_SITE_CACHE"
+
+
+def site_cache_url(value: str | None, where: str) -> str | None:
+    """``value`` as ``root://host:port`` (None for none or empty); a ConfigError naming
+    ``where`` (the setting it came from) for anything else, e.g. a path after the port."""
+    text = (value or "").strip()
+    if not text:
+        return None
+    parts = urlsplit(text)
+    try:
+        port = parts.port
+    except ValueError:  # a port that is not a number, or out of range
+        port = None
+    if (
+        parts.scheme not in XROOTD_SCHEMES
+        or not parts.hostname
+        or port is None
+        or parts.path.strip("/")
+        or parts.query
+        or parts.fragment
+    ):
+        raise ConfigError(
+            f"{where}={value!r} is not a site cache address: write root://host:port, "
+            f"e.g. root://xcache.example.org:1094"
+        )
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _site_cache_from_environment() -> str | None:
+    return site_cache_url(os.environ.get(SITE_CACHE_ENV), SITE_CACHE_ENV)
 
 
 @dataclass(frozen=True)
@@ -56,9 +93,20 @@ class StreamConfig:
     connection_retry: int = 2
     #: Seconds one connection attempt may take before the next one.
     connection_window: int = 10
+    #: The site's XCache, ``root://host:port``: every remote input is read through it (the
+    #: same path on the cache's server), outputs never are. A site setting, so the analyst
+    #: changes no URL: ``$HEPSTREAM_SITE_CACHE`` (empty: none), a cloud's ``site_cache``.
+    site_cache: str | None = field(default_factory=_site_cache_from_environment)
+    #: A site cache that refuses or does not answer: read from the origin instead (and say
+    #: so in the report). A cache is an optimization; False makes its outage fail the job.
+    cache_fallback: bool = True
 
     def __post_init__(self) -> None:
-        """Refuse a negative size, timeout or count, and a policy that could never read."""
+        """Refuse a negative size, timeout or count, a policy that could never read, and a
+        site cache that is not ``root://host:port``."""
+        object.__setattr__(
+            self, "site_cache", site_cache_url(self.site_cache, "stream option site_cache")
+        )
         for name in _NON_NEGATIVE:
             if getattr(self, name) < 0:
                 raise ConfigError(f"stream option {name}={getattr(self, name)} must be >= 0")

@@ -12,6 +12,9 @@ class LocalBackend:
 
     #: A local read is never retried (a failed one is the file's, or the disk's, fault).
     retried = 0
+    #: No site cache and no origin: a local file's bytes are neither (see IOStats).
+    cache_bytes = origin_bytes = short_reads = 0
+    cache_fallback: str | None = None
 
     def __init__(self, path: str) -> None:
         self.path = path[len("file://") :] if path.startswith("file://") else path

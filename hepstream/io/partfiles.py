@@ -8,6 +8,7 @@ gone. Hidden and ``.part``-suffixed, such a file never matches an input glob lik
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import re
 from collections.abc import Iterator
@@ -79,3 +80,20 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     except BaseException:
         part.unlink(missing_ok=True)
         raise
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: Path) -> Iterator[None]:
+    """An exclusive ``flock`` on ``path``: a directory, or a lock file made if missing.
+
+    Threads and processes of one machine that would download the same thing take turns;
+    the next one in finds it in place. A lock file stays: removing it would let a waiter
+    lock a file a newcomer no longer sees. Closing the descriptor releases the lock.
+    """
+    flags = os.O_RDONLY if path.is_dir() else os.O_RDWR | os.O_CREAT
+    fd = os.open(path, flags, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)

@@ -39,7 +39,8 @@ from hepstream.io.pool import WorkPool
 from hepstream.io.prefetch import FileReads, Prefetcher, Ready, SpanBytes, failure
 from hepstream.io.spans import FilePlan
 from hepstream.io.urls import is_remote
-from hepstream.io.xrootd import XRootDBackend, configure_client, expand_remote, stat_missing
+from hepstream.io.viacache import RemoteInput, check_input
+from hepstream.io.xrootd import configure_client, expand_remote
 
 #: Where uproot waits for the chunks of one ``chunks`` call.
 Notifications = queue.Queue[Chunk]
@@ -47,11 +48,22 @@ Notifications = queue.Queue[Chunk]
 
 class Backend(Protocol):
     """What the source needs of a storage backend (:class:`LocalBackend`,
-    :class:`XRootDBackend`)."""
+    :class:`~hepstream.io.viacache.RemoteInput`)."""
 
     size: int
-    #: Tries after a transient failure so far.
-    retried: int
+
+    @property
+    def retried(self) -> int:
+        """Tries after a transient failure so far."""
+        ...
+
+    # What went where (IOStats): bytes answered by the site cache and by the origin
+    # directly, short answers from the cache asked again at the origin, and why a site
+    # cache that was set was not used (None: it was, or none was set).
+    cache_bytes: int
+    origin_bytes: int
+    short_reads: int
+    cache_fallback: str | None
 
     @property
     def unavailable(self) -> bool:
@@ -82,9 +94,17 @@ class IOStats:
     reads_waited: int = 0
     #: Requests sent again after a transient storage fault (see XRootDBackend).
     retries: int = 0
+    #: Bytes answered by the site cache / by the origin directly (no cache set, a fallback,
+    #: requests asked again there); both 0 for a local file.
+    cache_bytes: int = 0
+    origin_bytes: int = 0
+    #: Short answers from the site cache, asked again at the origin (never used as data).
+    short_reads: int = 0
+    #: Why the site cache that was set was not used for this file, or None.
+    cache_fallback: str | None = None
     latencies: list[float] = field(default_factory=list, repr=False)
 
-    def asdict(self) -> dict[str, int]:
+    def asdict(self) -> dict[str, int | str | None]:
         out = asdict(self)
         del out["latencies"]
         return out
@@ -120,9 +140,7 @@ class StreamingSource(Source):  # type: ignore[misc]
         self._backend: Backend
         if is_remote(file_path):
             configure_client(self.config.connection_retry, self.config.connection_window)
-            self._backend = XRootDBackend(
-                file_path, self.config.timeout, self.config.retries, self.config.retry_backoff
-            )
+            self._backend = RemoteInput(file_path, self.config)  # through the site cache, if set
         else:
             self._backend = LocalBackend(file_path)
         self._num_bytes = self._backend.size
@@ -302,7 +320,10 @@ class StreamingSource(Source):  # type: ignore[misc]
             snapshot.cache_hits += self._reads.spans_ready + self._reads.spans_waited
             snapshot.reads_waited = self._reads.spans_waited
         snapshot.cache_peak = self._prefetcher.budget.peak
-        snapshot.retries = self._backend.retried
+        backend = self._backend
+        snapshot.retries = backend.retried
+        snapshot.cache_bytes, snapshot.origin_bytes = backend.cache_bytes, backend.origin_bytes
+        snapshot.short_reads, snapshot.cache_fallback = backend.short_reads, backend.cache_fallback
         return snapshot
 
     @property
@@ -429,12 +450,17 @@ def expand_inputs(patterns: list[str], *, allow_missing: bool = False) -> list[s
     return paths
 
 
-def missing_inputs(paths: list[str], timeout: int = 30) -> dict[int, InputError]:
-    """Which inputs do not exist, by index, before any of them is read: local ones by a
-    stat, ``root://`` ones by one stat request each, all sent at once.
+def missing_inputs(
+    paths: list[str], timeout: int = 30, config: StreamConfig | None = None
+) -> dict[int, InputError]:
+    """Which inputs cannot be read, by index, before any of them is: local ones by a
+    stat, ``root://`` ones by one stat request each, all sent at once, where they will be
+    read (through ``config``'s site cache when it answers: it knows what it holds while
+    the origin is away).
 
-    Only a definite "no such file" counts; a server that does not answer is left to the
-    open, whose retry policy gives the error.
+    Only a definite answer counts: "no such file", or a live site cache that could not
+    reach a dead origin for the file; a server that does not answer is left to the open,
+    whose retry policy gives the error.
     """
     found: dict[int, InputError] = {}
     remote = [i for i, p in enumerate(paths) if is_remote(p)]
@@ -442,11 +468,10 @@ def missing_inputs(paths: list[str], timeout: int = 30) -> dict[int, InputError]
         if not is_remote(path) and not os.path.exists(path.removeprefix("file://")):
             found[index] = InputError(f"input file not found: {path}; check the path")
     if remote:
+        stream = config or StreamConfig(site_cache=None)
         with ThreadPoolExecutor(min(16, len(remote)), thread_name_prefix="hepstream-stat") as pool:
-            answers = pool.map(lambda i: stat_missing(paths[i], timeout), remote)
-            for index, why in zip(remote, answers, strict=True):
-                if why is not None:  # the server's own words ("no such file") add nothing
-                    found[index] = InputError(
-                        f"input file not found: {paths[index]}; check the path"
-                    )
+            answers = pool.map(lambda i: check_input(paths[i], stream, timeout), remote)
+            for index, error in zip(remote, answers, strict=True):
+                if error is not None:
+                    found[index] = error
     return dict(sorted(found.items()))

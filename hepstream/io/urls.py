@@ -25,3 +25,14 @@ def split_url(url: str) -> tuple[str, str]:
     if parts.scheme not in XROOTD_SCHEMES:
         raise InputError(f"not an XRootD URL: {url}; expected root://host:port//path")
     return f"{parts.scheme}://{parts.netloc}", "/" + parts.path.lstrip("/")
+
+
+def via_cache(location: str, cache: str | None) -> str:
+    """``location`` read through the site cache ``cache`` (``root://host:port``): the same
+    path on the cache's server. Local paths, and every location when ``cache`` is None, are
+    returned as they are."""
+    if not cache or not is_remote(location):
+        return location
+    server, _ = split_url(cache.rstrip("/") + "//")
+    _, path = split_url(location)
+    return f"{server}/{path}"

@@ -169,6 +169,32 @@ class StorageUnavailable(InputError):
     fault, so ``--skip-bad-files`` does not skip it; the job fails."""
 
 
+class RequestRefused(InputError):
+    """The server answered a request with an error of its own (``errno``: the kXR code, e.g.
+    3011 no such file): retrying the same request at the same server cannot help."""
+
+    def __init__(self, message: str, errno: int) -> None:
+        super().__init__(message)
+        self.errno = errno
+
+
+class ShortRead(InputError):
+    """A read answered with fewer (or more) bytes than the range holds: never data.
+
+    XRootD 5.5.3's XCache answers SUCCESS with 0 bytes when its RAM is exhausted
+    (xrootd#2308); a file truncated on the server after the client's stat gives the same.
+    """
+
+    def __init__(self, path: str, offset: int, asked: int, got: int, size: int) -> None:
+        super().__init__(
+            f"{path}: the server answered {got:,} of the {asked:,} bytes asked at offset "
+            f"{offset:,} (its stat said {size:,} bytes) and the answer was not used; the file "
+            f"may have been truncated or replaced on the server: check it there, then run the "
+            f"job again"
+        )
+        self.path, self.offset, self.asked, self.got = path, offset, asked, got
+
+
 # -- the client's policy ----------------------------------------------------------------
 def configure_client(retry: int, window: int) -> None:
     """Set the XRootD client's connection policy unless the user's XRD_* variables did;
@@ -226,9 +252,12 @@ _LIMITS_LOCK = threading.Lock()
 
 
 def readv_limits(server: str, timeout: int = 10) -> ReadvLimits:
-    """``server``'s readv limits, asked once per process and server."""
+    """``server``'s readv limits, asked once per process and server (a user name in the
+    URL, such as a site cache's per-file connections carry, names the same server)."""
+    scheme, address = server.split("://", 1)
+    key = f"{scheme}://{address.rpartition('@')[2]}"
     with _LIMITS_LOCK:
-        known = _LIMITS.get(server)
+        known = _LIMITS.get(key)
     if known is not None:
         return known
     status, answer = _filesystem(server).query(
@@ -237,7 +266,7 @@ def readv_limits(server: str, timeout: int = 10) -> ReadvLimits:
     limits = parse_readv_limits(answer if status.ok else None)
     if status.ok:  # a failed query is asked again next time; meanwhile the protocol's
         with _LIMITS_LOCK:
-            _LIMITS[server] = limits
+            _LIMITS[key] = limits
     return limits
 
 
@@ -283,12 +312,24 @@ class XRootDBackend:
     the fault. When the tries are used up, :class:`StorageUnavailable` names the server.
     """
 
-    def __init__(self, url: str, timeout: int = 30, retries: int = 0, backoff: float = 1.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        timeout: int = 30,
+        retries: int = 0,
+        backoff: float = 1.0,
+        *,
+        marks_gone: bool = True,
+    ) -> None:
         self.path = url
         self.server, _ = split_url(url)
         self._timeout = timeout
         self._retries = retries
         self._backoff = backoff
+        #: Whether an exhausted retry policy marks the server gone for the process. A site
+        #: cache's reader decides that itself: a cache that answers but waits on a dead
+        #: origin is not gone, its cached files are still served.
+        self._marks_gone = marks_gone
         self._lock = threading.Lock()
         #: Tries after a transient failure so far (the job report's ``read_retries``).
         self.retried = 0
@@ -313,7 +354,7 @@ class XRootDBackend:
         for attempt in range(self._retries + 1):
             if attempt:
                 time.sleep(self._backoff * 2 ** (attempt - 1))
-                if _gone(self.server):  # another read already found the server gone
+                if gone(self.server):  # another read already found the server gone
                     break
                 self.retried += 1
                 if reopen:
@@ -332,8 +373,10 @@ class XRootDBackend:
         raise self._give_up(what, status, time.monotonic() - began)
 
     def _give_up(self, what: str, status: _Status | None, waited: float) -> StorageUnavailable:
-        """Mark the server gone for this process; the error that says so."""
-        _mark_gone(self.server)
+        """Mark the server gone for this process (unless told not to); the error that says
+        so."""
+        if self._marks_gone:
+            mark_gone(self.server)
         # one stable line (which read hit the outage first varies); the rest in the detail
         error = StorageUnavailable(
             f"storage server {self.server} stopped answering (every try of the retry policy "
@@ -348,8 +391,8 @@ class XRootDBackend:
         """Raise the one line for a request the server refused (retrying cannot help)."""
         if what == "open":
             todo = _what_to_do(status, "check the file exists and the server runs")
-            raise InputError(f"cannot open {self.path}: {_why(status)}; {todo}")
-        raise InputError(f"XRootD {what} of {self.path} failed: {_why(status)}")
+            raise RequestRefused(f"cannot open {self.path}: {_why(status)}; {todo}", status.errno)
+        raise RequestRefused(f"XRootD {what} of {self.path} failed: {_why(status)}", status.errno)
 
     def _reopen(self, generation: int) -> _Status | None:
         """A fresh handle on a fresh connection, once for all threads that saw the failure;
@@ -367,11 +410,20 @@ class XRootDBackend:
         return None
 
     def read(self, start: int, stop: int) -> bytes:
-        """Bytes ``[start, stop)``."""
-        return self._call(
+        """Bytes ``[start, stop)``; :class:`ShortRead` if the answer holds fewer."""
+        data = self._call(
             f"read {start}-{stop}",
             lambda: self._file.read(start, stop - start, timeout=self._timeout),
         )
+        self._check_length(start, stop, data)
+        return data
+
+    def _check_length(self, start: int, stop: int, data: bytes) -> None:
+        """Raise :class:`ShortRead` unless ``data`` is all of ``[start, stop)`` that lies
+        within the file (a range past the end is short by exactly what lies past it)."""
+        want = max(0, min(stop, self.size) - start)
+        if len(data) != want:
+            raise ShortRead(self.path, start, stop - start, len(data), self.size)
 
     def readv(self, segments: tuple[tuple[int, int], ...]) -> list[bytes]:
         """Bytes of each segment, in order: one kXR_readv round trip, or several when the
@@ -387,7 +439,11 @@ class XRootDBackend:
                 continue
             chunks = [(start, stop - start) for start, stop in request]
             info = self._call("vector read", functools.partial(self._vector_read, chunks))
-            data.extend(chunk.buffer for chunk in info.chunks)
+            answers = [chunk.buffer for chunk in info.chunks][: len(request)]
+            for index, (start, stop) in enumerate(request):
+                # an element missing from the answer is a short answer of 0 bytes
+                self._check_length(start, stop, answers[index] if index < len(answers) else b"")
+            data.extend(answers)
         if len(data) == len(segments):
             return data
         return _join_pieces(segments, data)
@@ -399,10 +455,10 @@ class XRootDBackend:
     @property
     def unavailable(self) -> bool:
         """True once this file's server exhausted a retry policy in this process."""
-        return _gone(self.server)
+        return gone(self.server)
 
     def close(self) -> None:
-        _close_quietly(self._file, self._timeout if not _gone(self.server) else 1)
+        _close_quietly(self._file, self._timeout if not gone(self.server) else 1)
 
 
 def _close_quietly(handle: _File, timeout: int = 5) -> None:
@@ -418,11 +474,14 @@ def _close_quietly(handle: _File, timeout: int = 5) -> None:
 _GONE: set[str] = set()
 
 
-def _gone(server: str) -> bool:
+def gone(server: str) -> bool:
+    """True once ``server`` was found gone in this process (see :func:`mark_gone`)."""
     return server in _GONE
 
 
-def _mark_gone(server: str) -> None:
+def mark_gone(server: str) -> None:
+    """``server`` stopped answering: reads wait no policy out for it again in this process
+    (until :func:`forget_gone`), and a failed job exits without waiting on its handles."""
     _GONE.add(server)
 
 
@@ -444,14 +503,25 @@ def forget_gone(server: str | None = None) -> None:
 _NOT_FOUND = 3011
 
 
-def stat_missing(url: str, timeout: int = 30) -> str | None:
-    """Why ``url`` does not exist (the server's words), or None if it does or the server
-    could not say (not answering: the open's retry policy reports that)."""
+class StatAnswer(NamedTuple):
+    """What a stat of a path said: ``ok`` (it is there), ``missing`` (the server's words for
+    "no such file", else None) and ``why`` (the failure in one line, else "")."""
+
+    ok: bool
+    missing: str | None
+    why: str
+
+
+def stat_path(url: str, timeout: int = 30) -> StatAnswer:
+    """Stat ``url`` once. Neither ok nor missing: the server could not say (not answering:
+    the open's retry policy reports that; a site cache whose origin is down)."""
     server, path = split_url(url)
     status, _ = _filesystem(server).stat(path, timeout=timeout)
-    if status.ok or status.code != _ERROR_RESPONSE or status.errno != _NOT_FOUND:
-        return None
-    return _why(status)
+    if status.ok:
+        return StatAnswer(True, None, "")
+    if status.code == _ERROR_RESPONSE and status.errno == _NOT_FOUND:
+        return StatAnswer(False, _why(status), _why(status))
+    return StatAnswer(False, None, _why(status))
 
 
 def expand_remote(pattern: str, timeout: int = 30) -> list[str]:

@@ -19,7 +19,7 @@ from hepstream.report import JobReport
 def check_inputs(report: JobReport, paths: list[str], spec: JobSpec) -> dict[int, InputError]:
     """Every input is there before any event is read (root:// ones asked all at once): the
     missing ones (``skip_bad_files``), or the first one's error, marked in ``report``."""
-    missing = missing_inputs(paths, spec.stream.timeout or 30)
+    missing = missing_inputs(paths, spec.stream.timeout or 30, spec.stream)
     if missing and not spec.skip_bad_files:
         for index, error in missing.items():
             report.files[index].status, report.files[index].error = "failed", str(error)
@@ -66,6 +66,10 @@ def collect_io(report: JobReport, io_stats: dict[int, IOStats]) -> None:
         report.cache_misses += stats.cache_misses
         report.reads_waited += stats.reads_waited
         report.read_retries += stats.retries
+        report.cache_bytes += stats.cache_bytes
+        report.origin_bytes += stats.origin_bytes
+        report.short_reads += stats.short_reads
+        report.cache_fallback = report.cache_fallback or stats.cache_fallback
         report.cache_peak_bytes = max(report.cache_peak_bytes, stats.cache_peak)
         if index < len(report.files):
             entry = report.files[index]

@@ -65,6 +65,7 @@ def run_workers(spec: JobSpec, progress: Callable[[int, int], None] | None = Non
         site=spec.site,
         readahead=spec.stream.readahead,
         cache=0,
+        via_cache=spec.stream.site_cache,
     )
     wall0, cpu0 = time.perf_counter(), time.process_time()
     paths = expand_inputs(list(spec.inputs), allow_missing=True)

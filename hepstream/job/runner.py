@@ -105,6 +105,7 @@ class _Job:
         self.spec = spec
         self.report = report
         report.readahead, report.cache = spec.stream.readahead, spec.stream.cache
+        report.via_cache = spec.stream.site_cache
         self.wall0, self.cpu0 = time.perf_counter(), time.process_time()
         self.conditions: JobConditions | None = None  # when the plugin declares any
         self.writer: Output | None = None

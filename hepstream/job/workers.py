@@ -94,7 +94,7 @@ _SUMMED = (
     "events_read", "events_selected", "events_preselected", "clusters_skipped",
     "bytes_read", "bytes_needed", "bytes_unplanned", "requests", "vector_reads",
     "cache_hits", "cache_misses", "cache_peak_bytes", "reads_waited", "read_retries",
-    "select_s", "io_wait_s", "cache", "peak_rss_mb", "cpu_s",
+    "cache_bytes", "origin_bytes", "short_reads", "select_s", "io_wait_s", "cache", "peak_rss_mb", "cpu_s",
 )  # fmt: skip
 
 
@@ -106,6 +106,7 @@ def combine(report: JobReport, parts: Sequence[tuple[JobReport, Sequence[int]]])
     for part, share in parts:
         for name in _SUMMED:
             setattr(report, name, getattr(report, name) + getattr(part, name))
+        report.cache_fallback = report.cache_fallback or part.cache_fallback
         if len(part.files) == len(share):
             for index, entry in zip(share, part.files, strict=True):
                 report.files[index] = dataclasses.replace(entry)

@@ -74,6 +74,10 @@ class XRootDServer(Service):
     keytab
         The server's keytab (one key per user allowed in). Default: the caller's own,
         :func:`hepstream.io.auth.default_keytab` (``$XrdSecsssKT`` or one made on first use).
+    trace_reads
+        Log every read request (``xrootd.trace fs fsio``): the server's own count of the
+        bytes it served, which :func:`traced_read_bytes` sums. A line per request: for tests
+        and benchmarks, not production.
     posc_dir
         Where xrootd keeps its persist-on-successful-close log; a restarted server deletes
         the files of uploads its crash interrupted. Default: ``admin_dir/posc`` when
@@ -93,6 +97,7 @@ class XRootDServer(Service):
         auth: bool = True,
         keytab: str | Path | None = None,
         posc_dir: str | Path | None = None,
+        trace_reads: bool = False,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.out_dir = Path(out_dir) if out_dir is not None else None
@@ -108,6 +113,7 @@ class XRootDServer(Service):
         #: Users the server lets in (from the keytab); the first is :attr:`user`.
         self.users: list[str] = []
         self._posc_dir = Path(posc_dir) if posc_dir is not None else None
+        self.trace_reads = trace_reads
 
     # -- public -----------------------------------------------------------------------------
 
@@ -166,22 +172,13 @@ class XRootDServer(Service):
         ident = _daemon_identity(self.config.user)
         data_dir = self._checked_data_dir(ident)
         self.admin_dir = self._make_admin_dir(ident)
-        out_dir = self._checked_out_dir(ident)
-        root = self.admin_dir / "root"
-        root.mkdir()
-        (root / "data").symlink_to(data_dir, target_is_directory=True)
-        (root / "out").symlink_to(out_dir, target_is_directory=True)
-        root.chmod(0o755)
-        posc = self._posc_dir or (
-            self._admin_parent / "posc" if self._admin_parent else self.admin_dir / "posc"
-        )
-        posc.mkdir(parents=True, exist_ok=True)
-        _give(posc, ident)
-        security = self._security(ident, out_dir) if self.auth else None
+        try:
+            text = self._config(ident, data_dir)
+        except BaseException:
+            self.stop()
+            raise
         cfg_path = self.admin_dir / "xrootd.cfg"
-        cfg_path.write_text(
-            _config_text(self.port, root, self.admin_dir, posc, security, _is_loopback(self.host))
-        )
+        cfg_path.write_text(text)
         cfg_path.chmod(0o644)
         cmd = [binary, "-c", str(cfg_path), "-l", str(self.log_path), "-I", "v4"]
         if ident is not None:
@@ -193,6 +190,7 @@ class XRootDServer(Service):
                 stdout=sink,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # own process group: stop() signals it as a whole
+                env=self._environment(),
             )
         _LIVE.add(self)
         try:
@@ -214,6 +212,32 @@ class XRootDServer(Service):
 
     def __repr__(self) -> str:
         return f"XRootDServer({str(self.data_dir)!r}, url={self.url!r}, pid={self.pid})"
+
+    # -- what a subclass changes -------------------------------------------------------------
+
+    def _config(self, ident: tuple[int, set[int]] | None, data_dir: Path) -> str:
+        """The daemon's configuration text; makes the directories it names."""
+        assert self.admin_dir is not None
+        out_dir = self._checked_out_dir(ident)
+        root = self.admin_dir / "root"
+        root.mkdir()
+        (root / "data").symlink_to(data_dir, target_is_directory=True)
+        (root / "out").symlink_to(out_dir, target_is_directory=True)
+        root.chmod(0o755)
+        posc = self._posc_dir or (
+            self._admin_parent / "posc" if self._admin_parent else self.admin_dir / "posc"
+        )
+        posc.mkdir(parents=True, exist_ok=True)
+        _give(posc, ident)
+        security = self._security(ident, out_dir) if self.auth else None
+        text = _config_text(
+            self.port, root, self.admin_dir, posc, security, _is_loopback(self.host)
+        )
+        return text + ("xrootd.trace fs fsio\n" if self.trace_reads else "")
+
+    def _environment(self) -> dict[str, str] | None:
+        """The daemon's environment; None inherits ours."""
+        return None
 
     # -- private ----------------------------------------------------------------------------
 
@@ -325,6 +349,12 @@ class XRootDServer(Service):
             f"({last}); log: {self._log_tail()}"
         )
 
+    def read_bytes(self) -> int:
+        """Bytes this server has read for its clients so far (needs ``trace_reads``)."""
+        if not self.trace_reads:
+            raise ConfigError("read_bytes needs a server started with trace_reads=True")
+        return traced_read_bytes(self._log_text())
+
     def _log_text(self) -> str:
         try:
             return self.log_path.read_text(errors="replace") if self.log_path else ""
@@ -337,6 +367,16 @@ class XRootDServer(Service):
             text += (self.admin_dir / "stdout.txt").read_text(errors="replace")
         lines = [line for line in text.splitlines() if line.strip()]
         return " | ".join(lines[-self.config.log_tail_lines :]) or "(empty)"
+
+
+#: A read request the server traced (xrootd 5.5): ``[fh=N] read|pgread|readV LEN@OFFSET``; a
+#: vector read logs one line per element.
+_TRACED_READ = re.compile(r"Xrootd_Protocol: (?:\d+ )?(?:fh=\d+ )?(?:pg)?read[V]? (\d+)@\d+")
+
+
+def traced_read_bytes(log: str) -> int:
+    """Sum of the bytes of every read request in an xrootd log with ``xrootd.trace fs fsio``."""
+    return sum(int(m.group(1)) for m in _TRACED_READ.finditer(log))
 
 
 def _config_text(

@@ -167,3 +167,61 @@ def test_tagged_vm_without_a_row_is_adopted_not_leaked(tmp_path, clock):
         clock.advance(shim.policy.idle_keepalive_s + 1)
     names = {vm.request.name for vm in drivers["a"].vms.values()}
     assert names == {"o-1"}  # ours retired when idle; another shim's VM untouched
+
+
+# -- a cloud's site cache reaches the jobs booted on it, whatever the driver ------------------
+
+
+class _BindingDriver(FakeDriver):
+    """An in-memory cloud whose VMs get their job at boot (as the local QEMU driver's do)."""
+
+    binds_job = True
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.jobs: list[dict] = []
+
+    def boot(self, request: BootRequest) -> str:
+        self.jobs.append(request.job)
+        return super().boot(request)
+
+
+def test_a_clouds_site_cache_goes_with_the_jobs_booted_there(tmp_path, clock):
+    from hepstream.cloud.policy import cloud_from_table
+    from hepstream.errors import ConfigError
+    from hepstream.jobspec import ShippedJob
+
+    cached = cloud_from_table({"name": "uvic", "quota": 2, "site_cache": "root://xc.uvic:1094/"})
+    assert cached.site_cache == "root://xc.uvic:1094"
+    plain = cloud_from_table({"name": "nrc", "quota": 2})
+    assert plain.site_cache is None
+    with pytest.raises(ConfigError, match="cloud 'x' site_cache='xc:1094'"):
+        cloud_from_table({"name": "x", "quota": 1, "site_cache": "xc:1094"})
+
+    cfg = ShimConfig(
+        policy=Policy(max_starting=4),
+        clouds=(cached, plain),
+        shim_id="t",
+        state_path=tmp_path / "s.sqlite",
+    )
+    drivers = {c.name: _BindingDriver(c.name, clock=clock) for c in cfg.clouds}
+    queue = LocalQueue(cfg.state_path, clock=clock)
+    shim = Shim(cfg, drivers, queue, StateStore(cfg.state_path), clock=clock)
+    job = {"plugin": "p.py", "inputs": ["root://central:1094//data/a.root"], "output": "o.parquet"}
+    own = {**job, "stream": {"site_cache": "root://mine:1094"}}
+    queue.add(SPEC, job, target_clouds=["uvic"])
+    queue.add(SPEC, own, target_clouds=["uvic"])
+    queue.add(SPEC, job, target_clouds=["nrc"])
+    shim.step()
+
+    def spec(job: dict):
+        return ShippedJob.from_mapping({k: v for k, v in job.items() if k != "job_id"}).spec
+
+    at_uvic = [spec(j) for j in drivers["uvic"].jobs]
+    assert sorted(s.stream.site_cache for s in at_uvic) == [
+        "root://mine:1094",  # the job named its own cache: kept
+        "root://xc.uvic:1094",
+    ]
+    assert {s.site for s in at_uvic} == {"uvic"}
+    (at_nrc,) = [spec(j) for j in drivers["nrc"].jobs]
+    assert (at_nrc.site, at_nrc.stream.site_cache) == ("nrc", None)

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import shutil
+import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -21,10 +24,12 @@ from hepstream.cloud.model import Cloud
 from hepstream.errors import ConfigError
 from hepstream.io.auth import with_credential
 from hepstream.io.partfiles import pid_alive
-from hepstream.io.urls import is_remote
+from hepstream.io.urls import is_remote, via_cache
 from vmimage.config import AGENT_PREFIX
 from vmimage.qemu import KernelBoot, VMProcess, start_vm
+from vmimage.repo import PullResult, pull
 
+log = logging.getLogger("hepstream.cloud")  # the shim's log: boots are reported there
 _LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
 GUEST_HOST = "10.0.2.100"  # QEMU slirp guestfwd address (vmimage.qemu.GUEST_FWD_ADDR)
 
@@ -66,12 +71,23 @@ def _alive(pid: int) -> bool:
     return b"qemu" in cmdline and ") Z " not in stat
 
 
+@dataclass
+class ImageBytes:
+    """Image bytes a driver pulled into its site directory vs found already there."""
+
+    pulled: int = 0
+    found: int = 0
+
+
 class LocalQemuDriver:
     """Boots ``vmimage`` images with :func:`vmimage.qemu.start_vm`; the job goes in at boot.
 
     Options: ``images`` (image name -> qcow2 path; a path works as image name too),
-    ``workdir`` (default: the shim's workdir / cloud name), ``direct_kernel`` (boot the
-    kernel saved next to the image, default true).
+    ``repository`` (an image repository, directory or ``root://`` URL: other image names are
+    ``name:version`` in it), ``image_dir`` (where this host keeps pulled images, default
+    ``<workdir>/images``), ``site_cache`` (``root://host:port`` of the site's XCache: blobs are
+    read through it), ``workdir`` (default: the shim's workdir; VMs live in its cloud-name
+    directory), ``direct_kernel`` (boot the kernel saved next to the image, default true).
     """
 
     binds_job = True
@@ -79,25 +95,58 @@ class LocalQemuDriver:
     def __init__(self, cloud: Cloud, shim_id: str, workdir: Path | None = None) -> None:
         self.cloud = cloud
         self.shim_id = shim_id
-        base = Path(cloud.options.get("workdir") or (workdir or Path("hepstream-cloud")))
+        opts = cloud.options
+        base = Path(opts.get("workdir") or (workdir or Path("hepstream-cloud")))
         self.workdir = base / cloud.name
-        self._images = {k: Path(v) for k, v in dict(cloud.options.get("images", {})).items()}
-        self._direct_kernel = bool(cloud.options.get("direct_kernel", True))
+        self._images = {k: Path(v) for k, v in dict(opts.get("images", {})).items()}
+        self._repository: str | None = opts.get("repository")
+        # shared by every cloud of this host: a site keeps one copy of each image
+        self.image_dir = Path(opts.get("image_dir") or base / "images")
+        # the Cloud record's own site_cache field, when it has one, else the option
+        self._site_cache: str | None = getattr(cloud, "site_cache", None) or opts.get("site_cache")
+        self._direct_kernel = bool(opts.get("direct_kernel", True))
         self._procs: dict[str, VMProcess] = {}  # the VMs this process started
+        self.image_bytes = ImageBytes()
+        self._bytes_lock = threading.Lock()
 
-    def _disk(self, image: str) -> Path:
-        disk = self._images.get(image) or Path(image)
+    def disk(self, image: str) -> Path:
+        """The qcow2 VMs of ``image`` boot from: its ``images`` entry, else its site copy from
+        the repository (pulled once per host, verified), else ``image`` as a path."""
+        if image in self._images:
+            disk = self._images[image]
+        elif self._repository and "/" not in image:  # a ref never holds "/", a path may
+            disk = self._pull(self._repository, image).image
+        else:
+            disk = Path(image)
         if not disk.exists():
             raise ConfigError(
                 f"cloud {self.cloud.name!r}: no qcow2 for image {image!r}; add it to "
-                f"[cloud.options.images] or build it with 'hepstream image build'"
+                f"[cloud.options.images], set a repository, or build it with "
+                f"'hepstream image build'"
             )
         return disk
+
+    def _pull(self, repository: str, ref: str) -> PullResult:
+        res = pull(repository, ref, self.image_dir, cache=self._site_cache)
+        with self._bytes_lock:
+            self.image_bytes.pulled += res.downloaded_bytes
+            self.image_bytes.found += res.skipped_bytes
+        log.info(
+            "cloud %s: image %s: %d bytes pulled from %s, %d bytes found in %s (%.1f s)",
+            self.cloud.name,
+            ref,
+            res.downloaded_bytes,
+            via_cache(repository, self._site_cache),
+            res.skipped_bytes,
+            self.image_dir,
+            res.seconds,
+        )
+        return res
 
     def boot(self, request: BootRequest) -> str:
         if request.job is None:
             raise ConfigError("the local driver boots a VM for one job; none was given")
-        disk = self._disk(request.spec.image)
+        disk = self.disk(request.spec.image)
         job = {k: v for k, v in request.job.items() if k != "job_id"}
         job.setdefault("site", self.cloud.name)
         job.setdefault("owner", request.spec.owner)
