@@ -228,3 +228,80 @@ def _xrootd_with(text: Path) -> bool:
         if b"xrootd" in cmdline and str(text).encode() in cmdline:
             return True
     return False
+
+
+@pytest.mark.slow
+def test_cache_at_its_ram_bound_never_answers_short(base: Path) -> None:
+    """More blocks asked for at once than ``pfc.ram`` (1 GiB, the least xrootd takes) holds,
+    with the origin stalled so none can drain: reads that arrive then go direct (XrdPfc's
+    path when RAM is exhausted, the one xrootd#2308 broke in 5.5.3). Each is checked by the
+    job's own backend (every answer's length) and must be whole and right.
+
+    Measured here: 5.5.3 answered all of these whole; the 0-byte answer the backend guards
+    against is forced in tests/io/test_site_cache_reads.py (a cache copy cut on its disk)."""
+    import threading
+    import time
+
+    from XRootD import client
+
+    from hepstream.io.xrootd import XRootDBackend
+
+    data = base / "data"
+    data.mkdir(mode=0o755)
+    sparse = data / "sparse.bin"
+    with sparse.open("wb") as handle:  # 3 GiB of zeros that take no disk at the origin
+        handle.truncate(3 << 30)
+    sparse.chmod(0o644)
+    fillers, block_each = 560, 2 * MIB  # 1,120 MiB of blocks > pfc.ram
+    (base / "bed").mkdir()
+    with SiteBed(data, [SiteLink("site", rtt_ms=0)], workdir=base / "bed") as bed:
+        cache = bed.site("site").cache
+        url = cache.data_url("sparse.bin")
+        # one connection each (a user name per handle): an xrootd link serves one request
+        # at a time, so only separate links put that many blocks in flight together
+        handles = []
+        for i in range(fillers):
+            handle = client.File()
+            status, _ = handle.open(
+                f"root://f{i}@127.0.0.1:{cache.port}//data/sparse.bin", timeout=30
+            )
+            assert status.ok, status.message
+            handles.append(handle)
+        probes = [
+            XRootDBackend(url.replace("root://", f"root://p{j}@"), timeout=60) for j in range(4)
+        ]
+        assert bed.origin.pid is not None
+        answers: dict[int, bool] = {}
+        got: dict[int, bytes] = {}
+
+        def fill(i: int) -> None:
+            answers[i] = handles[i].read(i * block_each, block_each, timeout=90)[0].ok
+
+        def probe(j: int, size: int) -> None:
+            got[size] = probes[j].read(
+                2560 * MIB + j * 10 * MIB + 123, 2560 * MIB + j * 10 * MIB + 123 + size
+            )
+
+        os.kill(bed.origin.pid, signal.SIGSTOP)
+        threads = [threading.Thread(target=fill, args=(i,)) for i in range(fillers)]
+        try:
+            for thread in threads:
+                thread.start()
+            time.sleep(3)  # the fillers hold the cache's RAM; the probes then go direct
+            sizes = [MIB // 2, 3 * MIB // 2, 2 * MIB, 4 * MIB]
+            threads += [
+                threading.Thread(target=probe, args=(j, size)) for j, size in enumerate(sizes)
+            ]
+            for thread in threads[fillers:]:
+                thread.start()
+            time.sleep(2)
+        finally:
+            os.kill(bed.origin.pid, signal.SIGCONT)
+        for thread in threads:
+            thread.join(120)
+        for backend in probes:
+            backend.close()
+        for handle in handles:
+            handle.close(timeout=10)
+    assert all(answers.get(i) for i in range(fillers))
+    assert {size: data == bytes(size) for size, data in got.items()} == {s: True for s in sizes}
