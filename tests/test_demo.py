@@ -18,10 +18,10 @@ def traversable_dir():
 
 
 @pytest.mark.xrootd
-def test_demo_streams_end_to_end_and_prints_the_report(capsys, traversable_dir):
+def test_demo_streams_end_to_end_and_prints_the_report(capfd, traversable_dir):
     workdir = traversable_dir / "demo"
     code = main(["demo", "--events", "5000", "--files", "2", "--workdir", str(workdir), "--json"])
-    captured = capsys.readouterr()
+    captured = capfd.readouterr()  # the file descriptors: what the demo's servers print too
     assert code == 0, captured.err
     report = json.loads(captured.out)
     assert report["status"] == "ok"
@@ -33,6 +33,8 @@ def test_demo_streams_end_to_end_and_prints_the_report(capsys, traversable_dir):
     assert (workdir / "out" / user / "tau1n_selected.root").stat().st_size == report["output_bytes"]
     assert json.loads((workdir / "out" / "report.json").read_text())["status"] == "ok"
     assert "events/s" in captured.err
+    # a newcomer's first run: no error line from anything the demo started and stopped
+    assert "error" not in captured.err.lower(), captured.err
     assert report["conditions"]["global_tag"] == "demo-beam-v1"
     assert report["conditions"]["status"] == "LOCKED"
     assert report["conditions"]["payloads_loaded"] == 1  # 5000 events: all in run 10000
@@ -58,6 +60,7 @@ def test_demo_in_a_fresh_process_makes_its_own_key(traversable_dir):
         env=env, capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
+    assert "error" not in proc.stderr.lower(), proc.stderr
     report = json.loads(proc.stdout[: proc.stdout.rindex("}") + 1])
     assert report["status"] == "ok"
     assert "//out/demo/" in report["output"]

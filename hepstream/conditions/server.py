@@ -28,7 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hepstream.conditions.model import LOCKED, Payload
 from hepstream.conditions.store import Store
-from hepstream.errors import ConfigError, InputError
+from hepstream.errors import ConfigError, InputError, Interrupted
 from hepstream.procs import Service
 
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -137,7 +137,12 @@ def serve(
     server = uvicorn.Server(config)
     url_host = f"[{host}]" if ":" in host else host
     print(f"serving http://{url_host}:{bound}", flush=True)
-    server.run(sockets=[sock])
+    try:
+        server.run(sockets=[sock])
+    except Interrupted:
+        # uvicorn shuts down on SIGINT/SIGTERM, then raises the signal again for whoever
+        # handled it before: for a server, that signal is how it is asked to stop
+        return
 
 
 class ConditionsServer(Service):
