@@ -94,9 +94,9 @@ def site() -> Iterator[Site]:
 
 
 def site_driver(site: Site, image_dir: Path) -> LocalQemuDriver:
-    options = {"repository": site.repository, "site_cache": site.cache_url}
-    options["image_dir"] = str(image_dir)
-    return LocalQemuDriver(Cloud("site-a", 8, driver="local", options=options), "test")
+    options = {"repository": site.repository, "image_dir": str(image_dir)}
+    cloud = Cloud("site-a", 8, driver="local", site_cache=site.cache_url, options=options)
+    return LocalQemuDriver(cloud, "test")
 
 
 @pytest.mark.xrootd
@@ -137,7 +137,8 @@ from hepstream.cloud.drivers.local import LocalQemuDriver
 from hepstream.cloud.model import Cloud
 
 options = json.loads(sys.argv[1])
-driver = LocalQemuDriver(Cloud("site-a", 8, driver="local", options=options), "shim")
+cache = options.pop("site_cache")
+driver = LocalQemuDriver(Cloud("site-a", 8, driver="local", site_cache=cache, options=options), "shim")
 print("ready", flush=True)
 sys.stdin.readline()  # both shims are up: go together
 with ThreadPoolExecutor(4) as pool:

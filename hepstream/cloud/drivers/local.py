@@ -85,9 +85,9 @@ class LocalQemuDriver:
     Options: ``images`` (image name -> qcow2 path; a path works as image name too),
     ``repository`` (an image repository, directory or ``root://`` URL: other image names are
     ``name:version`` in it), ``image_dir`` (where this host keeps pulled images, default
-    ``<workdir>/images``), ``site_cache`` (``root://host:port`` of the site's XCache: blobs are
-    read through it), ``workdir`` (default: the shim's workdir; VMs live in its cloud-name
-    directory), ``direct_kernel`` (boot the kernel saved next to the image, default true).
+    ``<workdir>/images``; blobs come through the cloud's ``site_cache``, the site's XCache),
+    ``workdir`` (default: the shim's workdir; VMs live in its cloud-name directory),
+    ``direct_kernel`` (boot the kernel saved next to the image, default true).
     """
 
     binds_job = True
@@ -102,8 +102,8 @@ class LocalQemuDriver:
         self._repository: str | None = opts.get("repository")
         # shared by every cloud of this host: a site keeps one copy of each image
         self.image_dir = Path(opts.get("image_dir") or base / "images")
-        # the Cloud record's own site_cache field, when it has one, else the option
-        self._site_cache: str | None = getattr(cloud, "site_cache", None) or opts.get("site_cache")
+        # the cloud's site cache serves its jobs' inputs and its images alike
+        self._site_cache = cloud.site_cache
         self._direct_kernel = bool(opts.get("direct_kernel", True))
         self._procs: dict[str, VMProcess] = {}  # the VMs this process started
         self.image_bytes = ImageBytes()
