@@ -242,8 +242,18 @@ class XRootDServer(Service):
     # -- private ----------------------------------------------------------------------------
 
     def _security(self, ident: tuple[int, set[int]] | None, out_dir: Path) -> tuple[Path, Path]:
-        """The daemon's private copy of the keytab and its authorization file; creates each
-        user's ``/out/<user>/`` (a rule for ``/out/<user>/`` does not cover making it)."""
+        """The keys and rules (see :meth:`_keys`); creates each user's ``/out/<user>/`` (a
+        rule for ``/out/<user>/`` does not cover making it)."""
+        secret, authdb = self._keys(ident)
+        for user in self.users:
+            area = out_dir / user
+            if not area.exists():
+                area.mkdir(mode=0o755)
+                _give(area, ident)
+        return secret, authdb
+
+    def _keys(self, ident: tuple[int, set[int]] | None) -> tuple[Path, Path]:
+        """The daemon's private copy of the keytab and its authorization file."""
         assert self.admin_dir is not None
         if self.keytab is None:
             self.keytab = default_keytab()
@@ -251,20 +261,10 @@ class XRootDServer(Service):
         self.users = keytab_users(self.keytab)
         if not self.users:
             raise ConfigError(f"keytab {self.keytab} holds no keys; create one with xrdsssadmin")
-        secret = self.admin_dir / "sss.keytab"
-        fd = os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(self.keytab.read_text())
-        if ident is not None:
-            os.chown(secret, ident[0], -1)
+        secret = private_copy(self.keytab, self.admin_dir / "sss.keytab", ident)
         authdb = self.admin_dir / "authdb"
         authdb.write_text(authdb_text(self.users))
         authdb.chmod(0o644)
-        for user in self.users:
-            area = out_dir / user
-            if not area.exists():
-                area.mkdir(mode=0o755)
-                _give(area, ident)
         return secret, authdb
 
     def _checked_data_dir(self, ident: tuple[int, set[int]] | None) -> Path:
@@ -402,18 +402,36 @@ def _config_text(
         f"ofs.persist manual hold 0 logdir {posc}",
     ]
     if loopback_only:  # no bind-address directive in 5.5: refuse other peers at accept
-        lines += ["xrd.allow host 127.0.0.1", "xrd.allow host localhost"]
+        lines += LOOPBACK_ONLY
     if security is not None:
-        keytab, authdb = security
-        lines += [
-            "xrootd.seclib libXrdSec.so",
-            f"sec.protocol sss -s {keytab}",
-            "sec.protbind * only sss",  # no anonymous or unix (self-declared) identities
-            "ofs.authorize 1",
-            f"acc.authdb {authdb}",
-            "acc.audit deny",  # refused requests are logged with the user and the path
-        ]
+        lines += security_lines(*security)
     return "\n".join([*lines, ""])
+
+
+#: Only loopback peers: xrootd 5.5 has no bind-address directive, so they are refused at accept.
+LOOPBACK_ONLY = ("xrd.allow host 127.0.0.1", "xrd.allow host localhost")
+
+
+def security_lines(keytab: Path, authdb: Path) -> list[str]:
+    """sss for every client, and the rules in ``authdb``."""
+    return [
+        "xrootd.seclib libXrdSec.so",
+        f"sec.protocol sss -s {keytab}",
+        "sec.protbind * only sss",  # no anonymous or unix (self-declared) identities
+        "ofs.authorize 1",
+        f"acc.authdb {authdb}",
+        "acc.audit deny",  # refused requests are logged with the user and the path
+    ]
+
+
+def private_copy(src: Path, dest: Path, ident: tuple[int, set[int]] | None) -> Path:
+    """A 0600 copy of the key file ``src`` for the daemon's user alone."""
+    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(src.read_text())
+    if ident is not None:
+        os.chown(dest, ident[0], -1)
+    return dest
 
 
 def _is_loopback(host: str) -> bool:

@@ -36,10 +36,19 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from hepstream.errors import ConfigError, InputError
-from hepstream.io.auth import authdb_text, check_keytab, default_keytab, keytab_users
+from hepstream.io.auth import check_keytab
 from hepstream.io.config import MIB, parse_size
 from hepstream.io.urls import split_url
-from hepstream.tools.serve import ServerConfig, XRootDServer, _can, _give, _is_loopback
+from hepstream.tools.serve import (
+    LOOPBACK_ONLY,
+    ServerConfig,
+    XRootDServer,
+    _can,
+    _give,
+    _is_loopback,
+    private_copy,
+    security_lines,
+)
 
 #: The least ``pfc.ram`` xrootd 5.5 accepts.
 MIN_RAM = 1 << 30
@@ -184,35 +193,14 @@ class SiteCache(XRootDServer):
             "pfc.prefetch 0",
         ]
         if _is_loopback(self.host):
-            lines += ["xrd.allow host 127.0.0.1", "xrd.allow host localhost"]
+            lines += LOOPBACK_ONLY
         if self.auth:
-            keytab, authdb = self._cache_security(ident)
-            lines += [
-                "xrootd.seclib libXrdSec.so",
-                f"sec.protocol sss -s {keytab}",
-                "sec.protbind * only sss",
-                "ofs.authorize 1",
-                f"acc.authdb {authdb}",
-                "acc.audit deny",
-            ]
+            lines += security_lines(*self._keys(ident))
+            origin_key = self.origin_keytab or self.keytab
+            assert origin_key is not None  # _keys settled the keytab
+            check_keytab(origin_key)
+            self._origin_secret = private_copy(origin_key, self.admin_dir / "origin.keytab", ident)
         return "\n".join([*lines, ""])
-
-    def _cache_security(self, ident: tuple[int, set[int]] | None) -> tuple[Path, Path]:
-        assert self.admin_dir is not None
-        if self.keytab is None:
-            self.keytab = default_keytab()
-        check_keytab(self.keytab)
-        self.users = keytab_users(self.keytab)
-        if not self.users:
-            raise ConfigError(f"keytab {self.keytab} holds no keys; create one with xrdsssadmin")
-        secret = _private_copy(self.keytab, self.admin_dir / "sss.keytab", ident)
-        origin_key = self.origin_keytab or self.keytab
-        check_keytab(origin_key)
-        self._origin_secret = _private_copy(origin_key, self.admin_dir / "origin.keytab", ident)
-        authdb = self.admin_dir / "authdb"
-        authdb.write_text(authdb_text(self.users))
-        authdb.chmod(0o644)
-        return secret, authdb
 
     def _environment(self) -> dict[str, str] | None:
         env = dict(os.environ)
@@ -229,15 +217,6 @@ class SiteCache(XRootDServer):
 
     def __repr__(self) -> str:
         return f"SiteCache({self.origin!r}, {str(self.data_dir)!r}, url={self.url!r})"
-
-
-def _private_copy(src: Path, dest: Path, ident: tuple[int, set[int]] | None) -> Path:
-    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(src.read_text())
-    if ident is not None:
-        os.chown(dest, ident[0], -1)
-    return dest
 
 
 @dataclass(frozen=True)
