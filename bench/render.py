@@ -860,3 +860,171 @@ _SECTIONS["fuzz"] = (
     "Damaged input files (`bench/test_fuzz.py`, issue 23): classes per input family",
     _fuzz_table,
 )
+
+
+# -- site caches suite (bench/test_sitecache.py, issue 25): kept in one block ---------------
+
+
+def _site(recs: list[Record], kind: str) -> Record | None:
+    return _find(recs, "sitecache", kind=kind)
+
+
+def _site_rate(side: dict) -> float | None:
+    """Events over the jobs' own wall seconds (the report's: interpreter start-up excluded,
+    plugin load, opens, reads and the selection included), summed over the side's jobs."""
+    return side["events"] / side["wall_s"] if side["wall_s"] > 0 else None
+
+
+def _site_where(rec: Record) -> str:
+    info = rec.info
+    return f"{info['rounds']} rounds x {info['jobs']} jobs ({info['files']} files)"
+
+
+def _site_second_pass(recs: list[Record]) -> tuple[float, str] | None:
+    """Origin bytes of the warm passes in % of the cold passes', by the origin's own trace."""
+    rec = _site(recs, "passes")
+    if rec is None or not rec.info["sides"]["cold"]["origin_bytes"]:
+        return None
+    sides = rec.info["sides"]
+    return 100 * sides["warm"]["origin_bytes"] / sides["cold"]["origin_bytes"], _site_where(rec)
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def _site_speed(recs: list[Record], top: str, bottom: str) -> tuple[float, str] | None:
+    """The median over jobs and rounds of each job's events/s on side ``top`` over its own
+    events/s on side ``bottom`` (run next to it); the pooled ratio beside it."""
+    rec = _site(recs, "passes")
+    if rec is None or not rec.info["pairs"].get(f"{top}/{bottom}"):
+        return None
+    pairs = rec.info["pairs"][f"{top}/{bottom}"]
+    sides = rec.info["sides"]
+    pooled = _ratio(_site_rate(sides[top]), _site_rate(sides[bottom]))
+    where = (f"median of {len(pairs)} job pairs ({_site_where(rec)}); "
+             f"range {min(pairs):.2f}-{max(pairs):.2f}; pooled {_num(pooled, 2)}")  # fmt: skip
+    return _median(pairs), where
+
+
+def _site_concurrent(recs: list[Record]) -> tuple[float, str] | None:
+    """Jobs that finished through the cache with output identical to the direct read, over
+    the 64 the target asks for (fewer jobs run cannot reach 1)."""
+    rec = _site(recs, "concurrent")
+    if rec is None:
+        return None
+    info = rec.info
+    bad = info["failed"] + info["fell_back"] + info["mismatched"]
+    where = (f"{info['jobs']} jobs: {info['failed']} failed, {info['fell_back']} fell back, "
+             f"{info['mismatched']} differ; {info['peak_connected']} connected to the cache "
+             f"at once")  # fmt: skip
+    return (info["jobs"] - bad) / max(64, info["jobs"]), where
+
+
+def _site_images(recs: list[Record]) -> tuple[float, str] | None:
+    rec = _site(recs, "images")
+    if rec is None or not rec.info["blob_bytes"]:
+        return None
+    info = rec.info
+    where = f"{info['vms']} hosts at once, blob {info['blob_bytes'] / MB:.1f} MB"
+    return info["wan_bytes"] / info["blob_bytes"], where
+
+
+_SITE_SIDES = (
+    ("origin", "origin, 0 ms (no link, no cache)"),
+    ("direct", "origin across the site's link, no cache"),
+    ("cold", "through the site's cache, first pass"),
+    ("warm", "through the site's cache, second pass"),
+)
+
+
+def _sitecache_table(recs: list[Record]) -> list[str]:
+    lines: list[str] = []
+    passes = _site(recs, "passes")
+    if passes is not None:
+        info = passes.info
+        rows = []
+        for side, label in _SITE_SIDES:
+            s = info["sides"][side]
+            rows.append([label, str(s["jobs"]), f"{s['events']:,.0f}", _num(s["wall_s"], 2),
+                         _num(_site_rate(s)), _num(s["process_s"], 1),
+                         _num(s["origin_bytes"] / MB, 1), _num(s["wan_bytes"] / MB, 1)])  # fmt: skip
+        lines += [f"A dataset of {info['files']} files in {info['jobs']} `hepstream run` jobs, "
+                  f"{info['rounds']} rounds, each at a site whose cache had not seen it "
+                  f"(link {info['rtt_ms']:g} ms, {info['bandwidth_mbps'] / 1000:g} Gbit/s); "
+                  f"sides interleaved job by job, first side alternating.", "",
+                  *_table(["side", "jobs", "events", "job wall s", "events/s", "process s",
+                           "origin MB (its trace)", "site link MB"], rows)]  # fmt: skip
+        deaths = info.get("cache_deaths", [])
+        if deaths:
+            first = deaths[0].replace("|", "\\|").replace("\n", " ")[:900]
+            lines += ["", f"**The cache daemon died in {len(deaths)} round(s)**, each dropped and "
+                          f"run again at a fresh site. First: {first}"]  # fmt: skip
+    conc = _site(recs, "concurrent")
+    if conc is not None:
+        c = conc.info
+        lines += ["", *_table(
+            ["concurrent jobs", "failed", "fell back", "outputs differ", "short reads",
+             "connected at once", "first chunk before any ended", "wall s", "origin MB",
+             "inputs MB", "lowest MemAvailable MB"],
+            [[f"{c['jobs']} ({c['distinct_jobs']} distinct, cold cache)", str(c["failed"]),
+              str(c["fell_back"]), str(c["mismatched"]), str(c["short_reads"]),
+              str(c["peak_connected"]), str(c["read_before_first_end"]), _num(c["wall_s"], 1),
+              _num(c["origin_bytes"] / MB, 1), _num(c["input_bytes"] / MB, 1),
+              _num(c["lowest_available_mb"])]])]  # fmt: skip
+        if c.get("why"):
+            lines += ["", "Failures and fallbacks: " + "; ".join(
+                f"{n} x {w}".replace("|", "\\|") for w, n in c["why"].items())]  # fmt: skip
+        if not c.get("cache_alive_after", True):
+            state = str(c.get("cache_state") or "").replace("|", "\\|")[:600]
+            lines += ["", f"**The cache daemon died during the concurrent jobs.** {state}"]
+    images = _site(recs, "images")
+    if images is not None:
+        i = images.info
+        lines += ["", *_table(
+            ["VMs (hosts) at once", "blob MB", "WAN MB", "origin MB", "pull s (each host)"],
+            [[str(i["vms"]), _num(i["blob_bytes"] / MB, 1), _num(i["wan_bytes"] / MB, 1),
+              _num(i["origin_bytes"] / MB, 1), ", ".join(f"{s:.1f}" for s in i["pull_s"])]])]  # fmt: skip
+        if not i.get("cache_alive_after", True):
+            state = str(i.get("cache_state") or "").replace("|", "\\|")[-600:]
+            lines += ["", f"**The cache daemon died after serving the pulls.** {state}"]
+    return lines
+
+
+SUITES = (*SUITES, "sitecache")
+_SECTIONS["sitecache"] = (
+    "Site caches (issue 25): real origin and XCache processes (`bench/test_sitecache.py`)",
+    _sitecache_table,
+)
+TARGETS = (
+    *TARGETS,
+    Target(
+        "site cache: second pass takes <= 1 % of the first's origin bytes",
+        "origin bytes (the origin's own trace) of the warm passes, in % of the cold passes'",
+        1.0, False, _site_second_pass, unit="", strict=False,
+    ),
+    Target(
+        "site cache: warm pass at 30 ms >= 0.95x the origin at 0 ms",
+        "job by job: events/s (job wall) through the warm cache / the same job at the origin, "
+        "no link; median",
+        0.95, True, lambda r: _site_speed(r, "warm", "origin"),
+    ),
+    Target(
+        "site cache: cold pass >= 0.9x the origin across the same 30 ms link",
+        "job by job: events/s (job wall) through the cold cache / the same job reading the "
+        "origin across the link; median",
+        0.9, True, lambda r: _site_speed(r, "cold", "direct"),
+    ),
+    Target(
+        "site cache: 64 concurrent jobs, 0 failures, outputs identical to direct reads",
+        "jobs ok through the cache with arrays byte-identical to the direct job's / 64",
+        1.0, True, _site_concurrent,
+    ),
+    Target(
+        "site cache: 8 VMs of one image move 1 image over the WAN",
+        "bytes over the site's link (both ways) / the image blob's size, 8 hosts at once",
+        1.05, False, _site_images, strict=False,
+    ),
+)  # fmt: skip

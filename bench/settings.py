@@ -70,6 +70,19 @@ class BenchSettings:
     #: RDataFrame and ``hepstream run`` process comparisons over the WAN proxy (30 ms) too,
     #: and RDataFrame single-threaded beside implicit MT.
     layout_full_anchor: bool = True
+    #: Site caches (issue 25): rounds of the dataset passes (cold, warm, direct, origin), each
+    #: round at a site whose cache has not seen the dataset yet.
+    site_rounds: int = 3
+    #: Files of the dataset a site runs twice (the first of the 10 long-job samples), and
+    #: files per job: 5 jobs of 2 files.
+    site_files: int = 10
+    site_files_per_job: int = 2
+    #: Jobs at once through one cache (the issue's target; small inputs in every mode).
+    site_concurrent_jobs: int = 64
+    #: VMs of one image at one site, and the MiB of incompressible data in that image:
+    #: large enough that a pull's fixed bytes (manifest, login, open: ~16 kB) are noise.
+    site_vms: int = 8
+    site_image_mib: int = 64
 
 
 #: The measured run behind docs/performance.md.
@@ -91,6 +104,9 @@ QUICK = replace(
     layout_long_copies=8,
     layout_quick=True,
     layout_full_anchor=False,
+    site_rounds=2,
+    site_files=6,
+    site_image_mib=32,
 )
 
 

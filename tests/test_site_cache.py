@@ -7,8 +7,10 @@ limits xrootd would refuse, refused first by us.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import select
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -215,6 +217,67 @@ def test_cache_serve_runs_until_sigterm(sample_dir: Path, base: Path) -> None:
         while time.monotonic() < deadline and _xrootd_with(cache_dir):
             time.sleep(0.2)
         assert not _xrootd_with(cache_dir)  # the daemon went with the command
+
+
+def test_cache_serve_restarts_a_daemon_that_died(sample_dir: Path, base: Path) -> None:
+    """XCache 5.5.3 aborts now and then under load (heap corruption): the command starts it
+    again on its port, with what it had cached, and says so."""
+    import subprocess
+    import sys
+    import time
+
+    from hepstream.tools.serve import XRootDServer
+
+    cache_dir = base / "c"
+    name = "tau11_mc_000.root"
+    with XRootDServer(sample_dir, trace_reads=True) as origin:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "hepstream", "cache", "serve", "--origin", origin.url,
+             "--dir", str(cache_dir), "--json"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            assert proc.stdout is not None
+            info = json.loads(proc.stdout.readline())
+            url = f"{info['url']}//data/{name}"
+            expected = (sample_dir / name).read_bytes()
+            assert _read_all(url) == expected
+            fetched = origin.read_bytes()
+            os.kill(info["pid"], signal.SIGABRT)  # as the heap check does
+            # the dying daemon's socket still accepts for a moment: wait for the command's word
+            assert proc.stderr is not None
+            said = ""
+            deadline = time.monotonic() + 30
+            while "restarted on port" not in said and time.monotonic() < deadline:
+                if select.select([proc.stderr], [], [], 1)[0]:
+                    said += proc.stderr.readline()
+            assert "restarted on port" in said
+            # from a new process, as the next job reads (this one's client saw the daemon die)
+            read = subprocess.run(
+                [sys.executable, "-c", READ_SHA256, url], capture_output=True, text=True,
+                timeout=60,
+            )  # fmt: skip
+            assert read.stdout.strip() == hashlib.sha256(expected).hexdigest(), read.stderr
+            assert origin.read_bytes() == fetched  # served from what it had on disk
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "xrootd exited unexpectedly; restarted on port" in said
+    assert "Traceback" not in said + err
+
+
+READ_SHA256 = """
+import hashlib, sys
+from XRootD import client
+f = client.File()
+status, _ = f.open(sys.argv[1], timeout=30)
+assert status.ok, status.message
+status, info = f.stat(timeout=30)
+status, data = f.read(0, info.size, timeout=30)
+assert status.ok, status.message
+print(hashlib.sha256(data).hexdigest())
+"""
 
 
 def _xrootd_with(text: Path) -> bool:

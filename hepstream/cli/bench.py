@@ -11,7 +11,8 @@ import typer
 
 from hepstream.errors import ConfigError
 from hepstream.io import StreamConfig, is_remote, parse_size
-from hepstream.storagebench.model import BenchConfig
+from hepstream.io.config import site_cache_url
+from hepstream.storagebench.model import PASS_TIMEOUT_S, BenchConfig
 
 app = typer.Typer(
     help="Benchmarks: storage throughput and the performance suites.", no_args_is_help=True
@@ -32,7 +33,10 @@ def storage_cmd(
     ] = None,
     max_jobs: Annotated[
         int | None,
-        typer.Option(help="Highest number of concurrent readers (<= 1024); default 2 x cores."),
+        typer.Option(
+            help="Highest number of concurrent readers (<= 1024); default 2 x cores. With "
+            "--site-cache: the readers of each pass, default 1."
+        ),
     ] = None,
     readers_per_process: Annotated[
         int, typer.Option(help="Asynchronous readers per reader process.")
@@ -47,8 +51,12 @@ def storage_cmd(
         typer.Option(help="Repeat for each read-ahead, e.g. 0,256k,1M,4M (overrides --readahead)."),
     ] = None,
     duration: Annotated[
-        float, typer.Option(help="Seconds per concurrency level.")
-    ] = BenchConfig.duration,
+        float | None,
+        typer.Option(
+            help=f"Seconds per concurrency level (default {BenchConfig.duration:g}); with "
+            f"--site-cache, the bound on each pass (default {PASS_TIMEOUT_S:g})."
+        ),
+    ] = None,
     max_requests: Annotated[
         int, typer.Option(help="Backend requests per reader per level, at most.")
     ] = BenchConfig.max_requests,
@@ -57,6 +65,20 @@ def storage_cmd(
     ] = False,
     plot: Annotated[
         Path | None, typer.Option(help="Write aggregate MB/s vs jobs as a PNG here.")
+    ] = None,
+    site_cache: Annotated[
+        str | None,
+        typer.Option(
+            help="Read URL (the file at the origin) through this site cache, root://host:port: "
+            "a cold pass, then a warm pass of the same reads, by --max-jobs readers (default 1)."
+        ),
+    ] = None,
+    cache_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="With --site-cache, on the cache host: the cache's --dir, whose records give "
+            "the origin's share of each pass (bytes fetched from the origin / bytes served)."
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
@@ -67,16 +89,53 @@ def storage_cmd(
     process replay those requests, cycling through the file. Read-only; each level stops
     after --duration seconds or --max-requests per reader.
 
+    With --site-cache, URL is read through a site's XCache instead: the job's reads are
+    planned at the origin, then every reader replays them once through the cache (cold) and
+    once more (warm); with --cache-dir, on the cache host, each pass shows the bytes the cache
+    fetched from the origin over the bytes it served.
+
     \b
     Example:
         hepstream bench storage root://xrootd.example.org//data/tau1n_mc_000.root \\
             --max-jobs 512 --readahead-sweep 0,1M --duration 10 --xrdcp --plot storage.png
+        hepstream bench storage root://central.example.org//data/tau1n_mc_000.root \\
+            --site-cache root://xcache.example.org:1094 --cache-dir /var/cache/hepstream
     """
+    if site_cache is not None:
+        site_cache = site_cache_url(site_cache, "--site-cache")
+        if site_cache is None:
+            raise ConfigError("--site-cache is empty: give root://host:port of the cache")
+        _refuse_with_cache(xrdcp, readahead_sweep, plot)
+    elif cache_dir is not None:
+        raise ConfigError("--cache-dir goes with --site-cache: name the cache to read through")
+    if duration is None:
+        duration = BenchConfig.duration if site_cache is None else PASS_TIMEOUT_S
+    if site_cache is not None and max_jobs is None:
+        max_jobs = 1  # a job's first and second read of a file
     bench = _bench_config(url, xrdcp, max_jobs, readers_per_process, duration, max_requests)
     sizes = parse_size_list(readahead_sweep) if readahead_sweep else [parse_size(readahead)]
-    streams = [StreamConfig(readahead=size, cache=parse_size(cache)) for size in sizes]
+    # the endpoint is the one named here: $HEPSTREAM_SITE_CACHE, which sends a job's reads
+    # through a cache, must not send the planning reads somewhere the readers do not go
+    streams = [
+        StreamConfig(readahead=size, cache=parse_size(cache), site_cache=None) for size in sizes
+    ]
     # the bench (its readers, the runner's reader, rich's table) loads only when it runs
     from hepstream.cli import storage
+
+    if site_cache is not None:
+        storage.run_cache(
+            url,
+            bench,
+            streams[0],
+            site_cache,
+            cache_dir,
+            tree=tree,
+            branches=branches,
+            plugin=plugin,
+            chunk=chunk,
+            as_json=as_json,
+        )
+        return
 
     storage.run(
         url,
@@ -111,6 +170,20 @@ def _bench_config(
         max_jobs=max_jobs or 0,
         readers_per_process=readers_per_process,
     )
+
+
+def _refuse_with_cache(xrdcp: bool, readahead_sweep: str | None, plot: Path | None) -> None:
+    """A cache run is two passes of one setting: nothing to sweep, compare or plot."""
+    for given, name in (
+        (xrdcp, "--xrdcp"),
+        (readahead_sweep, "--readahead-sweep"),
+        (plot, "--plot"),
+    ):
+        if given:
+            raise ConfigError(
+                f"{name} does not go with --site-cache (a cold and a warm pass of one setting); "
+                f"run it without --site-cache"
+            )
 
 
 def parse_size_list(text: str) -> list[int]:

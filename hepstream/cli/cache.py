@@ -11,6 +11,10 @@ import typer
 from hepstream.cli.data import serve_until_stopped
 from hepstream.tools.sitecache import SiteCache, cache_status, parse_limits
 
+#: Restarts of a cache daemon that died on its own: at most 10 within 10 minutes, then the
+#: command fails (a daemon dying faster than that has a cause a restart will not cure).
+RESTARTS = (10, 600.0)
+
 app = typer.Typer(
     help="A site cache (XCache): each site reads a file over the WAN once.",
     no_args_is_help=True,
@@ -77,7 +81,10 @@ def serve(
         typer.echo(f"# jobs: export HEPSTREAM_SITE_CACHE={srv.url}", err=True)
         typer.echo(f"# log: {srv.log_path}   (Ctrl-C to stop)", err=True)
 
-    serve_until_stopped(cache, announce)
+    # XCache 5.5.3 aborts now and then under concurrent opens of one uncached file (heap
+    # corruption: docs/sitecache.md); the blocks on disk survive, so a restart loses nothing
+    # but the reads in flight, which jobs retry or take from the origin
+    serve_until_stopped(cache, announce, restarts=RESTARTS)
 
 
 @app.command()

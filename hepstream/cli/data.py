@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import signal
 import threading
+import time
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -137,20 +139,39 @@ def _announce(srv: XRootDServer, auth: bool, as_json: bool) -> None:
 _S = TypeVar("_S", bound=XRootDServer)
 
 
-def serve_until_stopped(server: _S, announce: Callable[[_S], None]) -> None:
+def serve_until_stopped(
+    server: _S, announce: Callable[[_S], None], *, restarts: tuple[int, float] = (0, 0.0)
+) -> None:
     """Start ``server``, ``announce`` it, and keep it until Ctrl-C or SIGTERM (a clean stop,
-    exit 0); a daemon that dies on its own is an error naming its log."""
+    exit 0). A daemon that dies on its own is restarted on its port up to ``restarts[0]``
+    times within ``restarts[1]`` seconds (each time a line on stderr), then it is an error
+    naming its log."""
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    allowed, window = restarts
+    recent: deque[float] = deque()
     try:
         with server as srv:
             announce(srv)
             try:
-                while not stop.is_set() and srv.running:
+                while not stop.is_set():
                     stop.wait(0.5)
+                    if stop.is_set() or srv.running:
+                        continue
+                    now = time.monotonic()
+                    while recent and now - recent[0] > window:
+                        recent.popleft()
+                    if len(recent) >= allowed:
+                        often = f" ({allowed} restarts within {window:.0f} s)" if allowed else ""
+                        raise InputError(f"xrootd exited unexpectedly{often}; see {srv.log_path}")
+                    recent.append(now)
+                    tail = srv.restart()
+                    typer.echo(
+                        f"# xrootd exited unexpectedly; restarted on port {srv.port} "
+                        f"(last log lines: {tail[-300:]})",
+                        err=True,
+                    )
             except KeyboardInterrupt:
                 pass
-            if not srv.running and not stop.is_set():
-                raise InputError(f"xrootd exited unexpectedly; see {srv.log_path}")
     finally:
         signal.signal(signal.SIGTERM, previous)

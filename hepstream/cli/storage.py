@@ -1,7 +1,7 @@
 """``hepstream bench storage`` once its options are read: plan, sweep, and what it shows.
 
 The progress line and bar on stderr, then the results table (or the ``--json`` document) on
-stdout, and the plot. :mod:`hepstream.cli.bench` imports this module only when the command
+stdout, and the plot; with ``--site-cache``, the cold and warm passes through the cache. :mod:`hepstream.cli.bench` imports this module only when the command
 runs.
 """
 
@@ -22,6 +22,12 @@ from rich.table import Table
 from hepstream.errors import ConfigError, OutputError
 from hepstream.io import StreamConfig, parse_size
 from hepstream.plugin.loader import load_plugin
+from hepstream.storagebench.cachepass import (
+    CachePass,
+    CacheRun,
+    check_cache_options,
+    run_cache_passes,
+)
 from hepstream.storagebench.model import MB, BenchConfig, LevelResult, ReadPattern
 from hepstream.storagebench.pattern import read_pattern
 from hepstream.storagebench.sweep import job_levels, run_sweep
@@ -57,6 +63,126 @@ def run(
         output_console().print(results_table(results, pattern))
         if plot is not None:
             typer.echo(f"plot: {plot}")
+
+
+def run_cache(
+    url: str,
+    bench: BenchConfig,
+    stream: StreamConfig,
+    site_cache: str,
+    cache_dir: Path | None,
+    *,
+    tree: str | None,
+    branches: str | None,
+    plugin: Path | None,
+    chunk: str | None,
+    as_json: bool,
+) -> None:
+    """Plan the job's reads of ``url`` at the origin, then a cold and a warm pass of
+    ``bench.jobs`` readers through ``site_cache``; print the table (or the JSON document)."""
+    cache_dir = check_cache_options(url, cache_dir)
+    tree, branch_list = _tree_and_branches(tree, branches, plugin)
+    chunk_bytes = parse_size(chunk) if chunk else None
+    pattern = read_pattern(url, tree, branch_list, stream, chunk_bytes)
+    jobs = bench.jobs
+    err = Console(stderr=True, soft_wrap=True)
+    err.print(
+        f"replaying {pattern.chunks} chunks ({pattern.nbytes / MB:.1f} MB, "
+        f"{pattern.events:,} events) of {pattern.tree} through {site_cache}: a cold and a "
+        f"warm pass of {jobs} reader{'s' if jobs != 1 else ''}",
+        highlight=False,
+    )
+
+    def done(one: CachePass) -> None:
+        if not as_json:
+            err.print(f"{one.name} pass: {one.level.aggregate_mb_s:.1f} MB/s", highlight=False)
+
+    run = run_cache_passes(pattern, stream, bench, site_cache, jobs, cache_dir, on_pass=done)
+    if as_json:
+        typer.echo(json.dumps(cache_report_dict(pattern, bench, run), indent=2))
+        return
+    console = output_console()
+    console.print(cache_table(run, pattern))
+    for line in cache_notes(run):
+        console.print(line, highlight=False)
+
+
+#: The cache table's columns.
+_CACHE_HEADERS = (
+    *("pass", "readers", "MB/s", "MB/s/reader", "events/s", "p50 ms", "p99 ms", "req"),
+    *("wall s", "served MB", "from origin MB", "origin share", "failed"),
+)
+
+
+def cache_table(run: CacheRun, pattern: ReadPattern) -> Table:
+    """One row per pass: rates, latencies, and what the cache fetched from the origin."""
+    table = Table(
+        title=f"{pattern.url} through {run.cache_url.split('//')[1].split('/')[0]} "
+        f"({pattern.tree}, {len(pattern.branches)} branches)"
+    )
+    for header in _CACHE_HEADERS:
+        table.add_column(header, justify="right", no_wrap=True)
+    for one in run.passes:
+        lv = one.level
+        share = one.origin_share
+        table.add_row(
+            one.name,
+            str(lv.jobs),
+            f"{lv.aggregate_mb_s:.1f}",
+            f"{lv.mean_job_mb_s:.1f}",
+            f"{lv.events_per_s:,.0f}",
+            f"{lv.latency_p50_ms:.1f}",
+            f"{lv.latency_p99_ms:.1f}",
+            str(lv.requests),
+            f"{lv.wall_s:.2f}",
+            f"{one.served_bytes / MB:.1f}",
+            "unknown" if one.origin_bytes is None else f"{one.origin_bytes / MB:.1f}",
+            "unknown" if share is None else f"{share:.2f}",
+            str(lv.failed),
+        )
+    return table
+
+
+def cache_notes(run: CacheRun) -> list[str]:
+    """The lines under the table: warm against cold, and what the origin's share means."""
+    notes = []
+    ratio = run.warm_vs_cold
+    if ratio is not None:
+        notes.append(f"warm pass / cold pass: {ratio:.2f}x MB/s")
+    if run.cache_dir is None:
+        notes.append(
+            "origin share unknown: only the cache knows what it fetched; run on the cache host "
+            "with --cache-dir DIR (the cache's --dir). Without it the bench cannot tell either "
+            "whether the cache held the file before: the cold pass is cold only for a file the "
+            "cache has not served"
+        )
+    elif run.cached_before:
+        notes.append(
+            f"warning: the cache held {run.cached_before:.0%} of this file's blocks before the "
+            f"cold pass, which was therefore not cold: pick a file it has not served yet"
+        )
+    return notes
+
+
+def cache_report_dict(pattern: ReadPattern, bench: BenchConfig, run: CacheRun) -> dict[str, Any]:
+    """The ``--json`` document of a cache run."""
+    return {
+        "url": run.url,
+        "cache_url": run.cache_url,
+        "cache_dir": run.cache_dir,
+        "tree": pattern.tree,
+        "branches": list(pattern.branches),
+        "chunks": pattern.chunks,
+        "events_per_pass": pattern.events,
+        "bytes_per_pass": pattern.nbytes,
+        "requests_per_pass": len(pattern.requests),
+        "readers": run.passes[0].level.jobs,
+        "duration_s": bench.duration,
+        "readers_per_process": bench.readers_per_process,
+        "cached_before": run.cached_before,
+        "warm_vs_cold": run.warm_vs_cold,
+        "passes": [one.asdict() for one in run.passes],
+    }
 
 
 def _tree_and_branches(

@@ -365,7 +365,12 @@ class XRootDBackend:
                             self._refused("open", status)
                         continue
             generation = self._generation
-            status, result = op()
+            try:
+                status, result = op()
+            except ValueError:  # "I/O operation on closed file": the handle op() had taken
+                if generation == self._generation:  # was closed by another thread's reopen
+                    raise
+                status, result = op()  # the reopened handle
             if status.ok:
                 return result
             if not _transient(status):

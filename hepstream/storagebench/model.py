@@ -15,6 +15,10 @@ from typing import Any
 from hepstream.errors import ConfigError
 
 MB = 1e6  # reported rates are decimal MB/s, like network links and the paper's plots
+#: Seconds a pass through a site cache may take unless --duration says otherwise
+#: (:mod:`~hepstream.storagebench.cachepass`): a pass must finish, since a cut cold pass
+#: would leave the warm pass partly cold; a 2 GB file over a 100 Mbit/s link takes < 200 s.
+PASS_TIMEOUT_S = 600.0
 
 
 @dataclass(frozen=True)

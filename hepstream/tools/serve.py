@@ -200,6 +200,16 @@ class XRootDServer(Service):
             raise
         return self
 
+    def restart(self) -> str:
+        """Start the daemon again, on the same port, after it died; the tail of the log it
+        left (the admin dir, and that log, go with the old process)."""
+        tail = self._log_tail()
+        port = self.port
+        self.stop()
+        self.port = port
+        self.start()
+        return tail
+
     def stop(self) -> None:
         """Terminate the daemon (and its process group), wait, remove the admin dir."""
         proc, self._proc = self._proc, None
