@@ -145,6 +145,14 @@ def own_link(url: str) -> str:
     return f"{scheme}://{tag}@{address.rpartition('@')[2]}/{path}"
 
 
+def cache_link(location: str, cache: str | None) -> str:
+    """The URL ``location`` is read at through ``cache``, on its own connection (the one a
+    job warms up while its plugin loads); ``location`` itself without a cache."""
+    if not cache or not is_remote(location):
+        return location
+    return own_link(via_cache(location, _server(cache)))
+
+
 @dataclass(frozen=True)
 class Route:
     """Where one input is read: ``url``, and ``origin`` (the input's own URL) when ``url``
@@ -164,7 +172,7 @@ def route(location: str, cache: str | None, fallback: bool) -> Route:
     server = _server(cache)
     why = _down(server) or cache_down(server)
     if why is None:
-        return Route(own_link(via_cache(location, server)), origin=location)
+        return Route(cache_link(location, server), origin=location)
     if not fallback:
         raise _unavailable(why)
     return Route(location, fallback=f"{why}; read from the origin")

@@ -18,6 +18,7 @@ import numpy as np
 from hepstream.conditions.job import JobConditions, open_for_job
 from hepstream.errors import HepstreamError, Interrupted
 from hepstream.io import IOStats, expand_inputs, is_remote
+from hepstream.io.viacache import cache_link
 from hepstream.io.xrootd import configure_client, forget_gone, warm_up
 from hepstream.job.accounting import (
     check_inputs,
@@ -123,8 +124,11 @@ class _Job:
             forget_gone()  # a server an earlier job in this process gave up on may be back
             configure_client(spec.stream.connection_retry, spec.stream.connection_window)
             # connect and log in to the first input's server while the plugin (and numba)
-            # load: on the WAN that handshake is several round trips
-            warm_up(next((p for p in spec.inputs if is_remote(p)), spec.output))
+            # load: on the WAN that handshake is several round trips. Through a site cache
+            # that is the input's own connection to the cache (a cache that is down costs
+            # a failed ping in the background; the open falls back as it would anyway)
+            first = next((p for p in spec.inputs if is_remote(p)), None)
+            warm_up(cache_link(first, spec.stream.site_cache) if first else spec.output)
         self.selection = load_plugin(spec.plugin)
         # the plugin's global tag is resolved before any output exists
         self.conditions = open_for_job(

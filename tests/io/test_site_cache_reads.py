@@ -380,3 +380,18 @@ def test_each_file_reaches_the_cache_on_a_link_of_its_own():
     assert own_link("root://cache.example:1094//data/a.root") == a  # one link per file
     assert own_link("root://cache.example:1094//data/b.root") != a
     assert own_link("root://someone@cache.example:1094//data/a.root") == a
+
+
+def test_the_warmed_connection_is_the_one_the_input_opens() -> None:
+    """The job warms up (while its plugin loads) exactly the connection its first input then
+    reads on: the same per-file user name at the cache."""
+    from hepstream.io.viacache import cache_link
+
+    url = "root://central:1094//data/a.root"
+    link = cache_link(url, "root://127.0.0.1:9/")
+    assert link.startswith("root://hs")
+    assert link.endswith("@127.0.0.1:9//data/a.root")
+    assert cache_link(url, "root://127.0.0.1:9") == link
+    assert cache_link("root://central:1094//data/b.root", "root://127.0.0.1:9") != link
+    assert cache_link(url, None) == url
+    assert cache_link("/local/a.root", "root://127.0.0.1:9") == "/local/a.root"
