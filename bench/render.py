@@ -913,7 +913,7 @@ def _site_concurrent(recs: list[Record]) -> tuple[float, str] | None:
     """Jobs that finished through the cache with output identical to the direct read, over
     the 64 the target asks for (fewer jobs run cannot reach 1)."""
     rec = _site(recs, "concurrent")
-    if rec is None:
+    if rec is None or rec.info["jobs"] < 64:  # the quick run's 16 show the suite works only
         return None
     info = rec.info
     bad = info["failed"] + info["fell_back"] + info["mismatched"]
@@ -1020,7 +1020,7 @@ TARGETS = (
     Target(
         "site cache: 64 concurrent jobs, 0 failures, outputs identical to direct reads",
         "jobs ok through the cache with arrays byte-identical to the direct job's / 64",
-        1.0, True, _site_concurrent,
+        1.0, True, _site_concurrent, quick=False,
     ),
     Target(
         "site cache: 8 VMs of one image move 1 image over the WAN",

@@ -66,12 +66,13 @@ def test_site_cache_targets_are_ratios_of_one_run() -> None:
     assert images[:2] == (pytest.approx(33_931_363 / 33_882_112), "pass")
 
 
-def test_a_fallback_or_fewer_jobs_miss_the_concurrency_target() -> None:
+def test_a_fallback_misses_and_fewer_jobs_do_not_judge_the_concurrency_target() -> None:
     name = "site cache: 64 concurrent jobs, 0 failures, outputs identical to direct reads"
     value, verdict, where = _verdicts(_document(fell_back=2))[name]
     assert (value, verdict) == (pytest.approx(62 / 64), "miss")
     assert "2 fell back" in where
-    assert _verdicts(_document(jobs=32))[name][:2] == (pytest.approx(0.5), "miss")
+    # the quick run's 16 jobs show the suite works; the target is the full run's 64
+    assert _verdicts(_document(jobs=16))[name][:2] == (None, "not run")
 
 
 def test_site_cache_section_renders_every_table() -> None:

@@ -243,6 +243,12 @@ def test_cache_serve_restarts_a_daemon_that_died(sample_dir: Path, base: Path) -
             expected = (sample_dir / name).read_bytes()
             assert _read_all(url) == expected
             fetched = origin.read_bytes()
+            # blocks reach the disk from a write queue, and the file's record when it is
+            # synced: kill the daemon once the record says the file is all there
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and not _complete(cache_dir, name):
+                time.sleep(0.2)
+            assert _complete(cache_dir, name)
             os.kill(info["pid"], signal.SIGABRT)  # as the heap check does
             # the dying daemon's socket still accepts for a moment: wait for the command's word
             assert proc.stderr is not None
@@ -265,6 +271,12 @@ def test_cache_serve_restarts_a_daemon_that_died(sample_dir: Path, base: Path) -
     assert proc.returncode == 0, err
     assert "xrootd exited unexpectedly; restarted on port" in said
     assert "Traceback" not in said + err
+
+
+def _complete(cache_dir: Path, name: str) -> bool:
+    if not (cache_dir / "data" / f"{name}.cinfo").exists():
+        return False
+    return any(f.path == f"/data/{name}" and f.complete for f in cache_status(cache_dir).files)
 
 
 READ_SHA256 = """
