@@ -127,13 +127,7 @@ def cache_table(run: CacheRun, pattern: ReadPattern) -> Table:
         share = one.origin_share
         table.add_row(
             one.name,
-            str(lv.jobs),
-            f"{lv.aggregate_mb_s:.1f}",
-            f"{lv.mean_job_mb_s:.1f}",
-            f"{lv.events_per_s:,.0f}",
-            f"{lv.latency_p50_ms:.1f}",
-            f"{lv.latency_p99_ms:.1f}",
-            str(lv.requests),
+            *_rate_cells(lv),
             f"{lv.wall_s:.2f}",
             f"{one.served_bytes / MB:.1f}",
             "unknown" if one.origin_bytes is None else f"{one.origin_bytes / MB:.1f}",
@@ -288,13 +282,7 @@ def results_table(levels: Sequence[LevelResult], pattern: ReadPattern) -> Table:
     for lv in levels:
         row = [
             _size(lv.readahead),
-            str(lv.jobs),
-            f"{lv.aggregate_mb_s:.1f}",
-            f"{lv.mean_job_mb_s:.1f}",
-            f"{lv.events_per_s:,.0f}",
-            f"{lv.latency_p50_ms:.1f}",
-            f"{lv.latency_p99_ms:.1f}",
-            str(lv.requests),
+            *_rate_cells(lv),
             f"{lv.cache_hit_fraction:.0%}",
             str(lv.failed),
         ]
@@ -332,3 +320,16 @@ def report_dict(
         "readers_per_process": bench.readers_per_process,
         "levels": [lv.asdict() for lv in levels],
     }
+
+
+def _rate_cells(lv: LevelResult) -> list[str]:
+    """The cells a sweep level and a cache pass share: jobs, rates, latencies, requests."""
+    return [
+        str(lv.jobs),
+        f"{lv.aggregate_mb_s:.1f}",
+        f"{lv.mean_job_mb_s:.1f}",
+        f"{lv.events_per_s:,.0f}",
+        f"{lv.latency_p50_ms:.1f}",
+        f"{lv.latency_p99_ms:.1f}",
+        str(lv.requests),
+    ]
