@@ -12,6 +12,8 @@ import json
 import os
 import select
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -190,22 +192,14 @@ def test_cache_serve_refuses_limits_xrootd_would_refuse(tmp_path: Path) -> None:
 
 def test_cache_serve_runs_until_sigterm(sample_dir: Path, base: Path) -> None:
     """``hepstream cache serve`` as an admin starts it: a URL on stdout, a clean stop."""
-    import subprocess
-    import sys
     import time
 
     from hepstream.tools.serve import XRootDServer
 
     cache_dir = base / "c"
     with XRootDServer(sample_dir) as origin:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "hepstream", "cache", "serve", "--origin", origin.url,
-             "--dir", str(cache_dir), "--json"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
+        proc, info = _cache_serve(origin.url, cache_dir)
         try:
-            assert proc.stdout is not None
-            info = json.loads(proc.stdout.readline())
             url = f"{info['url']}//data/tau11_mc_000.root"
             assert _read_all(url) == (sample_dir / "tau11_mc_000.root").read_bytes()
         finally:
@@ -231,14 +225,8 @@ def test_cache_serve_restarts_a_daemon_that_died(sample_dir: Path, base: Path) -
     cache_dir = base / "c"
     name = "tau11_mc_000.root"
     with XRootDServer(sample_dir, trace_reads=True) as origin:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "hepstream", "cache", "serve", "--origin", origin.url,
-             "--dir", str(cache_dir), "--json"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
+        proc, info = _cache_serve(origin.url, cache_dir)
         try:
-            assert proc.stdout is not None
-            info = json.loads(proc.stdout.readline())
             url = f"{info['url']}//data/{name}"
             expected = (sample_dir / name).read_bytes()
             assert _read_all(url) == expected
@@ -271,6 +259,17 @@ def test_cache_serve_restarts_a_daemon_that_died(sample_dir: Path, base: Path) -
     assert proc.returncode == 0, err
     assert "xrootd exited unexpectedly; restarted on port" in said
     assert "Traceback" not in said + err
+
+
+def _cache_serve(origin: str, cache_dir: Path) -> tuple[subprocess.Popen[str], dict]:
+    """``hepstream cache serve --json`` as an admin starts it; the process and what it said."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hepstream", "cache", "serve", "--origin", origin,
+         "--dir", str(cache_dir), "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    return proc, json.loads(proc.stdout.readline())
 
 
 def _complete(cache_dir: Path, name: str) -> bool:
