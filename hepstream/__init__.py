@@ -11,6 +11,7 @@ from hepstream.plugin.loader import load_plugin
 from hepstream.report import FileReport, JobReport
 
 if TYPE_CHECKING:
+    from hepstream.hists.kernels import bin_index
     from hepstream.job.runner import run_job
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "StreamConfig",
     "StreamingSource",
     "__version__",
+    "bin_index",
     "flat",
     "jagged",
     "load_plugin",
@@ -44,4 +46,9 @@ def __getattr__(name: str) -> Any:
 
         globals()["run_job"] = run_job
         return run_job
+    if name == "bin_index":  # a numba helper for plugins' kernels: loads numba
+        from hepstream.hists.kernels import bin_index
+
+        globals()["bin_index"] = bin_index
+        return bin_index
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -50,6 +50,7 @@ _OPTIONS = {
     "global_tag": "--global-tag",
     "allow_open_tag": "--allow-open-tag",  # a flag
     "skip_bad_files": "--skip-bad-files",  # a flag
+    "histograms_only": "--histograms-only",  # a flag
     "workers": "--workers",
 }
 
@@ -98,6 +99,9 @@ class JobSpec:
     #: output holds exactly the other files' events (each file's output is held in memory
     #: until the file has been read to its end). A server that stops answering still fails.
     skip_bad_files: bool = False
+    #: Write the plugin's histograms and cut flow only, no events: the output is a ROOT file
+    #: of histograms (``output()`` is never called).
+    histograms_only: bool = False
     #: Output compression, ``NAME[:LEVEL]`` (:mod:`hepstream.codecs`): zstd, zlib, lz4 or
     #: none. zstd:1 writes much faster than zlib:1 for about the same size.
     compression: str = OUTPUT_DEFAULT
@@ -321,6 +325,11 @@ def validate_spec(spec: JobSpec) -> None:
             f"got {spec.fetch_ahead}, {spec.open_ahead}, {spec.decompress_threads}"
         )
     parse_codec(spec.compression)
+    if spec.histograms_only and not spec.output.split("?")[0].lower().endswith(".root"):
+        raise ConfigError(
+            f"--histograms-only writes histograms to a ROOT file; name the output .root "
+            f"(got {spec.output})"
+        )
     if spec.entry_ranges:
         if len(spec.entry_ranges) != len(spec.inputs):
             raise ConfigError(

@@ -32,6 +32,8 @@ class FileReport:
     requests: int = 0
     cache: int = 0
     error: str | None = None
+    #: Events of this file passing each of the plugin's cuts and every one before it.
+    cut_events: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -92,6 +94,12 @@ class JobReport:
     readahead: int = 0
     cache: int = 0
     files: list[FileReport] = field(default_factory=list)
+    #: ``[cut, events]`` rows from the events read to the events selected: after
+    #: preselection (when the plugin has one), then each named cut with every one before it
+    #: (or ``selected``); each row at most the one before it, the last ``events_selected``.
+    cutflow: list[list[Any]] = field(default_factory=list)
+    #: Names of the histograms the job filled (in its output, or its sidecar for Parquet).
+    histograms: list[str] = field(default_factory=list)
     #: Global tag, IOV hash, IOVs used and lookup cost; None for jobs without conditions.
     conditions: dict[str, Any] | None = None
     hostname: str = field(default_factory=lambda: os.uname().nodename)

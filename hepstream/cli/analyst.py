@@ -82,6 +82,13 @@ def run(
             "partial, exit 6) instead of failing the job.",
         ),
     ] = False,
+    histograms_only: Annotated[
+        bool,
+        typer.Option(
+            "--histograms-only",
+            help="Write only the plugin's histograms and cut flow (a .root output), no events.",
+        ),
+    ] = False,
     workers: Annotated[
         int,
         typer.Option(
@@ -109,7 +116,7 @@ def run(
 
     spec = spec_from_options(
         plugin, inputs, output, report, site, readahead, cache, chunk, prefetch, settings,
-        conditions, global_tag, allow_open_tag, skip_bad_files, workers,
+        conditions, global_tag, allow_open_tag, skip_bad_files, workers, histograms_only,
     )  # fmt: skip
     job_report = None
     try:
@@ -148,6 +155,7 @@ def spec_from_options(
     allow_open_tag: bool = False,
     skip_bad_files: bool = False,
     workers: int = 1,
+    histograms_only: bool = False,
 ) -> JobSpec:
     """The :class:`JobSpec` of ``hepstream run``'s parsed options (``JobSpec.to_argv``'s
     inverse): the options become a mapping, read by ``JobSpec.from_mapping``."""
@@ -166,6 +174,7 @@ def spec_from_options(
         "global_tag": global_tag,
         "allow_open_tag": allow_open_tag,
         "skip_bad_files": skip_bad_files,
+        "histograms_only": histograms_only,
         "workers": workers,
         **parse_set(settings or []),
     }

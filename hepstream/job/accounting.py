@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import resource
 import sys
+from collections.abc import Sequence
+from typing import Any
 
 from hepstream.errors import HepstreamError, InputError, Interrupted, OutputError
 from hepstream.io import IOStats
@@ -27,10 +29,16 @@ def check_inputs(report: JobReport, paths: list[str], spec: JobSpec) -> dict[int
     return missing
 
 
-def count_chunk(report: JobReport, chunk: Chunk, selected: int) -> None:
-    """Add ``chunk`` (``selected`` of its events kept) to its file's counts and the job's."""
+def count_chunk(
+    report: JobReport, chunk: Chunk, selected: int, cut_events: Sequence[int] = ()
+) -> None:
+    """Add ``chunk`` (``selected`` of its events kept, ``cut_events`` passing each cut) to
+    its file's counts and the job's."""
     read, preselected = chunk.stop - chunk.start, len(chunk.events)
     entry = report.files[chunk.file_index]
+    if cut_events:
+        have = entry.cut_events or [0] * len(cut_events)
+        entry.cut_events = [a + b for a, b in zip(have, cut_events, strict=True)]
     entry.events_read += read
     entry.events_selected += selected
     entry.events_preselected += preselected
@@ -38,6 +46,20 @@ def count_chunk(report: JobReport, chunk: Chunk, selected: int) -> None:
     report.events_preselected += preselected
     report.clusters_skipped = _clusters_skipped(report)
     report.events_selected += selected
+
+
+def fill_cutflow(report: JobReport, cuts: Sequence[str], preselect: bool) -> None:
+    """The report's ``cutflow`` from its files' counts (a skipped file's are out)."""
+    rows: list[list[Any]] = [["events read", report.events_read]]
+    if preselect:
+        rows.append(["preselect", report.events_preselected])
+    if cuts:
+        kept = [f.cut_events for f in report.files if f.status != "skipped" and f.cut_events]
+        totals = [sum(column) for column in zip(*kept, strict=True)] or [0] * len(cuts)
+        rows.extend([cut, n] for cut, n in zip(cuts, totals, strict=True))
+    else:
+        rows.append(["selected", report.events_selected])
+    report.cutflow = rows
 
 
 def skip_file(report: JobReport, index: int, error: BaseException) -> None:

@@ -21,8 +21,15 @@ from multiprocessing.process import BaseProcess
 from typing import Any, cast
 
 from hepstream.errors import HepstreamError
+from hepstream.hists.store import Results
 from hepstream.io import StreamConfig, expand_inputs
-from hepstream.job.accounting import check_inputs, error_line, peak_rss_mb, save_report
+from hepstream.job.accounting import (
+    check_inputs,
+    error_line,
+    fill_cutflow,
+    peak_rss_mb,
+    save_report,
+)
 from hepstream.job.runner import run_job
 from hepstream.job.signals import stop_on_signals
 from hepstream.job.workers import InputOrder, combine, deal, worker_count
@@ -77,6 +84,7 @@ def run_workers(spec: JobSpec, progress: Callable[[int, int], None] | None = Non
     try:
         selection = load_plugin(spec.plugin)  # a broken plugin fails here, before any worker
         check_inputs(report, paths, spec)  # before any worker reads an event
+        workers.cuts, workers.preselect = list(selection.cuts), bool(selection.preselect)
         workers.start(selection.tree)
         workers.receive()
         workers.commit()
@@ -114,6 +122,8 @@ class _Workers:
         self.parts: dict[int, JobReport] = {}  # worker number -> its report, once sent
         self.totals = [0] * len(shares)  # entries each worker will read, as far as it knows yet
         self.combined = False
+        self.cuts: list[str] = []  # the plugin's, for the job's cut flow
+        self.preselect = False
 
     def start(self, tree: str) -> None:
         """One process per share, each running its own job on its inputs; then the output
@@ -132,7 +142,9 @@ class _Workers:
             self.procs.append(proc)
             self.conns[receive] = number
         spec = self.spec
-        self.writer = OutputWriter(spec.output, tree=tree, compression=spec.compression)
+        self.writer = OutputWriter(
+            spec.output, tree=tree, compression=spec.compression, events=not spec.histograms_only
+        )
 
     def _share_spec(self, share: Sequence[int]) -> JobSpec:
         """The job of the worker reading inputs ``share``: its inputs, its share of the
@@ -186,6 +198,7 @@ class _Workers:
         elif message[0] == "done":
             self.parts[number] = message[1]
             writer.metadata.update(message[2])
+            writer.add_results(message[3])  # exact: the workers' order does not matter
             for piece in self.order.finish(number):
                 writer.write(piece)
         else:  # "failed": the worker's own error is the job's
@@ -209,6 +222,9 @@ class _Workers:
         combine(self.report, [(self.parts[w], self.shares[w]) for w in range(len(self.shares))])
         self.combined = True
         assert self.writer is not None
+        fill_cutflow(self.report, self.cuts, self.preselect)
+        self.writer.results.cutflow = [(str(c), int(n)) for c, n in self.report.cutflow]
+        self.report.histograms = list(self.writer.results.histograms)
         self.report.output_bytes = self.writer.commit()
 
     def fail(self, err: BaseException) -> None:
@@ -232,6 +248,10 @@ class _PipeOutput:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.metadata: dict[str, str] = {}
+        self.results = Results()
+
+    def add_results(self, results: Results) -> None:
+        self.results.merge(results)
 
     def write(self, columns: Columns, index: int = 0) -> None:
         self.conn.send(("columns", index, columns))
@@ -253,7 +273,7 @@ def _worker(spec: JobSpec, conn: Connection) -> None:
             run_job(
                 spec, lambda n, total: conn.send(("progress", n, total)), output=sink, report=report
             )
-        conn.send(("done", report, sink.metadata))
+        conn.send(("done", report, sink.metadata, sink.results))
     except BaseException as err:
         try:
             pickle.dumps(err)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from hepstream.conditions.job import JobConditions, open_for_job
-from hepstream.errors import HepstreamError, Interrupted
+from hepstream.errors import ConfigError, HepstreamError, Interrupted
 from hepstream.io import IOStats, expand_inputs, is_remote
 from hepstream.io.viacache import cache_link
 from hepstream.io.xrootd import configure_client, forget_gone, warm_up
@@ -25,15 +25,17 @@ from hepstream.job.accounting import (
     collect_io,
     count_chunk,
     error_line,
+    fill_cutflow,
     peak_rss_mb,
     save_report,
     skip_file,
 )
+from hepstream.job.filling import Filling
 from hepstream.job.reader import Chunk, FileEnd, Reader
 from hepstream.job.writer import Columns, Output, OutputWriter, scratch_dir
 from hepstream.jobspec import JobSpec, validate_spec
 from hepstream.plugin.api import Selection
-from hepstream.plugin.calls import call_plugin, check_mask, output_columns
+from hepstream.plugin.calls import call_plugin, check_selection, output_columns
 from hepstream.plugin.loader import load_plugin
 from hepstream.plugin.take import take
 from hepstream.report import FileReport, JobReport, keep_detail
@@ -130,6 +132,12 @@ class _Job:
             first = next((p for p in spec.inputs if is_remote(p)), None)
             warm_up(cache_link(first, spec.stream.site_cache) if first else spec.output)
         self.selection = load_plugin(spec.plugin)
+        self.filling = Filling(self.selection, spec.plugin, per_file=spec.skip_bad_files)
+        if spec.histograms_only and not self.filling:
+            raise ConfigError(
+                f"--histograms-only: plugin {spec.plugin} books no histograms; give it a "
+                f"book() method (README, 'Histograms and cut flows') or drop the option"
+            )
         # the plugin's global tag is resolved before any output exists
         self.conditions = open_for_job(
             self.selection,
@@ -140,7 +148,10 @@ class _Job:
             spec.plugin,
         )
         self.writer = output or OutputWriter(
-            spec.output, tree=self.selection.tree, compression=spec.compression
+            spec.output,
+            tree=self.selection.tree,
+            compression=spec.compression,
+            events=not spec.histograms_only,
         )
         self.paths = expand_inputs(list(spec.inputs), allow_missing=True)  # checked just below
         report.files = [FileReport(path=p) for p in self.paths]
@@ -158,8 +169,9 @@ class _Job:
             f"{chunk.start}-{chunk.stop}"
         )
         pieces = self._pieces(chunk)  # IOV lookups stay outside select_s
+        self.filling.for_file(chunk.file_index)
         t0 = time.perf_counter()
-        selected, outputs = self._select_pieces(chunk, pieces, where)
+        selected, cut_events, outputs = self._select_pieces(chunk, pieces, where)
         report.select_s += time.perf_counter() - t0
         report.io_wait_s += chunk.io_wait
         if self.spec.skip_bad_files:
@@ -168,7 +180,7 @@ class _Job:
             writer = self._writer()
             for columns in outputs:
                 writer.write(columns, chunk.file_index)
-        count_chunk(report, chunk, selected)
+        count_chunk(report, chunk, selected, cut_events)
 
     def _pieces(self, chunk: Chunk) -> Sequence[Piece]:
         """One piece per IOV of each conditions record; without conditions, the chunk."""
@@ -178,23 +190,36 @@ class _Job:
 
     def _select_pieces(
         self, chunk: Chunk, pieces: Sequence[Piece], where: str
-    ) -> tuple[int, list[Columns]]:
-        """select() and output() once per piece of ``chunk``, each with its payloads: the
-        number of events selected and each piece's output columns."""
-        selection, report = self.selection, self.report
+    ) -> tuple[int, list[int], list[Columns]]:
+        """fill_all(), select(), fill() and output() once per piece of ``chunk``, each with
+        its payloads: the events selected, those passing each cut, each piece's columns."""
+        selection, report, filling = self.selection, self.report, self.filling
+        events_out = not self.spec.histograms_only
         selected, outputs = 0, []
+        cut_events = [0] * len(selection.cuts)
         for lo, hi, payloads in pieces:
             events = chunk.events if hi - lo == len(chunk.events) else chunk.events[lo:hi]
             selection.set_payloads(payloads)
-            mask = check_mask(
-                call_plugin(selection, where, "select", events), len(events), f"{where}: select()"
+            if filling.fills_all:
+                call_plugin(selection, where, "fill_all", events)
+            mask, passing = check_selection(
+                call_plugin(selection, where, "select", events),
+                len(events),
+                selection.cuts,
+                f"{where}: select()",
             )
             if report.first_chunk_s == 0.0:  # the first selection result: compile included
                 report.first_chunk_s = round(time.perf_counter() - self.wall0, 4)
-            outputs.append(output_columns(selection, take(events, mask), where))
+            if filling.fills or events_out:
+                kept = take(events, mask)
+                if filling.fills:
+                    call_plugin(selection, where, "fill", kept)
+                if events_out:
+                    outputs.append(output_columns(selection, kept, where))
             selected += int(np.count_nonzero(mask))
+            cut_events = [a + b for a, b in zip(cut_events, passing, strict=True)]
         selection.set_payloads(None)
-        return selected, outputs
+        return selected, cut_events, outputs
 
     def file_ended(self, end: FileEnd) -> None:
         """Input ``end.file_index`` is over: write what it held, or drop it (and its counts
@@ -207,6 +232,7 @@ class _Job:
             self.report.files[end.file_index].status = "ok"
         else:
             skip_file(self.report, end.file_index, end.error)
+        self.filling.file_ended(end.file_index, end.error is None)
 
     # -- the end: output committed or dropped, report finished --------------------------
     def commit(self) -> None:
@@ -217,6 +243,9 @@ class _Job:
                 entry.status = "ok"
         if self.conditions is not None:  # provenance in the output file's metadata
             writer.metadata.update(self.conditions.metadata())
+        fill_cutflow(report, self.selection.cuts, bool(self.selection.preselect))
+        report.histograms = list(self.filling.totals)
+        writer.add_results(self.filling.results(report.cutflow))
         report.output_bytes = writer.commit()
         skipped = any(entry.status == "skipped" for entry in report.files)
         report.status = "partial" if skipped else "ok"

@@ -15,6 +15,7 @@ import uproot
 
 from hepstream.codecs import OUTPUT_DEFAULT, parquet_codec, uproot_codec
 from hepstream.errors import ConfigError, OutputError
+from hepstream.hists.store import Results, sidecar_of, write_results
 from hepstream.io.partfiles import create_part
 from hepstream.io.urls import is_remote
 from hepstream.io.xrootd import upload
@@ -36,6 +37,9 @@ class Output(Protocol):
 
     def write(self, columns: Columns, index: int = 0) -> None:
         """Columns of one chunk of input ``index``."""
+
+    def add_results(self, results: Results) -> None:
+        """Histograms and cut flow to store with the output (merged with any already given)."""
 
     def commit(self) -> int:
         """All written: the output at its target; its size in bytes."""
@@ -183,9 +187,19 @@ class OutputWriter:
     or a ``root://`` URL) or not at all."""
 
     def __init__(
-        self, target: str | Path, tree: str = "events", compression: str = OUTPUT_DEFAULT
+        self,
+        target: str | Path,
+        tree: str = "events",
+        compression: str = OUTPUT_DEFAULT,
+        events: bool = True,
     ) -> None:
         self.target = str(target)
+        #: False for a histograms-only output: a ROOT file with no tree.
+        self.events = events
+        #: Histograms and cut flow written at commit: into a ROOT output, or into a sidecar
+        #: ROOT file of its own beside a Parquet one (:func:`sidecar_of`).
+        self.results = Results()
+        self.sidecar: Path | None = None
         self.compression = compression
         self.path = _staged(self.target)
         self.tree = tree
@@ -210,6 +224,9 @@ class OutputWriter:
         #: Key -> text written into the file at commit (a TObjString per key in ROOT,
         #: key-value metadata in Parquet), e.g. the conditions provenance.
         self.metadata: dict[str, str] = {}
+
+    def add_results(self, results: Results) -> None:
+        self.results.merge(results)
 
     def _failed(self, err: OSError) -> OutputError:
         """ENOSPC, EDQUOT, EROFS, EACCES, ... while writing: one line naming path and cause."""
@@ -284,10 +301,15 @@ class OutputWriter:
         returns its size in bytes."""
         size = self.finish(empty_columns)
         if is_remote(self.target):
+            if self.sidecar is not None:  # before the output: a reader finds both or no output
+                upload(str(self.sidecar), sidecar_of(self.target))
             upload(str(self.tmp), self.target)
-            self.abort()  # the staged part goes
+            self.abort()  # the staged parts go
             return size
         try:
+            if self.sidecar is not None:
+                os.replace(self.sidecar, sidecar_of(str(self.path)))
+                self.sidecar = None
             os.replace(self.tmp, self.path)
         except OSError as err:
             raise self._failed(err) from None
@@ -297,16 +319,34 @@ class OutputWriter:
         """Close the temp file, complete, without renaming it (a staged upload sends
         :attr:`tmp` and then deletes it); returns its size in bytes."""
         self.flush()
-        if self._file is None and self._parquet is None and empty_columns is not None:
+        if (
+            self.events
+            and self._file is None
+            and self._parquet is None
+            and empty_columns is not None
+        ):
             self.write(empty_columns)
             self.flush()
         try:
+            if self.results:
+                self._write_results()
             if self.metadata:
                 self._write_metadata()
             self._close()
             return self.tmp.stat().st_size
         except OSError as err:
             raise self._failed(err) from None
+
+    def _write_results(self) -> None:
+        """The histograms and cut flow: into the ROOT output, or a sidecar beside Parquet."""
+        if self.suffix == ".root":
+            if self._file is None:  # histograms only, or no event selected
+                self._file = uproot.recreate(self.tmp, compression=uproot_codec(self.compression))
+            write_results(self._file, self.results)
+            return
+        self.sidecar = create_part(Path(sidecar_of(str(self.path))))
+        with uproot.recreate(self.sidecar, compression=uproot_codec(self.compression)) as file:
+            write_results(file, self.results)
 
     def _write_metadata(self) -> None:
         if self._file is not None:
@@ -325,6 +365,9 @@ class OutputWriter:
             self._file = self._parquet = None
             self._pending = []
             self.tmp.unlink(missing_ok=True)
+            if self.sidecar is not None:
+                self.sidecar.unlink(missing_ok=True)
+                self.sidecar = None
 
     def _close(self) -> None:
         if self._file is not None:

@@ -7,12 +7,16 @@ This interface is stable; the runner, the VM agent and the scheduler depend on i
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import awkward as ak
 import numpy as np
 
 from hepstream.errors import PluginError
+
+if TYPE_CHECKING:  # the histograms' modules load with the job, not with every CLI command
+    from hepstream.hists.booked import Histogram
 
 
 class Selection:
@@ -39,6 +43,15 @@ class Selection:
     run_branch, subrun_branch : str or None
         Branches (listed in ``branches``) holding each event's run and sub-run
         number; no sub-run branch means sub-run 0.
+    cuts : list of str
+        Names of the selection's cuts, in order, for the job's cut flow. ``select`` then
+        returns, per event, how many of them it passed in a row (an integer array, ``0``
+        to ``len(cuts)``; a numba kernel's natural answer), or a dict ``{cut: mask}`` in
+        this order; an event is kept when it passes all of them.
+    hists : mapping of str to Histogram
+        The histograms :meth:`book` booked, by name, to fill in :meth:`fill`,
+        :meth:`fill_all` or :meth:`select` (``.fill(...)`` as ``hist``; ``.bins()`` for a
+        numba kernel). Merged exactly across workers and a dataset's jobs.
     """
 
     tree: ClassVar[str] = "events"
@@ -47,14 +60,33 @@ class Selection:
     conditions: ClassVar[list[str]] = []
     run_branch: ClassVar[str | None] = "run"
     subrun_branch: ClassVar[str | None] = None
+    cuts: ClassVar[list[str]] = []
+    #: The booked histograms by name (set by the runner from :meth:`book`).
+    hists: Mapping[str, Histogram] = MappingProxyType({})
     #: The plugin file this instance was loaded from (set by ``load_plugin``).
     __hepstream_path__: str
     #: What :meth:`payload` hands out: record -> payload value (see :meth:`set_payloads`).
     _hepstream_payloads: Mapping[str, Any] | None = None
 
-    def select(self, events: Any) -> np.ndarray:
-        """Return a boolean mask, one entry per event, True for events to keep."""
+    def select(self, events: Any) -> Any:
+        """Which events to keep: a boolean mask, one entry per event (a numpy array or
+        anything numpy turns into one); with ``cuts``, the number of cuts each event passed
+        or a dict of one mask per cut."""
         raise NotImplementedError
+
+    def book(self) -> Mapping[str, Any]:
+        """Histograms to fill, by name: ``hist.Hist`` or ``boost_histogram.Histogram``
+        objects with ``Int64``, ``Double`` or ``Weight`` storage and fixed bins (called
+        once per job; the runner keeps them as :attr:`hists`)."""
+        return {}
+
+    def fill(self, events: Any) -> None:
+        """Fill :attr:`hists` from the selected ``events`` of a piece (after
+        :meth:`select`, with the same payloads)."""
+
+    def fill_all(self, events: Any) -> None:
+        """Fill :attr:`hists` from every event of a piece before selection (those that
+        passed :meth:`preselect_mask`, when the plugin has one), e.g. for efficiencies."""
 
     def preselect_mask(self, events: Any) -> np.ndarray:
         """Cheap mask on the ``preselect`` branches; False events are never read further."""
@@ -65,7 +97,7 @@ class Selection:
         return {name: events[name] for name in events.fields}
 
     def payload(self, record: str) -> Any:
-        """The payload of ``record`` valid for the events of this select()/output() call.
+        """The payload of ``record`` valid for the events of this select()/fill()/output() call.
 
         A ``.npz`` payload is a dict of read-only numpy arrays (pass them to numba as
         they are); a JSON payload is the decoded document.

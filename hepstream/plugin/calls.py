@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import traceback
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -36,6 +37,60 @@ def check_mask(mask: Any, length: int, where: str) -> np.ndarray:
     if array.ndim != 1 or len(array) != length:
         raise PluginError(f"{where}: returned a mask of shape {array.shape}; expected ({length},)")
     return array
+
+
+def check_selection(
+    result: Any, length: int, cuts: Sequence[str], where: str
+) -> tuple[np.ndarray, list[int]]:
+    """What ``select()`` returned, as the mask of events kept and, for a plugin with
+    ``cuts``, how many events passed each cut and every one before it; or a PluginError.
+
+    ``result`` is a bool mask; with ``cuts``, an integer array (cuts passed in a row per
+    event) or a dict of one mask per cut, in ``cuts``' order.
+    """
+    if not cuts:
+        if isinstance(result, Mapping) or _is_integer(result):
+            raise PluginError(
+                f"{where}: returned cut results but the plugin names no cuts; set "
+                f"`cuts = [...]` on the class, or return one bool mask"
+            )
+        return check_mask(result, length, where), []
+    if isinstance(result, Mapping):
+        if list(result) != list(cuts):
+            raise PluginError(
+                f"{where}: returned masks for cuts {list(result)}; the plugin's cuts are "
+                f"{list(cuts)} (same names, same order)"
+            )
+        passing = np.ones(length, dtype=bool)
+        counts = []
+        for cut, mask in result.items():
+            passing &= check_mask(mask, length, f"{where}: cut {cut!r}")
+            counts.append(int(np.count_nonzero(passing)))
+        return passing, counts
+    if not _is_integer(result):
+        raise PluginError(
+            f"{where}: the plugin names cuts {list(cuts)}: return per event how many it "
+            f"passed in a row (integers 0-{len(cuts)}) or a dict {{cut: mask}}"
+        )
+    passed = np.asarray(result)
+    if passed.ndim != 1 or len(passed) != length:
+        raise PluginError(f"{where}: returned an array of shape {passed.shape}; expected ({length},)")
+    # one pass: events per number of cuts passed; then "passed at least k+1" per cut
+    per_stage = np.bincount(
+        np.clip(passed, 0, len(cuts) + 1).astype(np.int64), minlength=len(cuts) + 2
+    )
+    if per_stage[len(cuts) + 1] or (len(passed) and passed.min() < 0):
+        raise PluginError(
+            f"{where}: returned cuts-passed values outside 0-{len(cuts)} "
+            f"(the plugin has {len(cuts)} cuts)"
+        )
+    at_least = np.cumsum(per_stage[::-1])[::-1]
+    return passed == len(cuts), [int(n) for n in at_least[1 : len(cuts) + 1]]
+
+
+def _is_integer(result: Any) -> bool:
+    dtype = getattr(result, "dtype", None)
+    return dtype is not None and dtype.kind in "iu"
 
 
 def output_columns(selection: Selection, selected: Any, where: str) -> dict[str, Any]:

@@ -1,0 +1,124 @@
+"""Sums of weights that do not depend on the order they are added in.
+
+Floating-point addition is not associative: a histogram filled by two workers and merged,
+or by a dataset's jobs and merged by ``collect``, would differ in its last bits from one job
+over all inputs. Here every weight is placed, exactly, on a fixed-point grid (a multiple of
+``2**-GRID``) and added as integers into :data:`LIMBS` 32-bit limbs per bin. Integer sums
+are associative, so any split and any merge order give the same limbs, and the float shown
+to the user is the correctly rounded value of that exact sum.
+
+What the grid costs: weights are truncated at ``2**-128`` (about 3e-39; squared weights
+too), and a weight of magnitude ``2**96`` or more is refused. A fill adds three limbs per
+weight and per squared weight.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+#: 32-bit limbs per exact sum; limb ``i`` holds bits ``32 i`` to ``32 i + 31`` of the sum in
+#: units of ``2**-GRID``; the last limb is signed and takes every carry.
+LIMBS = 8
+GRID = 128
+#: Largest weight magnitude, as a power of two, that still leaves the top limb headroom.
+MAX_EXPONENT = 96
+_MASK = (1 << 32) - 1
+#: Fills added before the limbs are normalized: each fill adds < 2**33 to a limb, so an
+#: int64 limb has room for 2**30 of them.
+_NORMALIZE_EVERY = 1 << 28
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _add(limbs: np.ndarray, row: int, w: float) -> bool:
+    """Add ``w``, truncated to the grid, to ``limbs[row]``; False if ``w`` is out of range."""
+    if w == 0.0:
+        return True
+    if not math.isfinite(w):
+        return False
+    sign = 1
+    if w < 0.0:
+        sign, w = -1, -w
+    m, e = math.frexp(w)
+    mant = np.int64(m * 9007199254740992.0)  # m * 2**53: exact, m has 53 bits
+    p = e - 53 + GRID  # the grid position of mant's lowest bit
+    if p + 53 > GRID + MAX_EXPONENT:
+        return False
+    if p < 0:
+        mant = mant >> -p if -p < 63 else np.int64(0)
+        p = 0
+    k, s = p // 32, p % 32
+    lo = (mant & _MASK) << s  # < 2**63
+    hi = (mant >> 32) << s  # < 2**52
+    limbs[row, k] += sign * (lo & _MASK)
+    limbs[row, k + 1] += sign * ((lo >> 32) + (hi & _MASK))
+    limbs[row, k + 2] += sign * (hi >> 32)
+    return True
+
+
+@numba.njit(cache=True, nogil=True)
+def normalize(limbs: np.ndarray) -> None:
+    """Carry every limb but the last into ``[0, 2**32)``: one representation per sum."""
+    for row in range(limbs.shape[0]):
+        for i in range(limbs.shape[1] - 1):
+            carry = limbs[row, i] >> 32  # arithmetic shift: floor, also for negative limbs
+            limbs[row, i] -= carry << 32
+            limbs[row, i + 1] += carry
+
+
+@numba.njit(cache=True, nogil=True)
+def fill_counts(index: np.ndarray, counts: np.ndarray) -> None:
+    """One entry in ``counts[index[i]]`` per ``i`` (the flat, flow-included bin)."""
+    for i in range(len(index)):
+        counts[index[i]] += 1
+
+
+@numba.njit(cache=True, nogil=True)
+def fill_weights(
+    index: np.ndarray,
+    weights: np.ndarray,
+    wcounts: np.ndarray,
+    sumw: np.ndarray,
+    sumw2: np.ndarray,
+    squares: bool,
+) -> int:
+    """Add each weight (and its square, when ``squares``) to its bin's exact sums; the
+    position of the first weight out of range, or -1."""
+    for i in range(len(index)):
+        b, w = index[i], weights[i]
+        wcounts[b] += 1
+        if not _add(sumw, b, w):
+            return i
+        if squares and not _add(sumw2, b, w * w):
+            return i
+        if (i + 1) % _NORMALIZE_EVERY == 0:
+            normalize(sumw)
+            normalize(sumw2)
+    normalize(sumw)
+    normalize(sumw2)
+    return -1
+
+
+def zeros(bins: int) -> np.ndarray:
+    """Exact sums for ``bins`` bins, all zero."""
+    return np.zeros((bins, LIMBS), dtype=np.int64)
+
+
+def add(into: np.ndarray, other: np.ndarray) -> None:
+    """``into += other``, both exact sums of the same shape; exact and order-free."""
+    into += other
+    normalize(into)
+
+
+def to_float(limbs: np.ndarray) -> np.ndarray:
+    """The correctly rounded float64 of each exact sum."""
+    scale = 1 << GRID
+    out = np.empty(len(limbs), dtype=np.float64)
+    for row, values in enumerate(limbs.tolist()):
+        total = 0
+        for i, limb in enumerate(values):
+            total += limb << (32 * i)
+        out[row] = total / scale  # int / int is correctly rounded in Python
+    return out
