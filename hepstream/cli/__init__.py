@@ -31,6 +31,7 @@ from hepstream.cli.cloud import submit
 from hepstream.cli.conditions import app as conditions_app
 from hepstream.cli.dataset import register as register_dataset
 from hepstream.cli.image import app as image_app
+from hepstream.cli.show import show
 from hepstream.errors import HepstreamError, JobIncomplete
 from hepstream.io.xrootd import storage_unavailable
 from hepstream.job.signals import stop_on_signals
@@ -55,6 +56,7 @@ def _register() -> None:
     app.command("submit")(submit)
     register_dataset(app)
     app.add_typer(conditions_app, name="conditions")
+    app.command()(show)
 
 
 _register()

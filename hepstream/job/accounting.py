@@ -48,11 +48,13 @@ def count_chunk(
     report.events_selected += selected
 
 
-def fill_cutflow(report: JobReport, cuts: Sequence[str], preselect: bool) -> None:
-    """The report's ``cutflow`` from its files' counts (a skipped file's are out)."""
+def fill_cutflow(report: JobReport, cuts: Sequence[str]) -> None:
+    """The report's ``cutflow`` from its files' counts (a skipped file's are out).
+
+    Events the preselection dropped count as failing the first cut (the plugin's first cut
+    is its preselection or stricter): so the flow does not depend on which clusters the
+    reader chose to preselect."""
     rows: list[list[Any]] = [["events read", report.events_read]]
-    if preselect:
-        rows.append(["preselect", report.events_preselected])
     if cuts:
         kept = [f.cut_events for f in report.files if f.status != "skipped" and f.cut_events]
         totals = [sum(column) for column in zip(*kept, strict=True)] or [0] * len(cuts)

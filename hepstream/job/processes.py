@@ -84,7 +84,7 @@ def run_workers(spec: JobSpec, progress: Callable[[int, int], None] | None = Non
     try:
         selection = load_plugin(spec.plugin)  # a broken plugin fails here, before any worker
         check_inputs(report, paths, spec)  # before any worker reads an event
-        workers.cuts, workers.preselect = list(selection.cuts), bool(selection.preselect)
+        workers.cuts = list(selection.cuts)
         workers.start(selection.tree)
         workers.receive()
         workers.commit()
@@ -123,7 +123,6 @@ class _Workers:
         self.totals = [0] * len(shares)  # entries each worker will read, as far as it knows yet
         self.combined = False
         self.cuts: list[str] = []  # the plugin's, for the job's cut flow
-        self.preselect = False
 
     def start(self, tree: str) -> None:
         """One process per share, each running its own job on its inputs; then the output
@@ -222,7 +221,7 @@ class _Workers:
         combine(self.report, [(self.parts[w], self.shares[w]) for w in range(len(self.shares))])
         self.combined = True
         assert self.writer is not None
-        fill_cutflow(self.report, self.cuts, self.preselect)
+        fill_cutflow(self.report, self.cuts)
         self.writer.results.cutflow = [(str(c), int(n)) for c, n in self.report.cutflow]
         self.report.histograms = list(self.writer.results.histograms)
         self.report.output_bytes = self.writer.commit()

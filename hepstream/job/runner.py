@@ -35,7 +35,7 @@ from hepstream.job.reader import Chunk, FileEnd, Reader
 from hepstream.job.writer import Columns, Output, OutputWriter, scratch_dir
 from hepstream.jobspec import JobSpec, validate_spec
 from hepstream.plugin.api import Selection
-from hepstream.plugin.calls import call_plugin, check_selection, output_columns
+from hepstream.plugin.calls import call_plugin, check_mask, check_selection, output_columns
 from hepstream.plugin.loader import load_plugin
 from hepstream.plugin.take import take
 from hepstream.report import FileReport, JobReport, keep_detail
@@ -201,7 +201,7 @@ class _Job:
             events = chunk.events if hi - lo == len(chunk.events) else chunk.events[lo:hi]
             selection.set_payloads(payloads)
             if filling.fills_all:
-                call_plugin(selection, where, "fill_all", events)
+                call_plugin(selection, where, "fill_all", self._preselected(events, where))
             mask, passing = check_selection(
                 call_plugin(selection, where, "select", events),
                 len(events),
@@ -220,6 +220,15 @@ class _Job:
             cut_events = [a + b for a, b in zip(cut_events, passing, strict=True)]
         selection.set_payloads(None)
         return selected, cut_events, outputs
+
+    def _preselected(self, events: Any, where: str) -> Any:
+        """The events of a piece that pass the plugin's preselection: the reader hands
+        select() whole clusters, and all of them once preselecting stops paying, so this is
+        what makes fill_all() see the same events however the reader chose."""
+        if not self.selection.preselect:
+            return events
+        mask = call_plugin(self.selection, where, "preselect_mask", events)
+        return take(events, check_mask(mask, len(events), f"{where}: preselect_mask()"))
 
     def file_ended(self, end: FileEnd) -> None:
         """Input ``end.file_index`` is over: write what it held, or drop it (and its counts
@@ -243,7 +252,7 @@ class _Job:
                 entry.status = "ok"
         if self.conditions is not None:  # provenance in the output file's metadata
             writer.metadata.update(self.conditions.metadata())
-        fill_cutflow(report, self.selection.cuts, bool(self.selection.preselect))
+        fill_cutflow(report, self.selection.cuts)
         report.histograms = list(self.filling.totals)
         writer.add_results(self.filling.results(report.cutflow))
         report.output_bytes = writer.commit()

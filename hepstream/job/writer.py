@@ -5,6 +5,7 @@ when complete (renamed locally; verified upload with persist-on-successful-close
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any, Protocol
@@ -15,7 +16,7 @@ import uproot
 
 from hepstream.codecs import OUTPUT_DEFAULT, parquet_codec, uproot_codec
 from hepstream.errors import ConfigError, OutputError
-from hepstream.hists.store import Results, sidecar_of, write_results
+from hepstream.hists.store import CUTFLOW_KEY, Results, sidecar_of, write_results
 from hepstream.io.partfiles import create_part
 from hepstream.io.urls import is_remote
 from hepstream.io.xrootd import upload
@@ -343,6 +344,9 @@ class OutputWriter:
             if self._file is None:  # histograms only, or no event selected
                 self._file = uproot.recreate(self.tmp, compression=uproot_codec(self.compression))
             write_results(self._file, self.results)
+            return
+        if not self.results.histograms:  # a cut flow alone: in the Parquet file's metadata
+            self.metadata[CUTFLOW_KEY] = json.dumps(self.results.cutflow)
             return
         self.sidecar = create_part(Path(sidecar_of(str(self.path))))
         with uproot.recreate(self.sidecar, compression=uproot_codec(self.compression)) as file:

@@ -47,7 +47,8 @@ class Selection:
         Names of the selection's cuts, in order, for the job's cut flow. ``select`` then
         returns, per event, how many of them it passed in a row (an integer array, ``0``
         to ``len(cuts)``; a numba kernel's natural answer), or a dict ``{cut: mask}`` in
-        this order; an event is kept when it passes all of them.
+        this order; an event is kept when it passes all of them. With ``preselect``, the
+        first cut is the preselection (or stricter): events it dropped count as failing it.
     hists : mapping of str to Histogram
         The histograms :meth:`book` booked, by name, to fill in :meth:`fill`,
         :meth:`fill_all` or :meth:`select` (``.fill(...)`` as ``hist``; ``.bins()`` for a
@@ -86,7 +87,7 @@ class Selection:
 
     def fill_all(self, events: Any) -> None:
         """Fill :attr:`hists` from every event of a piece before selection (those that
-        passed :meth:`preselect_mask`, when the plugin has one), e.g. for efficiencies."""
+        pass :meth:`preselect_mask`, when the plugin has one), e.g. for efficiencies."""
 
     def preselect_mask(self, events: Any) -> np.ndarray:
         """Cheap mask on the ``preselect`` branches; False events are never read further."""
