@@ -38,6 +38,15 @@ def test_demo_streams_end_to_end_and_prints_the_report(capfd, traversable_dir):
     assert report["conditions"]["global_tag"] == "demo-beam-v1"
     assert report["conditions"]["status"] == "LOCKED"
     assert report["conditions"]["payloads_loaded"] == 1  # 5000 events: all in run 10000
+    # the second job: histograms and a cut flow only, shown as text and drawn
+    hists = json.loads((workdir / "out" / "report-hists.json").read_text())
+    assert hists["status"] == "ok"
+    assert hists["histograms"] == ["mass", "thrust", "lead_p"]
+    assert hists["cutflow"][0] == ["events read", 10_000]
+    assert "visible mass [GeV]" in captured.err
+    assert "lepton-pair veto" in captured.err
+    for name in ("mass", "cutflow"):
+        assert (workdir / f"hepstream-demo-{name}.png").read_bytes()[:4] == b"\x89PNG"
 
 
 @pytest.mark.xrootd

@@ -30,6 +30,7 @@ from hepstream.cli.cloud import app as cloud_app
 from hepstream.cli.cloud import submit
 from hepstream.cli.conditions import app as conditions_app
 from hepstream.cli.dataset import register as register_dataset
+from hepstream.cli.hist import app as hist_app
 from hepstream.cli.image import app as image_app
 from hepstream.cli.show import show
 from hepstream.errors import HepstreamError, JobIncomplete
@@ -56,6 +57,7 @@ def _register() -> None:
     app.command("submit")(submit)
     register_dataset(app)
     app.add_typer(conditions_app, name="conditions")
+    app.add_typer(hist_app, name="hist")
     app.command()(show)
 
 

@@ -19,7 +19,10 @@ from hepstream.report import print_summary
 from hepstream.tools.generate import GeneratorConfig, generate_sample, sample_filenames
 from hepstream.tools.serve import XRootDServer
 
-EXAMPLE_PLUGIN = Path(__file__).resolve().parents[2] / "examples" / "tau1n_calib.py"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+EXAMPLE_PLUGIN = EXAMPLES / "tau1n_calib.py"
+#: The second job: the same events into histograms and a cut flow only.
+HISTOGRAM_PLUGIN = EXAMPLES / "tau1n_hists.py"
 GLOBAL_TAG = "demo-beam-v1"
 
 
@@ -37,7 +40,9 @@ def demo(
     builds a conditions database with a per-run beam-energy calibration (LOCKED global
     tag demo-beam-v1) and serves it over HTTP, runs examples/tau1n_calib.py over root://
     with 1 MB read-ahead and a 10 MB cache, writes the reduced output back to the server,
-    and prints the job report (global tag and IOV hash included).
+    and prints the job report (global tag and IOV hash included). A second job,
+    examples/tau1n_hists.py with --histograms-only, fills a visible-mass histogram and a
+    cut flow: printed as text, and drawn to hepstream-demo-*.png (in --workdir, else here).
 
     \b
     Example:
@@ -85,14 +90,47 @@ def demo(
             shown = replace(spec, plugin=f"examples/{EXAMPLE_PLUGIN.name}")
             typer.echo(f"demo: {shlex.join(['hepstream', *shown.to_argv()])}", err=True)
             report = run_job(spec)
+            histograms = replace(
+                spec,
+                plugin=str(HISTOGRAM_PLUGIN),
+                output=str(out / "tau1n_hists.root"),
+                report=str(out / "report-hists.json"),
+                conditions=(),
+                global_tag=None,
+                histograms_only=True,
+            )
+            shown = replace(histograms, plugin=f"examples/{HISTOGRAM_PLUGIN.name}")
+            typer.echo(f"demo: {shlex.join(['hepstream', *shown.to_argv()])}", err=True)
+            run_job(histograms)
         if as_json:
             print(report.to_json(), end="")
         print_summary(report)
+        _show_histograms(Path(histograms.output), base if workdir else Path.cwd(), as_json)
         if workdir is not None:
             typer.echo(f"demo: report written to {spec.report}", err=True)
     finally:
         if workdir is None:
             shutil.rmtree(base, ignore_errors=True)
+
+
+def _show_histograms(output: Path, where: Path, as_json: bool) -> None:
+    """The histogram job's results as text (on stderr beside ``--json``'s report), and as
+    PNGs in ``where`` (with matplotlib)."""
+    from hepstream.errors import HepstreamError
+    from hepstream.hists.plot import draw
+    from hepstream.hists.store import read_results
+    from hepstream.hists.text import summary
+
+    results = read_results(output)
+    if results is None:  # the job wrote its output: it holds what it filled
+        raise HepstreamError(f"demo: {output} holds no histograms")
+    typer.echo(summary(results), err=as_json)
+    try:
+        written = draw(results, where / "hepstream-demo", title="demo: tau1n_hists.py")
+    except HepstreamError as err:  # no matplotlib: the text above is the demo's answer
+        typer.echo(f"demo: no PNG ({err})", err=True)
+        return
+    typer.echo(f"demo: histograms drawn to {', '.join(str(p) for p in written)}", err=True)
 
 
 def _demo_credential(base: Path) -> Path:

@@ -14,7 +14,6 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import awkward as ak
@@ -22,7 +21,7 @@ import uproot
 
 from hepstream.dataset.record import Dataset, read_report
 from hepstream.errors import InputError
-from hepstream.io.partfiles import atomic_path
+from hepstream.hists.plot import pyplot, save_png
 from hepstream.job.writer import OutputWriter
 from hepstream.report import write_json_atomic
 
@@ -93,6 +92,11 @@ class DatasetReport:
     events_add_up: bool
     groups: list[GroupStats] = field(default_factory=list)
     resubmit: str | None = None
+    #: Each failed (or damaged) job's error line, by name: what to fix before resubmitting.
+    errors: dict[str, str] = field(default_factory=dict)
+    #: The merged histograms and cut flow (:mod:`hepstream.dataset.histograms`): where they
+    #: are, ``complete`` only when every job is in them; None when no job filled any.
+    histograms: dict[str, Any] | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2) + "\n"
@@ -191,6 +195,11 @@ def summarize(rows: Sequence[JobRow], dataset_dir: str) -> DatasetReport:
             )
         )
     failed = [r.name for r in rows if r.status in ("failed", "damaged")]
+    errors = {
+        r.name: r.error or "its report names no error"
+        for r in rows
+        if r.status in ("failed", "damaged")
+    }
     missing = [r.name for r in rows if r.status == "missing"]
     ok_rows = [r for r in rows if r.status == "ok"]
     return DatasetReport(
@@ -207,6 +216,7 @@ def summarize(rows: Sequence[JobRow], dataset_dir: str) -> DatasetReport:
         and all(r.events == r.expected_events for r in ok_rows),
         groups=stats,
         resubmit=resubmit_command(dataset_dir, rows, failed + missing),
+        errors=errors,
     )
 
 
@@ -232,6 +242,11 @@ def resubmit_command(dataset_dir: str, rows: Sequence[JobRow], names: Sequence[s
         ",".join(ordered),
     ]
     return shlex.join(argv)
+
+
+#: Failed jobs whose error line the table shows (a dataset of 500 jobs failing for one
+#: reason needs a few to see it, not 500 lines).
+_ERRORS_SHOWN = 20
 
 
 def table(report: DatasetReport) -> str:
@@ -286,6 +301,10 @@ def table(report: DatasetReport) -> str:
     )
     if report.failed:
         lines.append(f"failed:  {', '.join(report.failed)}")
+        shown = report.failed[:_ERRORS_SHOWN]
+        lines += [f"  {name}: {report.errors.get(name, '?')}" for name in shown]
+        if len(report.failed) > len(shown):
+            lines.append(f"  ... and {len(report.failed) - len(shown)} more (--json lists all)")
     if report.missing:
         lines.append(f"missing: {', '.join(report.missing)}")
     if report.resubmit:
@@ -372,32 +391,10 @@ def throughput_series(
     return times, rates
 
 
-def _pyplot() -> ModuleType:
-    """matplotlib's pyplot, drawing to files only; an InputError saying how to install it."""
-    # lazy: the optional `plot` extra; pyplot costs ~450 ms (python -X importtime); --png only
-    try:
-        import matplotlib
-    except ImportError:
-        raise InputError("--png needs matplotlib: pip install 'hepstream[plot]'") from None
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(plt: ModuleType, fig: Any, path: Path) -> None:
-    """Save through a temp file: a failed save leaves nothing at ``path``."""
-    try:
-        with atomic_path(path) as part:
-            fig.savefig(part, dpi=100, format="png")
-    finally:
-        plt.close(fig)
-
-
 def plot(report: DatasetReport, rows: Sequence[JobRow], prefix: str) -> list[Path]:
     """``PREFIX-sites.png`` (events/s per job per site, the paper's figure 3) and
     ``PREFIX-throughput.png`` (aggregate MB/s over time, figure 4)."""
-    plt = _pyplot()
+    plt = pyplot()
     written = []
     fig, ax = plt.subplots(figsize=(6, 4))
     labels = [f"{g.site}\n({g.engine})" for g in report.groups]
@@ -411,7 +408,7 @@ def plot(report: DatasetReport, rows: Sequence[JobRow], prefix: str) -> list[Pat
     ax.set_title(f"{Path(report.dataset).name}: rate per site")
     fig.tight_layout()
     path = Path(f"{prefix}-sites.png")
-    _save(plt, fig, path)
+    save_png(plt, fig, path)
     written.append(path)
 
     times, rates = throughput_series(rows)
@@ -422,6 +419,6 @@ def plot(report: DatasetReport, rows: Sequence[JobRow], prefix: str) -> list[Pat
     ax.set_title(f"{Path(report.dataset).name}: throughput")
     fig.tight_layout()
     path = Path(f"{prefix}-throughput.png")
-    _save(plt, fig, path)
+    save_png(plt, fig, path)
     written.append(path)
     return written

@@ -18,6 +18,7 @@ import numpy as np
 
 from hepstream.errors import PluginError
 from hepstream.hists import exact
+from hepstream.hists.kernels import add_regular_index, add_variable_index
 
 #: The storages a plugin may book, by what they keep: ``int`` (entries only; no weights),
 #: ``double`` (sums of weights), ``weight`` (sums of weights and of squared weights).
@@ -61,6 +62,10 @@ class Histogram:
         #: Unweighted entries per bin (flow included), in boost's own storage.
         self.counts = bh.Histogram(*self.template.axes, storage=bh.storage.Int64())
         self.extent: tuple[int, ...] = tuple(self.template.axes.extent)
+        self._edges = {id(a): np.asarray(a.edges, dtype=np.float64) for a in self.template.axes}
+        #: Per regular axis, ``(lower, delta)`` that reproduce boost's own bins (checked on
+        #: every edge and its neighbours), or None: boost's ``axis.index`` then.
+        self._regular = {id(a): _regular_parameters(a) for a in self.template.axes}
         size = int(np.prod(self.extent))
         #: Weighted entries per flat bin, and their exact sums of weights (squared weights).
         self.wcounts = np.zeros(size, dtype=np.int64)
@@ -90,8 +95,9 @@ class Histogram:
         )  # fmt: skip
         if bad >= 0:
             raise PluginError(
-                f"histogram {self.name!r}: weight {weights[bad]!r} is not finite or not "
-                f"below 2**{exact.MAX_EXPONENT}"
+                f"histogram {self.name!r}: weight {float(weights[bad])!r} is not finite or "
+                f"too large to sum exactly (|w| < 2**{exact.MAX_EXPONENT // 2} with .Weight(), "
+                f"2**{exact.MAX_EXPONENT} with .Double())"
             )
 
     def bins(self) -> np.ndarray:
@@ -137,13 +143,26 @@ class Histogram:
         flat = np.zeros(length, dtype=np.int64)
         keep = np.ones(length, dtype=bool)
         stride = 1
-        for axis, column, extent in reversed(
-            list(zip(self.template.axes, columns, self.extent, strict=True))
-        ):
-            index = _axis_index(axis, np.broadcast_to(column, (length,)))
-            index += 1 if axis.traits.underflow else 0
-            keep &= (index >= 0) & (index < extent)
-            flat += np.clip(index, 0, extent - 1) * stride
+        axes = list(zip(self.template.axes, columns, self.extent, strict=True))
+        for axis, column, extent in reversed(axes):
+            values = np.broadcast_to(column, (length,))
+            offset = 1 if axis.traits.underflow else 0
+            regular = self._regular[id(axis)]
+            numbers = values.dtype.kind in "fiu"
+            if regular is not None and numbers:
+                add_regular_index(
+                    np.ascontiguousarray(values, dtype=np.float64), *regular,
+                    len(axis), offset, extent, stride, flat, keep,
+                )  # fmt: skip
+            elif _plain(axis) and isinstance(axis, bh.axis.Variable) and numbers:
+                add_variable_index(
+                    np.ascontiguousarray(values, dtype=np.float64), self._edges[id(axis)],
+                    offset, extent, stride, flat, keep,
+                )  # fmt: skip
+            else:  # integer, boolean and category axes: boost's own index
+                index = _axis_index(axis, values) + offset
+                keep &= (index >= 0) & (index < extent)
+                flat += np.clip(index, 0, extent - 1) * stride
             stride *= extent
         return flat, keep
 
@@ -217,6 +236,38 @@ class Histogram:
         histogram.sumw[...] = _unpack(state["sumw"], histogram.sumw.shape)
         histogram.sumw2[...] = _unpack(state["sumw2"], histogram.sumw2.shape)
         return histogram
+
+
+def _plain(axis: Any) -> bool:
+    return not axis.traits.circular and getattr(axis, "transform", None) is None
+
+
+def _regular_parameters(axis: Any) -> tuple[float, float] | None:
+    """``(lower, delta)`` with which :func:`add_regular_index` bins as boost does.
+
+    boost keeps ``delta = upper - lower`` as given; the edges it reports are
+    ``lower + delta``, which can differ from ``upper`` by an ulp, so the candidates around
+    ``edges[-1] - edges[0]`` are tried on every edge and its two neighbours."""
+    if not isinstance(axis, bh.axis.Regular) or not _plain(axis):
+        return None
+    edges = np.asarray(axis.edges, dtype=np.float64)
+    probe = np.concatenate(
+        [
+            edges,
+            np.nextafter(edges, -np.inf),
+            np.nextafter(edges, np.inf),
+            [np.nan, -np.inf, np.inf],
+        ]
+    )
+    expected = np.asarray(axis.index(probe), dtype=np.int64)  # type: ignore[arg-type]
+    lower, width = edges[0], edges[-1] - edges[0]
+    for delta in (width, np.nextafter(width, np.inf), np.nextafter(width, -np.inf)):
+        got = np.zeros(len(probe), dtype=np.int64)
+        keep = np.ones(len(probe), dtype=bool)
+        add_regular_index(probe, lower, delta, len(axis), 1, len(axis) + 2, 1, got, keep)
+        if np.array_equal(got - 1, expected):
+            return float(lower), float(delta)
+    return None
 
 
 def _axis_index(axis: Any, column: np.ndarray) -> np.ndarray:

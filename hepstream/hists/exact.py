@@ -8,50 +8,57 @@ are associative, so any split and any merge order give the same limbs, and the f
 to the user is the correctly rounded value of that exact sum.
 
 What the grid costs: weights are truncated at ``2**-128`` (about 3e-39; squared weights
-too), and a weight of magnitude ``2**96`` or more is refused. A fill adds three limbs per
-weight and per squared weight.
+too), and a weight of magnitude ``2**90`` or more is refused (``2**180`` when squares are
+not kept). A fill adds three limbs per weight and per squared weight: ~10 ns.
 """
 
 from __future__ import annotations
-
-import math
 
 import numba
 import numpy as np
 
 #: 32-bit limbs per exact sum; limb ``i`` holds bits ``32 i`` to ``32 i + 31`` of the sum in
 #: units of ``2**-GRID``; the last limb is signed and takes every carry.
-LIMBS = 8
+LIMBS = 10
 GRID = 128
-#: Largest weight magnitude, as a power of two, that still leaves the top limb headroom.
-MAX_EXPONENT = 96
+#: Every value added is below ``2**MAX_EXPONENT`` (the highest limb a value reaches, limb
+#: ``LIMBS - 1``, then still has room for every carry): weights below ``2**180``, and below
+#: ``2**90`` where their squares are summed too.
+MAX_EXPONENT = 180
 _MASK = (1 << 32) - 1
 #: Fills added before the limbs are normalized: each fill adds < 2**33 to a limb, so an
 #: int64 limb has room for 2**30 of them.
 _NORMALIZE_EVERY = 1 << 28
 
 
+_FRACTION = (1 << 52) - 1
+
+
 @numba.njit(cache=True, nogil=True, inline="always")
-def _add(limbs: np.ndarray, row: int, w: float) -> bool:
-    """Add ``w``, truncated to the grid, to ``limbs[row]``; False if ``w`` is out of range."""
-    if w == 0.0:
-        return True
-    if not math.isfinite(w):
+def _add(limbs: np.ndarray, row: int, bits: int) -> bool:
+    """Add the float64 whose IEEE bits are ``bits``, truncated to the grid, to
+    ``limbs[row]``; False if it is not finite or out of range. Reading the bits directly
+    (not ``frexp``) halves the cost of a weighted fill."""
+    exponent = (bits >> 52) & 0x7FF
+    if exponent == 0x7FF:  # inf or NaN
         return False
-    sign = 1
-    if w < 0.0:
-        sign, w = -1, -w
-    m, e = math.frexp(w)
-    mant = np.int64(m * 9007199254740992.0)  # m * 2**53: exact, m has 53 bits
-    p = e - 53 + GRID  # the grid position of mant's lowest bit
+    mant = bits & _FRACTION
+    if exponent:
+        mant |= 1 << 52
+    else:  # subnormal
+        exponent = 1
+    if mant == 0:
+        return True
+    p = exponent - 1075 + GRID  # the grid position of mant's lowest bit
     if p + 53 > GRID + MAX_EXPONENT:
         return False
     if p < 0:
-        mant = mant >> -p if -p < 63 else np.int64(0)
+        mant = mant >> -p if -p < 63 else 0
         p = 0
+    sign = -1 if bits < 0 else 1
     k, s = p // 32, p % 32
     lo = (mant & _MASK) << s  # < 2**63
-    hi = (mant >> 32) << s  # < 2**52
+    hi = (mant >> 32) << s  # < 2**53
     limbs[row, k] += sign * (lo & _MASK)
     limbs[row, k + 1] += sign * ((lo >> 32) + (hi & _MASK))
     limbs[row, k + 2] += sign * (hi >> 32)
@@ -86,13 +93,18 @@ def fill_weights(
 ) -> int:
     """Add each weight (and its square, when ``squares``) to its bin's exact sums; the
     position of the first weight out of range, or -1."""
+    bits = weights.view(np.int64)
+    square = np.empty(1, np.float64)  # w * w, read back as its bits
+    square_bits = square.view(np.int64)
     for i in range(len(index)):
-        b, w = index[i], weights[i]
+        b = index[i]
         wcounts[b] += 1
-        if not _add(sumw, b, w):
+        if not _add(sumw, b, bits[i]):
             return i
-        if squares and not _add(sumw2, b, w * w):
-            return i
+        if squares:
+            square[0] = weights[i] * weights[i]
+            if not _add(sumw2, b, square_bits[0]):
+                return i
         if (i + 1) % _NORMALIZE_EVERY == 0:
             normalize(sumw)
             normalize(sumw2)

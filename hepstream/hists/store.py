@@ -7,9 +7,10 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from hepstream.hists.booked import Histogram
+if TYPE_CHECKING:  # booked.py loads numba: only where histograms are filled or merged
+    from hepstream.hists.booked import Histogram
 
 #: The TObjString holding the exact state; the TH1 of the cut flow.
 STATE_KEY = "hepstream_histograms"
@@ -30,6 +31,8 @@ class Results:
 
     def merge(self, other: Results) -> None:
         """Add ``other`` (same bookings, same cuts): exact, in any order."""
+        from hepstream.hists.booked import Histogram
+
         for name, histogram in other.histograms.items():
             mine = self.histograms.get(name)
             if mine is None:
@@ -50,6 +53,8 @@ class Results:
     @classmethod
     def from_state(cls, text: str) -> Results:
         """The results :meth:`state` wrote; ValueError (saying what) if they are damaged."""
+        from hepstream.hists.booked import Histogram
+
         try:
             data = json.loads(text)
             if data.get("version") != _VERSION:
