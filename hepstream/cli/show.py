@@ -25,6 +25,7 @@ import typer
 from hepstream.dataset.collect import job_rows
 from hepstream.dataset.record import Dataset
 from hepstream.errors import ConfigError, HepstreamError, InputError
+from hepstream.hists.store import STATE_KEY
 from hepstream.io.urls import is_remote
 from hepstream.root.header import expected_size
 
@@ -162,6 +163,11 @@ def describe(path: Path, tree: str | None = None, job: str | None = None) -> Out
         classes = file.classnames(cycle=False)
     trees = [name for name, cls in classes.items() if cls in TREE_CLASSES]
     if tree is None:
+        if not trees and STATE_KEY in classes:  # a --histograms-only output
+            raise InputError(
+                f"{path} holds histograms and a cut flow, no events (a --histograms-only "
+                f"output); look at them with: hepstream hist show {path}"
+            )
         if not trees:
             held = ", ".join(f"{n} ({c})" for n, c in classes.items()) or "nothing"
             raise InputError(

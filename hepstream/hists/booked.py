@@ -134,7 +134,15 @@ class Histogram:
             raise PluginError(
                 f"histogram {self.name!r}: fill got {len(values)} value arrays for {len(axes)} axes"
             )
-        return [np.asarray(v) for v in values]
+        columns = [np.asarray(v) for v in values]
+        for axis, column in zip(axes, columns, strict=True):
+            integers = isinstance(axis, bh.axis.Integer | bh.axis.IntCategory)
+            if integers and column.dtype.kind not in "iub":  # as boost's own fill refuses
+                raise PluginError(
+                    f"histogram {self.name!r}: axis {axis.name or '?'} takes integers, "
+                    f"got {column.dtype} values"
+                )
+        return columns
 
     def _flat_index(self, columns: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """Each event's flat, flow-included bin as boost's fill would choose it, and which
@@ -210,6 +218,7 @@ class Histogram:
         return {
             "name": self.name,
             "storage": self.kind,
+            "grid": [exact.GRID, exact.LIMBS],
             "axes": _jsonable(axes),
             "counts": _pack(self.counts.view(flow=True)),
             "wcounts": _pack(self.wcounts),
@@ -225,6 +234,14 @@ class Histogram:
         name, kind = str(state["name"]), state["storage"]
         if kind not in _STORAGE_OF:
             raise ValueError(f"unknown storage {kind!r}")
+        if state.get("grid") != [exact.GRID, exact.LIMBS]:
+            raise ValueError(
+                f"histogram {name!r} keeps its sums on grid {state.get('grid')}, this "
+                f"hepstream on {[exact.GRID, exact.LIMBS]}: rerun the job with this version"
+            )
+        size = _declared_size(state["axes"])
+        if size != len(base64.b64decode(state["counts"], validate=True)) // 8:
+            raise ValueError(f"histogram {name!r}: its axes claim {size} bins, its counts differ")
         template = from_uhi(  # axes only: a structure-only storage holds no values
             {"uhi_schema": 1, "axes": state["axes"], "storage": {"type": _UHI[kind]}}
         )
@@ -236,6 +253,28 @@ class Histogram:
         histogram.sumw[...] = _unpack(state["sumw"], histogram.sumw.shape)
         histogram.sumw2[...] = _unpack(state["sumw2"], histogram.sumw2.shape)
         return histogram
+
+
+def _declared_size(axes: Any) -> int:
+    """The bins (flow included) a state's axes declare, from its JSON alone: checked against
+    its data before anything that size is allocated."""
+    size = 1
+    for axis in axes:
+        kind = axis["type"]
+        if kind == "regular":
+            bins = int(axis["bins"]) + bool(axis["underflow"]) + bool(axis["overflow"])
+        elif kind == "variable":
+            bins = len(axis["edges"]) - 1 + bool(axis["underflow"]) + bool(axis["overflow"])
+        elif kind in ("category_int", "category_str"):
+            bins = len(axis["categories"]) + bool(axis["flow"])
+        elif kind == "boolean":
+            bins = 2
+        else:
+            raise ValueError(f"axis type {kind!r} is not one hepstream writes")
+        if bins < 1:
+            raise ValueError(f"an axis of {bins} bins")
+        size *= bins
+    return size
 
 
 def _plain(axis: Any) -> bool:

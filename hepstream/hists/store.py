@@ -61,8 +61,13 @@ class Results:
                 raise ValueError(f"version {data.get('version')!r}, expected {_VERSION}")
             histograms = [Histogram.from_state(state) for state in data["histograms"]]
             cutflow = [(str(cut), int(events)) for cut, events in data["cutflow"]]
-        except (KeyError, TypeError, AttributeError) as err:
-            raise ValueError(f"malformed histogram state ({type(err).__name__}: {err})") from err
+        except (KeyError, TypeError, AttributeError, OverflowError, ValueError) as err:
+            first = (str(err).strip().splitlines() or [""])[0]  # pybind11's text runs on
+            raise ValueError(f"malformed histogram state ({type(err).__name__}: {first})") from None
+        names = [h.name for h in histograms]
+        twice = {name for name in names if names.count(name) > 1}
+        if twice:
+            raise ValueError(f"histogram {sorted(twice)[0]!r} appears twice in the state")
         return cls({h.name: h for h in histograms}, cutflow)
 
 
@@ -109,11 +114,44 @@ def _as_th1(h: Any) -> Any:
     import boost_histogram as bh
     import hist
 
-    if not isinstance(h.storage_type(), bh.storage.Int64):
+    if isinstance(h.storage_type(), bh.storage.Int64):
+        double = hist.Hist(*h.axes, storage=bh.storage.Double())
+        double.view(flow=True)[...] = h.view(flow=True)
+        h = double
+    if all(a.traits.underflow and a.traits.overflow for a in h.axes):
         return h
-    out = hist.Hist(*h.axes, storage=bh.storage.Double())
-    out.view(flow=True)[...] = h.view(flow=True)
-    return out
+    return _RootFlow(h)
+
+
+class _RootFlow:
+    """A histogram as ROOT stores it: every axis with both flow bins, zero where the
+    histogram has none (a category axis has no underflow; uproot would otherwise drop every
+    flow bin, the other axes' too)."""
+
+    __module__ = "boost_histogram.hepstream"  # uproot then reads edges and labels as boost's
+    kind = "COUNT"
+
+    def __init__(self, h: Any) -> None:
+        self._h = h
+        self.axes = h.axes
+        self.storage_type = h.storage_type
+        self.name = getattr(h, "name", None)
+        self._pad = [(1 - a.traits.underflow, 1 - a.traits.overflow) for a in h.axes]
+
+    def _padded(self, array: Any, flow: bool) -> Any:
+        import numpy as np
+
+        return np.pad(array, self._pad) if flow else array
+
+    def values(self, flow: bool = False) -> Any:
+        return self._padded(self._h.values(flow=flow), flow)
+
+    def variances(self, flow: bool = False) -> Any:
+        variances = self._h.variances(flow=flow)
+        return None if variances is None else self._padded(variances, flow)
+
+    def counts(self, flow: bool = False) -> Any:
+        return self._padded(self._h.counts(flow=flow), flow)
 
 
 def read_results(path: str | Path) -> Results | None:

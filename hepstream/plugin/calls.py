@@ -17,6 +17,10 @@ def call_plugin(selection: Selection, where: str, method: str, *args: Any) -> An
     """Call one of the plugin's methods; anything it raises becomes one PluginError line."""
     try:
         return getattr(selection, method)(*args)
+    except PluginError as err:  # e.g. a histogram's fill refused: say where it happened
+        if str(err).startswith("plugin "):
+            raise
+        raise PluginError(f"{where}: {method}(): {err}") from err
     except HepstreamError:
         raise
     except Exception as err:
@@ -74,7 +78,9 @@ def check_selection(
         )
     passed = np.asarray(result)
     if passed.ndim != 1 or len(passed) != length:
-        raise PluginError(f"{where}: returned an array of shape {passed.shape}; expected ({length},)")
+        raise PluginError(
+            f"{where}: returned an array of shape {passed.shape}; expected ({length},)"
+        )
     # one pass: events per number of cuts passed; then "passed at least k+1" per cut
     per_stage = np.bincount(
         np.clip(passed, 0, len(cuts) + 1).astype(np.int64), minlength=len(cuts) + 2
