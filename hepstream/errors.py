@@ -23,6 +23,20 @@ class InputError(HepstreamError):
     exit_code = 3
 
 
+#: sysexits' "temporary failure; the user is invited to retry".
+EX_TEMPFAIL = 75
+
+
+class ServerUnavailable(InputError):
+    """A server the job reads from (storage, a site cache, a conditions service) did not
+    answer, or refused the connection: not the input's fault, and the same job may succeed
+    later. Exits :data:`EX_TEMPFAIL`, so that a batch system (Condor's ``retry_until``,
+    Slurm, the dataset engines) can tell it from an input error (3), which fails the same
+    way every time."""
+
+    exit_code = EX_TEMPFAIL
+
+
 class PluginError(HepstreamError):
     """The analyst's selection plugin failed to load or misbehaved."""
 
@@ -40,6 +54,14 @@ class JobIncomplete(HepstreamError):
     says ``partial`` and lists them; the output holds exactly the other files' events."""
 
     exit_code = 6
+
+
+#: Exit codes of a job that fails the same way every time it runs (a bad option or spec,
+#: a missing or damaged input, a broken plugin): a retry would only repeat them. Everything
+#: else (a signal, a lost node, a server that did not answer, an output error) may heal.
+PERMANENT_EXIT_CODES = frozenset(
+    {ConfigError.exit_code, InputError.exit_code, PluginError.exit_code}
+)
 
 
 class Interrupted(KeyboardInterrupt):

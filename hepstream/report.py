@@ -150,19 +150,35 @@ def write_json_atomic(path: str | Path, text: str) -> None:
         tmp.write_text(text)
 
 
-def keep_detail(err: BaseException, report_target: str | None, scratch: str) -> str | None:
+def keep_detail(
+    err: BaseException,
+    report_target: str | None,
+    output: str | None = None,
+    scratch: str | None = None,
+) -> str | None:
     """The error's long ``detail`` (for the report), and its line told where to find it:
-    the report's ``detail`` field, or a log file in ``scratch`` when the job has no report."""
+    the report's ``detail`` field, or, for a job with no report, a log file where the user
+    will look rather than a temp directory: beside a local ``output``, else in the working
+    directory, else (neither writable) in ``scratch``. It is named after the output
+    (``out/o.root.error.log``: no ``*.root`` glob matches it), so a rerun replaces it."""
     detail = getattr(err, "detail", None)
     if not detail:
         return None
     where = f"the report's detail field ({report_target})"
     if not report_target:
-        log = Path(scratch) / f"hepstream-{os.getpid()}-error.log"
-        try:
-            log.write_text(detail)
+        local = bool(output) and output != "-" and "://" not in str(output)
+        base = Path(str(output).split("?")[0]).name if output and output != "-" else ""
+        places = [Path(str(output)).parent] if local else []
+        places += [Path(), *([Path(scratch)] if scratch else [])]
+        for place in places:
+            try:  # abspath asks for the working directory, which may be gone
+                log = Path(os.path.abspath(place / f"{base or 'hepstream'}.error.log"))
+                log.write_text(detail)
+            except OSError:
+                continue
             where = str(log)
-        except OSError:
+            break
+        else:
             return detail
     err.args = (f"{err}; full text in {where}",)
     return detail

@@ -141,7 +141,7 @@ def test_numba_compile_error_is_one_line_with_the_text_in_the_report(
 def test_numba_compile_error_without_report_names_a_log_file(
     capsys, tmp_path, sample_dir, out_dir, monkeypatch
 ):
-    monkeypatch.setenv("HEPSTREAM_SCRATCH", str(tmp_path))
+    monkeypatch.setenv("HEPSTREAM_SCRATCH", str(tmp_path))  # not where the user looks
     plugin = tmp_path / "bad_numba.py"
     plugin.write_text(BAD_KERNEL)
     code, errors = _errors(capsys, plugin, sample_dir / "tau11_mc_000.root",
@@ -149,6 +149,6 @@ def test_numba_compile_error_without_report_names_a_log_file(
     assert code == 4
     assert len(errors) == 1, errors
     log = Path(errors[0].rsplit("full text in ", 1)[1])
-    assert log.parent == tmp_path
+    assert log == out_dir / "o.root.error.log"  # beside the output
     assert "TypingError" in log.read_text()
-    assert list(out_dir.iterdir()) == []
+    assert list(out_dir.iterdir()) == [log]  # no output, no temp file: the log alone

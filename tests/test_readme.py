@@ -60,12 +60,16 @@ def test_readme_histogram_plugin_fills_what_it_says(sample_dir, out_dir, tmp_pat
     sel = events[kept]
     p_mpt = hist.Hist.new.Reg(20, 0, 5).Var([0, 0.3, 1, 3]).Weight()
     p_mpt.fill(
-        ak.max(sel.trk_p, axis=1).to_numpy(), sel.missing_pt.to_numpy(), weight=sel.thrust.to_numpy()
+        ak.max(sel.trk_p, axis=1).to_numpy(),
+        sel.missing_pt.to_numpy(),
+        weight=sel.thrust.to_numpy(),
     )
     written = uproot.open(output)
     assert np.array_equal(written["thrust"].values(flow=True), thrust.values(flow=True))
     assert np.allclose(written["p_mpt"].values(flow=True), p_mpt.values(flow=True), rtol=1e-12)
-    assert np.allclose(written["p_mpt"].variances(flow=True), p_mpt.variances(flow=True), rtol=1e-12)
+    assert np.allclose(
+        written["p_mpt"].variances(flow=True), p_mpt.variances(flow=True), rtol=1e-12
+    )
     results = read_results(output)
     assert results is not None
     assert list(results.histograms) == ["thrust", "p_mpt"]

@@ -29,7 +29,7 @@ def run(
     site: Annotated[
         str | None,
         typer.Option(
-            "--site", help="Site name for the report [default: $HEPSTREAM_SITE or local]."
+            "--site", help="Site name for the report (default: $HEPSTREAM_SITE, else local)."
         ),
     ] = None,
     readahead: Annotated[
@@ -39,8 +39,10 @@ def run(
         str | None,
         typer.Option(
             "--cache",
-            help="Cache bound, e.g. 10M; never exceeded. Default: sized from the basket "
-            "layout (one chunk plus the prefetched next one), at least 10M.",
+            help="Memory bound for fetched bytes, e.g. 64M; never exceeded. Default: sized "
+            "from each file's read plan to hold the chunk being read and the fetch_ahead (4) "
+            "chunks fetched ahead of it, plus the next file's metadata windows (at least 10M, "
+            "at most 256M).",
         ),
     ] = None,
     chunk: Annotated[
@@ -107,10 +109,15 @@ def run(
 ) -> None:
     """Stream INPUTS through a selection PLUGIN and write the selected events.
 
+    PLUGIN is your own file (README, "The selection plugin API"); a source checkout has
+    examples/tau1n.py. The URL is the one 'hepstream serve' prints.
+
     \b
     Example:
-      hepstream run examples/tau1n.py 'root://127.0.0.1:1094//data/tau1n_mc_*.root' \\
+      hepstream serve samples/ --port 1094 &
+      hepstream run myselection.py 'root://127.0.0.1:1094//data/tau1n_mc_*.root' \\
           -o out/tau1n.root --report out/report.json
+      hepstream run myselection.py samples/tau1n_mc_000.root -o out/local.parquet
     """
     from hepstream.job.runner import run_job
 

@@ -217,7 +217,7 @@ def run_cmd(
         typer.Option("--data-dir", help="Cache of generated samples (default: bench/.data)."),
     ] = None,
 ) -> None:
-    """Run the performance suites of a source checkout (``python -m bench`` in it).
+    """Run the performance suites of a source checkout ('python -m bench' in it).
 
     Needs the repository's bench/ directory, pytest-benchmark and Debian's xrootd. Writes
     bench/results/latest.json and latest.md and prints the targets.

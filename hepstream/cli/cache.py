@@ -60,9 +60,9 @@ def serve(
 
     \b
     Example:
-        hepstream serve samples/ &            # the central storage: root://127.0.0.1:PORT
-        hepstream cache serve --origin root://127.0.0.1:PORT --dir /var/cache/hepstream
-        export HEPSTREAM_SITE_CACHE=root://127.0.0.1:CACHEPORT
+        hepstream serve samples/ --port 1094 &     # the central storage
+        hepstream cache serve --origin root://127.0.0.1:1094 --dir cache/ --port 1095
+        export HEPSTREAM_SITE_CACHE=root://127.0.0.1:1095   # in the jobs' shells
     """
     limits = parse_limits(ram=ram, disk=disk, block=block)
     cache = SiteCache(
@@ -100,7 +100,7 @@ def status(
 
     \b
     Example:
-        hepstream cache status --dir /var/cache/hepstream --files
+        hepstream cache status --dir cache/ --files
     """
     st = cache_status(directory)
     if as_json:

@@ -300,7 +300,7 @@ def submit(
 
     \b
     Example:
-        hepstream submit examples/tau1n.py root://host//data/a.root root://host//data/b.root \\
+        hepstream submit myselection.py root://host//data/a.root root://host//data/b.root \\
             --image babar-sl55 --memory 2048 --target-cloud nrc -f tau1n.sub
         condor_submit tau1n.sub
     """

@@ -25,7 +25,7 @@ DbOpt = Annotated[
 PayloadsOpt = Annotated[
     Path | None,
     typer.Option(
-        "--payloads", help="Payload directory [default: DB/payloads; required for PostgreSQL]."
+        "--payloads", help="Payload directory (default: DB/payloads; required for PostgreSQL)."
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
@@ -64,7 +64,7 @@ def add_cmd(
         str, typer.Option("--since", help="First run (RUN or RUN:SUBRUN) the payload is valid for.")
     ],
     tag: Annotated[
-        str | None, typer.Option("--tag", help="Tag name for a new record [default: RECORD-GT].")
+        str | None, typer.Option("--tag", help="Tag name for a new record (default: RECORD-GT).")
     ] = None,
     db: DbOpt = _DB,
     payloads: PayloadsOpt = None,
@@ -74,7 +74,7 @@ def add_cmd(
 
     \b
     Example:
-      hepstream conditions add beam-2026-v1 beam beam_10002.npz --since 10002:0
+      hepstream conditions add beam-2026-v1 beam beam_10002.npz --since 10002:0 --db conditions
     """
     from hepstream.conditions.model import parse_since
 
@@ -88,7 +88,7 @@ def add_cmd(
 @app.command("show")
 def show_cmd(
     global_tag: Annotated[
-        str | None, typer.Argument(help="Global tag to show [default: list them all].")
+        str | None, typer.Argument(help="Global tag to show (default: list them all).")
     ] = None,
     db: DbOpt = _DB,
     payloads: PayloadsOpt = None,
@@ -138,7 +138,7 @@ def diff_cmd(
 
     \b
     Example:
-      hepstream conditions diff beam-2026-v1 beam-2026-v2
+      hepstream conditions diff beam-2026-v1 beam-2026-v2 --db conditions
     """
     from hepstream.conditions.model import diff
 
@@ -164,7 +164,7 @@ def lock_cmd(
 
     \b
     Example:
-      hepstream conditions lock beam-2026-v1
+      hepstream conditions lock beam-2026-v1 --db conditions
     """
     with _store(db, payloads) as store:
         store.lock(global_tag)
@@ -218,7 +218,7 @@ def snapshot_cmd(
 
     \b
     Example:
-      hepstream conditions snapshot beam-2026-v1 /cvmfs-like/beam-2026-v1 --db conditions
+      hepstream conditions snapshot beam-2026-v1 snapshots/beam-2026-v1 --db conditions
     """
 
     from hepstream.conditions.client import LocalSource, open_source

@@ -14,6 +14,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from hepstream.errors import ConfigError, InputError
+from hepstream.io.auth import check_keytab, env_keytab
 from hepstream.tools.generate import SAMPLES, generate_sample, sample_filenames
 from hepstream.tools.serve import XRootDServer
 
@@ -29,11 +30,16 @@ def generate(
     events_per_basket: Annotated[int, typer.Option(min=1, help="Events per basket.")] = 10_000,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list instead.")] = False,
 ) -> None:
-    """Write synthetic BaBar-like tau-pair samples (one TTree ``events`` per file).
+    """Write synthetic BaBar-like tau-pair samples (one TTree 'events' per file).
+
+    Sizes with the default zlib, measured: about 2.6 KB per event (tau1n-mc and tau11-mc),
+    3.0 KB (tau1n-data), so 100000 events make a 260-310 MB file, written in 15-25 s on
+    one core; lz4 files are about 20 % larger, zstd ones about the same.
 
     \b
     Example:
-        hepstream generate samples/ --sample tau1n-data --events 100000 --files 4
+        hepstream generate samples/ --events 10000 --files 2
+        hepstream generate samples/ --sample tau1n-data --events 5000
     """
     from rich.progress import Progress
 
@@ -103,13 +109,20 @@ def serve(
     Clients authenticate with the sss shared secret: /data is readable by every key holder,
     /out/USER/ writable by USER alone; clients without a key are refused.
 
+    Without --keytab it trusts your own key, which hepstream's clients present by
+    themselves; other XRootD clients (xrdcp) need $XrdSecsssKT set to it (--json names it).
+
     \b
     Example:
-        hepstream serve samples/ --out results/
-        # root://127.0.0.1:40123//data/   (read-only)
-        export XrdSecsssKT=~/.config/hepstream/xrootd-sss.keytab   # in each client's shell
+        hepstream serve samples/ --port 1094
+        # root://127.0.0.1:1094//data/ read-only (no --port: a free one); --out DIR: /out
     """
 
+    if auth:  # the key first: a first run's missing keytab is told how to make one
+        if keytab is not None:
+            check_keytab(keytab, given_by="--keytab")
+        elif (named := env_keytab()) is not None:
+            check_keytab(named)
     server = XRootDServer(
         directory, out, port=port, host=host, cleanup=out is not None, auth=auth, keytab=keytab
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -16,7 +17,7 @@ from hepstream.dataset.collect import job_rows
 from hepstream.dataset.engines.base import Engine
 from hepstream.dataset.engines.local import LocalEngine
 from hepstream.dataset.engines.slurm import SlurmEngine
-from hepstream.dataset.layout import read_layouts, resolve_inputs
+from hepstream.dataset.layout import absolute, read_layouts, resolve_inputs
 from hepstream.dataset.record import Dataset
 from hepstream.errors import ConfigError, HepstreamError, OutputError
 from hepstream.jobspec import JobSpec, parse_set
@@ -59,10 +60,13 @@ def split(
 ) -> None:
     """Split INPUTS into jobs and write DIR/dataset.json.
 
+    Local paths are stored absolute: the jobs run from any directory.
+
     \b
     Example:
-      hepstream dataset split examples/tau1n.py 'root://127.0.0.1//data/tau1n_*.root' \\
-          --dir ds/tau1n --events-per-job 500000
+      hepstream dataset split myselection.py 'root://127.0.0.1:1094//data/tau1n_mc_*.root' \\
+          --dir ds/tau1n --files-per-job 1
+      hepstream dataset split myselection.py 'samples/*.root' --dir ds/big --events-per-job 500000
     """
 
     if (files_per_job is None) == (events_per_job is None):
@@ -89,10 +93,17 @@ def split(
     if site:
         mapping["site"] = site
     template = JobSpec.from_mapping(mapping, where="dataset split")
+    # the jobs run from wherever the engine starts them: no path may stay relative to here
+    template = dataclasses.replace(
+        template,
+        conditions=tuple(absolute(c) for c in template.conditions),
+        conditions_cache=template.conditions_cache and absolute(template.conditions_cache),
+    )
     jobs = splitting.make_jobs(
         groups, layouts, template, str(directory.resolve()), suffix=f".{output_format}"
     )
-    dataset = Dataset(directory, template.plugin, tuple(jobs), how, tuple(inputs), selection.tree)
+    typed = tuple(absolute(i) for i in inputs)
+    dataset = Dataset(directory, template.plugin, tuple(jobs), how, typed, selection.tree)
     dataset.save()
     ranged = sum(1 for j in jobs if j.spec.entry_ranges)
     summary = {
@@ -145,7 +156,8 @@ def make_engine(
 
 
 class _ShowProgress:
-    """Jobs and events done: a rich bar on a terminal, one line per job otherwise."""
+    """Jobs and events done: a rich bar on a terminal, one line per job otherwise; a failed
+    or retried job's line (with its error) either way."""
 
     def __init__(self, total_jobs: int, total_events: int) -> None:
         self.total_jobs, self.total_events = total_jobs, total_events
@@ -154,10 +166,15 @@ class _ShowProgress:
 
     def __enter__(self) -> _ShowProgress:
         if sys.stderr.isatty():
+            from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
             self.bar = Progress(
-                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), transient=True
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                transient=True,
+                console=Console(stderr=True),  # the lines below print above it
             )
             self.bar.start()
             self._jobs = self.bar.add_task("jobs", total=self.total_jobs)
@@ -168,24 +185,33 @@ class _ShowProgress:
         if self.bar is not None:
             self.bar.stop()
 
-    def job_done(self, name: str, report: dict[str, Any] | None, ok: bool) -> None:
+    def job_done(
+        self, name: str, report: dict[str, Any] | None, ok: bool, error: str | None = None
+    ) -> None:
         events = int((report or {}).get("events_read", 0)) if ok else 0
         self.jobs += 1
         self.events += events
         if self.bar is not None:
             self.bar.update(self._jobs, advance=1)
             self.bar.update(self._events, advance=events)
-            return
-        status = "ok" if ok else f"failed: {(report or {}).get('error', '')}"
-        print(
+            if ok:
+                return
+        # never an empty reason: the report's line, else what the engine knew
+        why = error or (report or {}).get("error") or "no report; see the dataset's logs/"
+        status = "ok" if ok else f"failed: {why}"
+        self._say(
             f"hepstream: {name} {status} ({self.jobs}/{self.total_jobs} jobs, "
-            f"{self.events:,}/{self.total_events:,} events)",
-            file=sys.stderr,
-            flush=True,
+            f"{self.events:,}/{self.total_events:,} events)"
         )
 
     def job_retry(self, name: str, reason: str) -> None:
-        print(f"hepstream: {name} retried: {reason}", file=sys.stderr, flush=True)
+        self._say(f"hepstream: {name} retried: {reason}")
+
+    def _say(self, line: str) -> None:
+        if self.bar is not None:
+            self.bar.console.print(line, markup=False, highlight=False, soft_wrap=True)
+        else:
+            print(line, file=sys.stderr, flush=True)
 
 
 @app.command()
@@ -212,8 +238,12 @@ def submit(
 ) -> None:
     """Run the dataset's jobs (all, or --jobs) on an engine.
 
+    A job that failed for a config, input or plugin error (exit 2, 3, 4) is not retried:
+    it would fail the same way; each failed job's error line is printed.
+
     \b
     Example:
+      hepstream dataset submit ds/tau1n --engine local --concurrency 2
       hepstream dataset submit ds/tau1n --engine slurm --max-running 50
       hepstream dataset submit ds/tau1n --engine dask --address tcp://127.0.0.1:8786
     """
@@ -313,19 +343,30 @@ def collect(
       hepstream collect ds/tau1n --png ds/tau1n/plot --merge ds/tau1n/all.parquet
     """
 
+    from hepstream.dataset.histograms import merge_dataset
+
     dataset = Dataset.load(directory)
     rows = collecting.job_rows(dataset)
     report = collecting.summarize(rows, str(directory))
     if any(r.status == "ok" for r in rows):
         collecting.write_manifest(dataset, rows, dataset.tree)
+    histograms = merge_dataset(dataset, rows)
+    if histograms is not None:
+        report = dataclasses.replace(report, histograms=histograms.record())
     if merge is not None:
         collecting.merge_outputs(collecting.ok_outputs(dataset, rows), merge, dataset.tree)
     if png:
         collecting.plot(report, rows, png)
+        if histograms is not None:
+            from hepstream.hists.plot import draw
+
+            draw(histograms.results, png, title=f"{dataset.name}: {histograms.state()}")
     if as_json:
         typer.echo(report.to_json(), nl=False)
     else:
         typer.echo(collecting.table(report), nl=False)
+        if histograms is not None:
+            typer.echo("\n".join(histograms.lines()))
     if report.failed or report.missing:
         damaged = [r.error for r in rows if r.status == "damaged"]
         why = f", {len(damaged)} with a damaged report ({damaged[0]})" if damaged else ""

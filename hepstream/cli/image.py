@@ -183,7 +183,9 @@ def boot(
 
 @app.command()
 def bench(
-    image: Annotated[Path | None, typer.Option("--image", help="Image [default: build].")] = None,
+    image: Annotated[
+        Path | None, typer.Option("--image", help="Image (default: build one).")
+    ] = None,
     events: Annotated[int, typer.Option("--events", help="Events in the sample.")] = 20_000,
     direct_kernel: Annotated[bool, typer.Option("--direct-kernel")] = False,
     as_json: JsonOpt = False,

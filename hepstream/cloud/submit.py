@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from hepstream.errors import ConfigError
+from hepstream.errors import PERMANENT_EXIT_CODES, ConfigError
 from hepstream.jobspec import JobSpec
 
 
@@ -105,7 +105,7 @@ def jobs_submit_text(
 
     Each queue line carries the job's name and its whole ``hepstream run`` command; a job
     that fails for a transient reason is retried by Condor itself (``max_retries``), a
-    config or plugin error (exit 2 or 4) is not.
+    config, input or plugin error (exit 2, 3 or 4) is not.
     """
     if not jobs:
         raise ConfigError("no jobs to submit")
@@ -120,7 +120,7 @@ def jobs_submit_text(
         f"error = {log_dir}/$(name).err",
         f"log = {log_dir}/condor.log",
         f"max_retries = {retries}",
-        "retry_until = ExitCode == 2 || ExitCode == 4",
+        "retry_until = " + " || ".join(f"ExitCode == {c}" for c in sorted(PERMANENT_EXIT_CODES)),
         *vm.lines(),
         "queue name,args from (",
     ]

@@ -26,7 +26,7 @@ from hepstream._version import __version__
 from hepstream.conditions import payload as payload_files
 from hepstream.conditions.model import GlobalTag, Payload
 from hepstream.conditions.store import DAMAGED, Store
-from hepstream.errors import ConfigError, HepstreamError, InputError
+from hepstream.errors import ConfigError, HepstreamError, InputError, ServerUnavailable
 from hepstream.io.partfiles import exclusive_lock
 from hepstream.io.urls import is_remote
 from hepstream.io.xrootd import XRootDBackend
@@ -42,8 +42,9 @@ def default_cache_dir() -> Path:
     return Path(base) / "hepstream" / "conditions"
 
 
-class Unreachable(InputError):
-    """The source cannot be reached now (connection refused, timeout, 5xx): try another."""
+class Unreachable(ServerUnavailable):
+    """The source cannot be reached now (connection refused, timeout, 5xx): try another;
+    when none answers, the job may succeed later (exit 75)."""
 
 
 class Source(Protocol):

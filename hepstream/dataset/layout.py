@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -12,8 +13,23 @@ from hepstream.errors import HepstreamError, InputError
 from hepstream.io import StreamConfig, StreamingSource, expand_inputs
 
 
+def absolute(item: str) -> str:
+    """``item`` as a job sees it from any directory: a local path (or ``@list.txt``) made
+    absolute against this one; a URL (``root://``, ``http://``, ``file://``) as typed.
+
+    A dataset's jobs run wherever its engine starts them (another shell, a batch node), so
+    a path typed relative to the directory ``split`` ran in must not stay relative."""
+    if item.startswith("@"):
+        return "@" + absolute(item[1:])
+    if "://" in item:
+        return item
+    return os.path.abspath(item)
+
+
 def resolve_inputs(inputs: Sequence[str]) -> list[str]:
-    """Paths, globs (``root://`` globs by directory listing) and ``@list.txt`` file lists."""
+    """Paths, globs (``root://`` globs by directory listing) and ``@list.txt`` file lists;
+    local ones absolute (:func:`absolute`; a list's lines, like the list, against the
+    working directory)."""
     patterns: list[str] = []
     for item in inputs:
         if item.startswith("@"):
@@ -21,9 +37,11 @@ def resolve_inputs(inputs: Sequence[str]) -> list[str]:
                 lines = Path(item[1:]).read_text().splitlines()
             except OSError as err:
                 raise InputError(f"cannot read file list {item[1:]}: {err.strerror}") from None
-            patterns += [ln.strip() for ln in lines if ln.strip() and not ln.startswith("#")]
+            patterns += [
+                absolute(ln.strip()) for ln in lines if ln.strip() and not ln.startswith("#")
+            ]
         else:
-            patterns.append(item)
+            patterns.append(absolute(item))
     if not patterns:
         raise InputError("no inputs given; pass paths, root:// globs or @filelist.txt")
     return expand_inputs(patterns)

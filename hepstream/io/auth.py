@@ -68,14 +68,34 @@ def use_default_credential() -> Path | None:
     return home
 
 
-def check_keytab(path: Path) -> None:
-    """A keytab must exist and be private (no group or other bits), as sss itself demands."""
+def check_keytab(path: Path, given_by: str | None = None) -> None:
+    """A keytab must exist and be private (no group or other bits), as sss itself demands.
+
+    ``given_by`` names where the path came from for the error line (``--keytab``); by
+    default ``$XrdSecsssKT`` when the variable names it. A keytab that does not exist yet
+    is a first run's error: the line says how to make one (docs/access.md says more)."""
+    if given_by is None and path == env_keytab():
+        given_by = f"${KEYTAB_ENV}"
+    where = f" ({given_by})" if given_by else ""
     try:
         st = path.stat()
+    except FileNotFoundError:
+        user = getpass.getuser()
+        make = (
+            f"make one with 'xrdsssadmin -k {user}+ -u {user} -g {KEY_GROUP} add {path}' (one "
+            f"key per user let in, see docs/access.md)"
+        )
+        if given_by == "--keytab":
+            todo = f"{make}, or leave --keytab out to serve with your own key"
+        elif given_by:
+            todo = f"point {given_by} at your keytab file, or {make}"
+        else:
+            todo = make
+        raise ConfigError(f"sss keytab {path}{where} does not exist; {todo}") from None
     except OSError as err:
         raise ConfigError(
-            f"sss keytab {path} (from ${KEYTAB_ENV}): {err.strerror}; point ${KEYTAB_ENV} at your "
-            f"keytab file"
+            f"sss keytab {path}{where}: {err.strerror}; check the file and its directories' "
+            f"permissions"
         ) from None
     if not stat.S_ISREG(st.st_mode) or st.st_mode & 0o077:
         raise ConfigError(f"sss keytab {path} must be a private file: chmod 600 {path}")

@@ -4,11 +4,13 @@ A site sets ``stream.site_cache`` (``$HEPSTREAM_SITE_CACHE``, a cloud's ``site_c
 analyst's URLs stay the origin's. :func:`route` decides where one input is opened, and
 :class:`RemoteInput` reads it:
 
-- **cache down** (it refuses a connection, does not accept one within
-  :data:`PROBE_TIMEOUT`, or stopped answering earlier in this job): the input is read from
-  the origin, the report's ``cache_fallback`` says why, and the cache is passed over for the
-  rest of the job. With ``stream.cache_fallback`` false the job fails naming the cache and
-  the setting. A plain TCP connect decides "down" at once: the XRootD client would spend
+- **cache down** (it refuses a connection, does not accept one within 2 s
+  (:data:`~hepstream.io.xrootd.PROBE_TIMEOUT`: a cache on the site's LAN that cannot
+  accept a connection that fast would not serve reads either), or stopped answering
+  earlier in this job): the input is read from the origin, the report's
+  ``cache_fallback`` says why, and the cache is passed over for the rest of the job.
+  With ``stream.cache_fallback`` false the job fails naming the cache and the setting.
+  A plain TCP connect decides "down" at once: the XRootD client would spend
   its whole connection window on a refused port (10 s with the job's settings, measured)
   and the read's retry policy on top.
 - **the cache answers but fails a request** (its own error, or no answer within the stream
@@ -31,12 +33,10 @@ a fully cached file waited 39 s on a shared connection, 0.01 s on its own).
 from __future__ import annotations
 
 import hashlib
-import socket
 import threading
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
-from hepstream.errors import InputError
+from hepstream.errors import InputError, ServerUnavailable
 from hepstream.io.config import StreamConfig
 from hepstream.io.urls import is_remote, split_url, via_cache
 from hepstream.io.xrootd import (
@@ -46,14 +46,9 @@ from hepstream.io.xrootd import (
     XRootDBackend,
     gone,
     mark_gone,
+    probe,
     stat_path,
 )
-
-#: Seconds a TCP connect to a site cache (or, after a failure through it, to the origin)
-#: may take before it counts as not answering. A site cache is on the site's LAN, where a
-#: handshake takes well under a millisecond; 2 s rides out a loaded host, and a cache that
-#: cannot accept a connection that fast would not serve reads either.
-PROBE_TIMEOUT = 2.0
 
 #: kXR error codes that are the file's (or the key's) own: the origin would answer the
 #: same, so they pass through a cache unchanged (not found, not authorized, a directory).
@@ -69,25 +64,10 @@ class CacheUnavailable(StorageUnavailable):
     fault, so ``--skip-bad-files`` does not skip it."""
 
 
-class OriginUnreachable(InputError):
+class OriginUnreachable(ServerUnavailable):
     """The site cache answers but could not serve the file from its origin, which is down:
-    the file's uncached bytes cannot be read now (``--skip-bad-files`` skips it)."""
-
-
-def probe(server: str, timeout: float = PROBE_TIMEOUT) -> str | None:
-    """None if ``server`` (``root://host:port``) accepts a TCP connection; else why not, as
-    words that complete "site cache X ..." ("refused the connection")."""
-    parts = urlsplit(server)
-    address = (parts.hostname or "", parts.port or 1094)
-    try:
-        with socket.create_connection(address, timeout=timeout):
-            return None
-    except ConnectionRefusedError:
-        return "refused the connection"
-    except TimeoutError:
-        return f"did not accept a connection within {timeout:g} s"
-    except OSError as err:
-        return f"cannot be reached ({err.strerror or err})"
+    the file's uncached bytes cannot be read now (``--skip-bad-files`` skips it; a failed
+    job exits 75, it may succeed later)."""
 
 
 def _mark_down(server: str, why: str) -> None:

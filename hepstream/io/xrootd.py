@@ -11,14 +11,16 @@ import fnmatch
 import functools
 import os
 import posixpath
+import socket
 import threading
 import time
 import zlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import NamedTuple, NoReturn, Protocol, TypeVar
+from urllib.parse import urlsplit
 
-from hepstream.errors import InputError, OutputError
+from hepstream.errors import InputError, OutputError, ServerUnavailable
 from hepstream.io.auth import use_default_credential
 from hepstream.io.config import XRD_MAX_VECTOR_ELEMENT_BYTES, XRD_MAX_VECTOR_ELEMENTS
 from hepstream.io.partfiles import part_name
@@ -164,9 +166,10 @@ def _transient(status: _Status) -> bool:
     return "auth" not in str(status.message).lower()
 
 
-class StorageUnavailable(InputError):
-    """A server did not answer within the retry policy (stalled, or gone): not the file's
-    fault, so ``--skip-bad-files`` does not skip it; the job fails."""
+class StorageUnavailable(ServerUnavailable):
+    """A server did not answer within the retry policy (stalled, or gone), or refused the
+    connection before it ever answered: not the file's fault, so ``--skip-bad-files`` does
+    not skip it; the job fails (exit 75: it may succeed later)."""
 
 
 class RequestRefused(InputError):
@@ -193,6 +196,59 @@ class ShortRead(InputError):
             f"job again"
         )
         self.path, self.offset, self.asked, self.got = path, offset, asked, got
+
+
+# -- is anyone there? ------------------------------------------------------------------
+#: Seconds a plain TCP connect may take before it counts as not answering (on a site's LAN a
+#: handshake takes well under a millisecond; 2 s rides out a loaded host).
+PROBE_TIMEOUT = 2.0
+#: What :func:`probe` says of a port nothing listens on.
+REFUSED = "refused the connection"
+
+
+def probe(server: str, timeout: float = PROBE_TIMEOUT) -> str | None:
+    """None if ``server`` (``root://host:port``) accepts a TCP connection; else why not, as
+    words that complete "SERVER ..." (:data:`REFUSED`). A plain connect decides at once
+    what the XRootD client would take its whole connection window to say (10 s with the
+    job's settings, then the retry policy on top)."""
+    parts = urlsplit(server)
+    address = (parts.hostname or "", parts.port or 1094)
+    try:
+        with socket.create_connection(address, timeout=timeout):
+            return None
+    except ConnectionRefusedError:
+        return REFUSED
+    except TimeoutError:
+        return f"did not accept a connection within {timeout:g} s"
+    except OSError as err:
+        return f"cannot be reached ({err.strerror or err})"
+
+
+#: Servers (host, port) that accepted a connection in this job: a refusal from one of them
+#: later is a restart or an outage, which the retry policy rides out.
+_REACHED: set[tuple[str, int]] = set()
+_REACHED_LOCK = threading.Lock()
+
+
+def refuse_fast(server: str) -> None:
+    """Raise :class:`StorageUnavailable` at once if ``server`` refuses a TCP connection and
+    never accepted one in this job (a wrong port, a server not started): waiting out the
+    retry policy would only end in "stopped answering" 18 s later. Anything else (it
+    answers, or is slow to) is left to the XRootD client and its retry policy."""
+    parts = urlsplit(server)
+    address = (parts.hostname or "", parts.port or 1094)
+    with _REACHED_LOCK:
+        if address in _REACHED:
+            return
+    if probe(server) != REFUSED:
+        with _REACHED_LOCK:
+            _REACHED.add(address)
+        return
+    raise StorageUnavailable(
+        f"cannot connect to storage server {server}: connection refused (nothing listens on "
+        f"port {address[1]} of {address[0]}); check the URL's host and port ('hepstream "
+        f"serve' prints the URL to use) and that the server runs"
+    )
 
 
 # -- the client's policy ----------------------------------------------------------------
@@ -334,6 +390,8 @@ class XRootDBackend:
         #: Tries after a transient failure so far (the job report's ``read_retries``).
         self.retried = 0
         self._generation = 0  # bumped at each reopen: threads that saw a failure reopen once
+        if not gone(self.server):  # a gone server fails below without a wait of its own
+            refuse_fast(self.server)
         self._file: _File = self._call("open", self._open_new, reopen=False)
         info = self._call("stat", lambda: self._file.stat(timeout=self._timeout))
         self.size = info.size
@@ -496,9 +554,12 @@ def storage_unavailable() -> bool:
 
 
 def forget_gone(server: str | None = None) -> None:
-    """Give servers (or one) another chance: a new job in a long-lived process."""
+    """Give servers (or one) another chance: a new job in a long-lived process. A new job
+    also learns afresh which servers are there (:func:`refuse_fast`)."""
     if server is None:
         _GONE.clear()
+        with _REACHED_LOCK:
+            _REACHED.clear()
     else:
         _GONE.discard(server)
 
@@ -521,6 +582,7 @@ def stat_path(url: str, timeout: int = 30) -> StatAnswer:
     """Stat ``url`` once. Neither ok nor missing: the server could not say (not answering:
     the open's retry policy reports that; a site cache whose origin is down)."""
     server, path = split_url(url)
+    refuse_fast(server)
     status, _ = _filesystem(server).stat(path, timeout=timeout)
     if status.ok:
         return StatAnswer(True, None, "")
@@ -535,6 +597,7 @@ def expand_remote(pattern: str, timeout: int = 30) -> list[str]:
     directory, name = posixpath.split(path)
     if not any(ch in name for ch in "*?["):
         return [pattern]
+    refuse_fast(server)
     status, listing = _filesystem(server).dirlist(directory, timeout=timeout)
     if not status.ok:
         raise InputError(f"cannot list {server}/{directory}: {_why(status)}")

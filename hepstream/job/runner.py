@@ -266,7 +266,7 @@ class _Job:
             self.writer.abort()
         report.status = "failed"
         if isinstance(err, HepstreamError | Interrupted):
-            report.detail = keep_detail(err, self.spec.report, scratch_dir())
+            report.detail = keep_detail(err, self.spec.report, self.spec.output, scratch_dir())
         report.error = error_line(err)
         for entry in report.files:
             if entry.status == "pending" and entry.events_read:

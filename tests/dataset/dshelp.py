@@ -13,7 +13,9 @@ import typer
 from hepstream.cli.analyst import run, spec_from_options
 
 ROOT = Path(__file__).resolve().parents[2]
-PLUGIN = ROOT / "examples" / "tau1n.py"
+#: The dataset tests' plugin books histograms and names its cuts: every engine's test also
+#: checks that collect merges them bit for bit as one job over all inputs.
+PLUGIN = ROOT / "examples" / "tau1n_hists.py"
 
 
 def child_env() -> dict[str, str]:
@@ -25,6 +27,22 @@ def child_env() -> dict[str, str]:
 def same_events(a: Path, b: Path) -> bool:
     left, right = ak.from_parquet(a), ak.from_parquet(b)
     return len(left) == len(right) and ak.to_list(left) == ak.to_list(right)
+
+
+def histogram_state(path: Path) -> str:
+    """The exact histogram state (hists/store.py) in a ROOT file: equal text, equal bits."""
+    import uproot
+
+    with uproot.open(path) as file:
+        return str(file["hepstream_histograms"])
+
+
+def same_histograms(dataset: Path, reference: Path) -> bool:
+    """collect's merged histograms and cut flow of ``dataset`` are, bit for bit, those of
+    the one job ``reference`` (a Parquet output: its ``.hist.root`` sidecar)."""
+    merged = histogram_state(dataset / "histograms.root")
+    one_job = histogram_state(reference.with_suffix(".hist.root"))
+    return merged == one_job and '"histograms": []' not in merged
 
 
 def job_pids(marker: str) -> list[int]:

@@ -9,7 +9,7 @@ import threading
 import time
 
 import pytest
-from dshelp import child_env, same_events
+from dshelp import child_env, same_events, same_histograms
 
 from hepstream.cli import main
 from hepstream.dataset.engines.base import QuietProgress
@@ -38,6 +38,7 @@ def test_dask_dataset_equals_one_run(dask_cluster, split_dataset, reference, cap
     assert report["events_read"] == 24_000
     assert [(g["engine"], g["ok"]) for g in report["groups"]] == [("dask", 4)]
     assert same_events(merged, reference)
+    assert same_histograms(ds, reference)
 
 
 def test_killed_dask_worker_is_retried_with_identical_result(
@@ -75,6 +76,7 @@ def test_killed_dask_worker_is_retried_with_identical_result(
     merged = tmp_path / "merged.parquet"
     assert main(["collect", str(ds), "--merge", str(merged)]) == 0
     assert same_events(merged, reference)
+    assert same_histograms(ds, reference)
 
 
 def test_unreachable_scheduler_is_a_config_error(split_dataset, capsys):

@@ -8,7 +8,7 @@ import threading
 
 import awkward as ak
 import pytest
-from dshelp import PLUGIN, child_env, kill_when_running, same_events
+from dshelp import PLUGIN, child_env, kill_when_running, same_events, same_histograms
 
 from hepstream.cli import main
 from hepstream.dataset.engines.base import QuietProgress
@@ -48,8 +48,13 @@ def test_local_dataset_equals_one_run_and_a_removed_job_is_resubmitted(
     assert group["events_per_s_mean"] > 0
     assert group["cpu_efficiency"] > 0
     assert same_events(merged, reference)
+    assert same_histograms(ds, reference)
     assert (tmp_path / "p-sites.png").stat().st_size > 0
     assert (tmp_path / "p-throughput.png").stat().st_size > 0
+    for name in ("mass", "thrust", "lead_p", "cutflow"):  # the merged histograms, drawn
+        assert (tmp_path / f"p-{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert report["histograms"]["complete"]
+    assert report["histograms"]["cutflow"][-1][1] == report["events_selected"]
 
     assert ak.to_list(ak.from_parquet(ds / "outputs")) == ak.to_list(ak.from_parquet(reference))
 
@@ -60,6 +65,10 @@ def test_local_dataset_equals_one_run_and_a_removed_job_is_resubmitted(
     assert rc == 1
     assert "missing: job-00002" in out
     assert "counts do NOT add up" in out
+    # the merge of the other three is kept apart and said to be partial; none passes as whole
+    assert "3 of 4 jobs only: NOT the whole dataset" in out
+    assert not (ds / "histograms.root").exists()
+    assert (ds / "histograms-partial.root").exists()
     (command,) = [
         line.split("resubmit: ", 1)[1] for line in out.splitlines() if "resubmit:" in line
     ]
@@ -80,6 +89,8 @@ def test_local_dataset_equals_one_run_and_a_removed_job_is_resubmitted(
     assert rc == 0
     assert "counts add up" in out
     assert same_events(merged, reference)
+    assert same_histograms(ds, reference)
+    assert not (ds / "histograms-partial.root").exists()
 
 
 def test_status_and_a_permanent_failure_is_not_retried(split_dataset, capsys, tmp_path):
@@ -134,6 +145,7 @@ def test_event_split_jobs_read_each_cluster_once(dataset_files, reference, capsy
     assert main(["collect", str(ds), "--merge", str(merged)]) == 0
     assert "counts add up" in capsys.readouterr().out
     assert same_events(merged, reference)
+    assert same_histograms(ds, reference)
 
 
 def test_split_refuses_bad_requests(dataset_files, capsys, tmp_path):
@@ -186,3 +198,4 @@ def test_killed_local_job_is_run_again_with_identical_result(split_dataset, refe
     merged = tmp_path / "merged.parquet"
     assert main(["collect", str(dataset.path), "--merge", str(merged)]) == 0
     assert same_events(merged, reference)
+    assert same_histograms(dataset.path, reference)

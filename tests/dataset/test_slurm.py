@@ -8,7 +8,7 @@ import threading
 import time
 
 import pytest
-from dshelp import child_env, kill_when_running, same_events
+from dshelp import child_env, kill_when_running, same_events, same_histograms
 
 from hepstream.cli import main
 from hepstream.dataset.engines.base import QuietProgress
@@ -71,7 +71,8 @@ def test_parse_scontrol_expands_pending_records():
     ("state", "code", "sig", "restarts", "expected"),
     [
         ("FAILED", 0, 9, 0, True),  # killed: retry
-        ("FAILED", 3, 0, 0, True),  # input error: may be transient
+        ("FAILED", 3, 0, 0, False),  # input error (missing, damaged): permanent
+        ("FAILED", 75, 0, 0, True),  # a server did not answer: may succeed later
         ("FAILED", 4, 0, 0, False),  # plugin error: permanent
         ("FAILED", 2, 0, 0, False),  # config error: permanent
         ("NODE_FAIL", 0, 0, 1, True),
@@ -116,12 +117,41 @@ def test_slurm_dataset_equals_one_run(slurm_env, split_dataset, reference, capsy
     assert report["events_read"] == 24_000
     assert [(g["engine"], g["ok"]) for g in report["groups"]] == [("slurm", 4)]
     assert same_events(merged, reference)
+    assert same_histograms(ds, reference)
     (sub,) = Dataset.load(ds).submissions()
     assert sub["engine"] == "slurm"
     assert sub["array_id"]
     assert sorted(p.name for p in (ds / "logs").iterdir()) == [
         f"slurm-{sub['array_id']}_{i}.out" for i in range(4)
     ]
+
+
+@pytest.mark.slurm
+@pytest.mark.dask
+@pytest.mark.slow
+def test_one_dataset_over_local_dask_and_slurm_merges_as_one_job(
+    slurm_env, dask_cluster, split_dataset, reference, capsys
+):
+    """Jobs of one dataset run on three engines, finishing in their own order: collect's
+    histograms and cut flow are, bit for bit, one job's over all inputs."""
+    ds = split_dataset("mixed")
+    engines = [
+        ("job-00000", ["--engine", "local"]),
+        ("job-00001", ["--engine", "dask", "--address", dask_cluster.address]),
+        ("job-00002,job-00003", ["--engine", "slurm"]),
+    ]
+    for jobs, engine in engines:
+        assert main(["dataset", "submit", str(ds), *engine, "--jobs", jobs]) == 0
+    capsys.readouterr()
+    assert main(["collect", str(ds), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert sorted((g["engine"], g["ok"]) for g in report["groups"]) == [
+        ("dask", 1), ("local", 1), ("slurm", 2),
+    ]  # fmt: skip
+    assert report["events_add_up"]
+    assert report["histograms"]["complete"]
+    assert report["histograms"]["jobs_merged"] == 4
+    assert same_histograms(ds, reference)
 
 
 @pytest.mark.slurm
@@ -156,6 +186,7 @@ def test_killed_slurm_job_is_requeued_with_identical_result(
     merged = tmp_path / "merged.parquet"
     assert main(["collect", str(ds), "--merge", str(merged)]) == 0
     assert same_events(merged, reference)
+    assert same_histograms(ds, reference)
 
 
 @pytest.mark.slurm

@@ -169,7 +169,7 @@ def test_a_down_cache_without_fallback_fails_the_job(origin, tmp_path):
     out = tmp_path / "out.parquet"
     settings = ["--set", f"stream.site_cache={nobody}", "--set", "stream.cache_fallback=false"]
     code, err, report, elapsed = _run(out, origin.data_url("a.root"), *settings)
-    line = one_error_line(code, err, 3, nobody, "refused the connection", "stream.cache_fallback")
+    line = one_error_line(code, err, 75, nobody, "refused the connection", "stream.cache_fallback")
     assert report["status"] == "failed"
     assert report["error"] == line.removeprefix("hepstream: error: ")
     _no_output(out)
@@ -195,7 +195,7 @@ def test_a_dead_origin_behind_the_cache(origin, cache, tmp_path):
     # B: nothing of it is cached: one line naming both, within the 5 s timeout
     out = tmp_path / "b.parquet"
     code, err, report, elapsed = _run(out, b, *setting)
-    line = one_error_line(code, err, 3, cache.url, origin_url, b, "could not reach the origin")
+    line = one_error_line(code, err, 75, cache.url, origin_url, b, "could not reach the origin")
     assert "--skip-bad-files" in line
     assert report["status"] == "failed"
     assert report["origin_bytes"] == 0  # never read from the (dead) origin directly

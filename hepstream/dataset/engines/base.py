@@ -9,15 +9,14 @@ from typing import Any, ClassVar, Protocol
 
 from hepstream.dataset.record import Dataset
 from hepstream.dataset.split import DatasetJob
-from hepstream.errors import ConfigError, PluginError
+from hepstream.errors import PERMANENT_EXIT_CODES
 from hepstream.jobspec import JobSpec
-
-#: Exit codes that fail the same way every time: a retry would only repeat them.
-PERMANENT_EXIT_CODES = frozenset({ConfigError.exit_code, PluginError.exit_code})
 
 
 def is_transient(exit_code: int) -> bool:
-    """A failure worth retrying: killed by a signal (negative), I/O, or an internal error."""
+    """A failure worth retrying: killed by a signal (negative, or 128 + N), a server that did
+    not answer (75), an output or internal error; never a config, input or plugin error
+    (:data:`~hepstream.errors.PERMANENT_EXIT_CODES`): those fail the same way every time."""
     return exit_code != 0 and exit_code not in PERMANENT_EXIT_CODES
 
 
@@ -39,9 +38,12 @@ class Outcome:
 
 
 class Progress(Protocol):
-    """Told about each job as it ends (the CLI shows jobs and events)."""
+    """Told about each job as it ends (the CLI shows jobs and events); a failed job's
+    ``error`` is its report's line, or what the engine knows when there is no report."""
 
-    def job_done(self, name: str, report: dict[str, Any] | None, ok: bool) -> None: ...
+    def job_done(
+        self, name: str, report: dict[str, Any] | None, ok: bool, error: str | None = None
+    ) -> None: ...
 
     def job_retry(self, name: str, reason: str) -> None: ...
 
@@ -49,7 +51,9 @@ class Progress(Protocol):
 class QuietProgress:
     """Progress that shows nothing (library use, tests)."""
 
-    def job_done(self, name: str, report: dict[str, Any] | None, ok: bool) -> None:
+    def job_done(
+        self, name: str, report: dict[str, Any] | None, ok: bool, error: str | None = None
+    ) -> None:
         pass
 
     def job_retry(self, name: str, reason: str) -> None:

@@ -4,7 +4,8 @@ The task runs the job in the worker process (:func:`run_task`), as coffea's exec
 and returns its report. Retries are Dask's own: a task whose worker dies is rescheduled
 by the scheduler on another worker (up to its ``allowed-failures``), and a task that
 raises a transient error is re-run ``retries`` times (``Client.submit(retries=...)``).
-Config and plugin errors are returned as failed reports instead, so they are not retried.
+Config, input and plugin errors are returned as failed reports instead, so they are not
+retried (:func:`~hepstream.dataset.engines.base.is_transient`).
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import Any, ClassVar
 
-from hepstream.dataset.engines.base import Outcome, Progress
+from hepstream.dataset.engines.base import Outcome, Progress, is_transient
 from hepstream.dataset.record import Dataset
 from hepstream.dataset.split import DatasetJob
-from hepstream.errors import ConfigError, PluginError
+from hepstream.errors import ConfigError, HepstreamError
 from hepstream.job.runner import run_job
 from hepstream.jobspec import JobSpec
 
@@ -39,7 +40,10 @@ def run_task(mapping: dict[str, Any]) -> dict[str, Any]:
     spec = JobSpec.from_mapping(mapping)
     try:
         return run_job(spec).asdict()
-    except (ConfigError, PluginError) as err:  # the same on any worker: do not retry
+    except HepstreamError as err:
+        if is_transient(err.exit_code):  # raised: Dask runs it again (retries=)
+            raise
+        # a config, input or plugin error is the same on any worker: returned, not retried
         return {"status": "failed", "error": str(err), "site": spec.site}
 
 
@@ -95,13 +99,10 @@ class DaskEngine:
                     ok = report.get("status") == "ok"
                     error = report.get("error")
                 except Exception as err:  # KilledWorker, or a transient error out of retries
-                    report, ok, error = (
-                        dataset.report_of(job),
-                        False,
-                        f"{type(err).__name__}: {err}",
-                    )
+                    report, ok = dataset.report_of(job), False
+                    error = (report or {}).get("error") or f"{type(err).__name__}: {err}"
                 outcomes[job.name] = Outcome(
                     job.name, "ok" if ok else "failed", 0, error, keys[job.name], report
                 )
-                progress.job_done(job.name, report, ok)
+                progress.job_done(job.name, report, ok, error)
         return [outcomes[j.name] for j in jobs]

@@ -52,14 +52,15 @@ class LocalEngine:
                     env=self.env,
                 )
             report = _read(str(job.spec.report))
+            outcome.report = report
             if rc == 0:
-                outcome.status, outcome.report, outcome.error = "ok", report, None
+                outcome.status, outcome.error = "ok", None
                 break
-            outcome.error = (report or {}).get("error") or f"hepstream run exited {rc}"
+            outcome.error = (report or {}).get("error") or f"hepstream run exited {rc} ({log})"
             if not is_transient(rc) or attempt > self.retries:
                 break
             progress.job_retry(job.name, outcome.error)
-        progress.job_done(job.name, outcome.report, outcome.status == "ok")
+        progress.job_done(job.name, outcome.report, outcome.status == "ok", outcome.error)
         return outcome
 
 

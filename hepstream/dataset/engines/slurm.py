@@ -248,7 +248,7 @@ class SlurmEngine:
                     f"{array_id}_{i}",
                     report,
                 )
-                progress.job_done(job.name, report, ok)
+                progress.job_done(job.name, report, ok, error)
             if len(done) < len(todo):
                 time.sleep(self.poll_s)
         return [done[index[j.name]] for j in jobs]
