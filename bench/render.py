@@ -1028,3 +1028,110 @@ TARGETS = (
         1.05, False, _site_images, strict=False,
     ),
 )  # fmt: skip
+
+
+# -- fill suite (bench/test_fill_cost.py, issue 26): kept in one block ---------------------
+
+#: The ways of filling, as ``bench/test_fill_cost.py`` names them, and their column headers.
+_FILL_WAYS = (
+    ("selected", "selected: `fill`"),
+    ("selected-weighted", "selected: `fill`, weights"),
+    ("numba-selected", "selected: numba `bins()`"),
+    ("all", "all: `fill_all`"),
+    ("all-weighted", "all: `fill_all`, weights"),
+    ("numba-all", "all: numba `bins()`"),
+)
+#: The jobs that compute what a way fills and fill nothing.
+_FILL_COMPUTED = (
+    ("selected-computed", "selected: values computed, not filled"),
+    ("all-computed", "all: values computed, not filled (no preselection)"),
+)
+#: The issue's targets: cost in % of the plain job's wall, per way of filling.
+FILL_SELECTED_MAX, FILL_ALL_MAX = 5.0, 15.0
+
+
+def _fill_limit(way: str) -> float | None:
+    if way.endswith("computed"):
+        return None
+    return FILL_ALL_MAX if way.startswith("all") or way == "numba-all" else FILL_SELECTED_MAX
+
+
+def _fill_worst(recs: list[Record], way: str) -> tuple[float, str] | None:
+    """The largest cost (% of job wall) of one way of filling over the layouts; None in
+    quick mode (20k-event files: the fixed costs of a job are most of it)."""
+    mine = [r for r in recs if r.suite == "fill" and r.info.get("mode") != "quick"]
+    if not mine:
+        return None
+    worst = max(mine, key=lambda r: r.info["cost"][way])
+    info = worst.info
+    return 100 * info["cost"][way], (
+        f"{info['layout']}: median of {info['rounds']} rounds, range "
+        f"{100 * info['cost_range'][way][0]:+.1f}..{100 * info['cost_range'][way][1]:+.1f} %"
+    )
+
+
+def _fill_cells(info: dict, key: str, ways=(*_FILL_WAYS, *_FILL_COMPUTED)) -> list[str]:
+    cells = []
+    for way, _ in ways:
+        value = 100 * info[key][way]
+        limit = _fill_limit(way)
+        mark = "" if limit is None else (" ✓" if value <= limit else " ✗")
+        cells.append(f"{value:+.1f} %{mark}")
+    return cells
+
+
+def _fill_table(recs: list[Record]) -> list[str]:
+    heads = ["layout", "events (selected)", "plain job s",
+             *(h for _, h in (*_FILL_WAYS, *_FILL_COMPUTED))]  # fmt: skip
+    wall, cpu, fills = [], [], []
+    for rec in sorted(recs, key=lambda r: LAYOUT_ORDER.index(r.info["layout"])
+                      if r.info["layout"] in LAYOUT_ORDER else 99):  # fmt: skip
+        info = rec.info
+        label = f"`{info['layout']}` ({info['kind']}, {info['writer']})"
+        counts = f"{info['events']:,} ({info['selected']:,})"
+        wall.append([label, counts, _num(info["plain_wall_s"], 3), *_fill_cells(info, "cost")])
+        cpu.append([label, counts, _num(info["plain_cpu_s"], 3), *_fill_cells(info, "cpu_cost")])
+        fills.append([label, counts, _num(info["plain_wall_s"], 3),
+                      *_fill_cells(info, "fills_cost", _FILL_WAYS)])  # fmt: skip
+    first = recs[0].info if recs else {}
+    loads = ", ".join(f"{r.info['layout']} {r.info['load_avg'][0]:.1f}-{r.info['load_avg'][1]:.1f}"
+                      for r in recs)  # fmt: skip
+    return [
+        f"Cost of filling in % of the plain `zmumu.py` job (✓ within the target: "
+        f"{FILL_SELECTED_MAX:g} % on the selected events, {FILL_ALL_MAX:g} % on all): the "
+        f"median over {first.get('rounds', '?')} rounds of each variant's `run_job` over a "
+        f"plain `run_job` right before or after it; variants in an order rotated round by "
+        f"round.", "",
+        "Job wall:", "", *_table(heads, wall), "",
+        "The fills alone: job wall of each way minus that of the job computing the same values "
+        "without filling (numba: minus the plain job), in % of the plain job's wall:", "",
+        *_table(heads[: 3 + len(_FILL_WAYS)], fills), "",
+        "Job CPU (process time, all threads; less sensitive to other load on the machine):",
+        "", *_table([*heads[:2], "plain job CPU s", *heads[3:]], cpu), "",
+        f"1-minute load average before-after each layout: {loads}.",
+    ]  # fmt: skip
+
+
+SUITES = (*SUITES, "fill")
+_SECTIONS["fill"] = (
+    "Filling histograms (issue 26): three histograms on the layout matrix's ROOT files "
+    "(`bench/test_fill_cost.py`)",
+    _fill_table,
+)
+TARGETS = (
+    *TARGETS,
+    Target(
+        "fill: 3 histograms on every selected event <= 5 % of job wall",
+        "% job wall added by `Histogram.fill` of a 1D, a 2D and a variable-binned histogram "
+        "in fill(), vs the plain plugin; worst ROOT-written layout",
+        FILL_SELECTED_MAX, False, lambda r: _fill_worst(r, "selected"), unit=" %",
+        strict=False, quick=False,
+    ),
+    Target(
+        "fill: 3 histograms on all events <= 15 % of job wall",
+        "% job wall added by the same fills in fill_all() on every event read, vs the plain "
+        "plugin; worst ROOT-written layout",
+        FILL_ALL_MAX, False, lambda r: _fill_worst(r, "all"), unit=" %",
+        strict=False, quick=False,
+    ),
+)  # fmt: skip

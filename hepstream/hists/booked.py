@@ -64,8 +64,9 @@ class Histogram:
         self.extent: tuple[int, ...] = tuple(self.template.axes.extent)
         self._edges = {id(a): np.asarray(a.edges, dtype=np.float64) for a in self.template.axes}
         #: Per regular axis, ``(lower, delta)`` that reproduce boost's own bins (checked on
-        #: every edge and its neighbours), or None: boost's ``axis.index`` then.
-        self._regular = {id(a): _regular_parameters(a) for a in self.template.axes}
+        #: every edge and its neighbours), or None: boost's ``axis.index`` then. Found at the
+        #: first weighted fill: unweighted histograms never load that kernel.
+        self._regular: dict[int, tuple[float, float] | None] | None = None
         size = int(np.prod(self.extent))
         #: Weighted entries per flat bin, and their exact sums of weights (squared weights).
         self.wcounts = np.zeros(size, dtype=np.int64)
@@ -155,6 +156,8 @@ class Histogram:
         for axis, column, extent in reversed(axes):
             values = np.broadcast_to(column, (length,))
             offset = 1 if axis.traits.underflow else 0
+            if self._regular is None:
+                self._regular = {id(a): _regular_parameters(a) for a in self.template.axes}
             regular = self._regular[id(axis)]
             numbers = values.dtype.kind in "fiu"
             if regular is not None and numbers:

@@ -125,12 +125,18 @@ def add(into: np.ndarray, other: np.ndarray) -> None:
 
 
 def to_float(limbs: np.ndarray) -> np.ndarray:
-    """The correctly rounded float64 of each exact sum."""
-    scale = 1 << GRID
-    out = np.empty(len(limbs), dtype=np.float64)
-    for row, values in enumerate(limbs.tolist()):
-        total = 0
-        for i, limb in enumerate(values):
-            total += limb << (32 * i)
-        out[row] = total / scale  # int / int is correctly rounded in Python
+    """The correctly rounded float64 of each exact sum.
+
+    Each non-zero sum becomes one Python integer (its normalized low limbs read as bytes,
+    the signed top limb shifted in) divided by ``2**GRID``: int / int is correctly rounded
+    in Python. Empty bins cost nothing."""
+    limbs = limbs.copy()
+    normalize(limbs)
+    out = np.zeros(len(limbs), dtype=np.float64)
+    rows = np.flatnonzero(limbs.any(axis=1))
+    width, shift, scale = 4 * (LIMBS - 1), 32 * (LIMBS - 1), 1 << GRID
+    low = limbs[rows, :-1].astype("<u4").tobytes()  # every low limb is in [0, 2**32)
+    for j, (row, top) in enumerate(zip(rows.tolist(), limbs[rows, -1].tolist(), strict=True)):
+        value = int.from_bytes(low[j * width : (j + 1) * width], "little") + (top << shift)
+        out[row] = value / scale
     return out
