@@ -1,4 +1,4 @@
-"""Z -> mu mu (``zmumu.py``'s selection, copied) filling three histograms, for the fill-cost
+"""Z -> mu mu (``zmumu.py``'s selection, imported) filling three histograms, for the fill-cost
 bench of issue 26 (``bench/test_fill_cost.py``).
 
 The histograms: the dimuon mass (1D, regular bins), the leading muon's pt against its eta
@@ -25,86 +25,40 @@ event with two muons, for "all") and filling them.
 Written as an analyst minding the job's speed would: the dimuon mass of the selected events
 is computed once (fill() keeps it for output() of the same events; the numba path fills
 with the mass its cut computed).
-The kernels of the selection are ``zmumu.py``'s, unchanged: a copy of the same selection
-has the same cost (the smoke test checks both keep the same events).
+The kernels of the selection are ``zmumu.py``'s, imported (``bench`` is importable wherever
+the bench runs): the same selection at the same cost (the smoke test checks both keep the
+same events).
 """
 
-import math
 
 import hist
 import numba
 import numpy as np
 
 import hepstream
+from bench.plugins.zmumu import (  # the selection itself: the same kernels, the same cost
+    ETA_MAX,
+    MASS_HI,
+    MASS_LO,
+    PT_LEAD,
+    PT_SUB,
+    _cheap,
+    _masses,
+    _mll,
+    _zmumu,
+)
 
 FILL = "selected"
 WEIGHTED = FILL.endswith("weighted")
 EVERY = FILL in ("all", "all-weighted", "numba-all", "all-computed")
 BOOKED = not FILL.endswith("computed")
 
-PT_LEAD, PT_SUB, ETA_MAX = 25.0, 15.0, 2.4  # GeV, GeV, |eta|
-MASS_LO, MASS_HI = 70.0, 110.0  # GeV, around the Z
-MET_MAX = 60.0  # GeV
 #: Below every axis: what an event without that muon (or pair) is filled with.
 MISSING = -10.0
 #: ``hepstream.bin_index``: a numba function, called from the kernel below.
 bin_index = hepstream.bin_index
 SUB_PT_EDGES = [0.0, 5.0, 10.0, 15.0, 20.0, 25.0, 30.0, 35.0, 40.0, 45.0, 50.0, 60.0, 80.0,
                 100.0, 150.0, 250.0]  # fmt: skip
-
-
-# -- zmumu.py's kernels ---------------------------------------------------------------------
-
-
-@numba.njit(cache=True, nogil=True)
-def _cheap(n_muon, met):
-    keep = np.empty(len(n_muon), np.bool_)
-    for i in range(len(n_muon)):
-        keep[i] = (n_muon[i] >= 2) & (met[i] < MET_MAX)
-    return keep
-
-
-@numba.njit(cache=True, nogil=True)
-def _mll(a, b, pt, eta, phi, mass):
-    """Invariant mass of muons ``a`` and ``b`` (indices into the flat content), in float64."""
-    f = np.float64
-    pta, etaa, phia, ma = f(pt[a]), f(eta[a]), f(phi[a]), f(mass[a])
-    ptb, etab, phib, mb = f(pt[b]), f(eta[b]), f(phi[b]), f(mass[b])
-    px = pta * math.cos(phia) + ptb * math.cos(phib)
-    py = pta * math.sin(phia) + ptb * math.sin(phib)
-    pz = pta * math.sinh(etaa) + ptb * math.sinh(etab)
-    ea = math.sqrt((pta * math.cosh(etaa)) ** 2 + ma**2)
-    eb = math.sqrt((ptb * math.cosh(etab)) ** 2 + mb**2)
-    m2 = (ea + eb) ** 2 - px**2 - py**2 - pz**2
-    return math.sqrt(max(m2, 0.0))
-
-
-@numba.njit(cache=True, nogil=True)
-def _zmumu(n_muon, met, offsets, pt, eta, phi, charge, mass):
-    keep = _cheap(n_muon, met)
-    for i in range(len(keep)):
-        if not keep[i]:
-            continue
-        a, b = offsets[i], offsets[i] + 1
-        keep[i] = (
-            (np.float64(pt[a]) > PT_LEAD)
-            & (np.float64(pt[b]) > PT_SUB)
-            & (abs(np.float64(eta[a])) < ETA_MAX)
-            & (abs(np.float64(eta[b])) < ETA_MAX)
-            & (charge[a] * charge[b] < 0)
-        )
-        if keep[i]:
-            m = _mll(a, b, pt, eta, phi, mass)
-            keep[i] = (m > MASS_LO) & (m < MASS_HI)
-    return keep
-
-
-@numba.njit(cache=True, nogil=True)
-def _masses(offsets, pt, eta, phi, mass):
-    out = np.empty(len(offsets) - 1, np.float64)
-    for i in range(len(out)):
-        out[i] = _mll(offsets[i], offsets[i] + 1, pt, eta, phi, mass)
-    return out
 
 
 # -- what the histograms are filled with ------------------------------------------------------
