@@ -16,6 +16,7 @@ import pytest
 
 from hepstream.cli import main
 from hepstream.tools.generate import generate_sample
+from tests.test_input_messages import BAD_KERNEL  # the same broken numba kernel
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -39,21 +40,6 @@ class AsList(hepstream.Selection):
     branches = ["thrust"]
     def select(self, events):
         return [{expr} for t in events.thrust.to_list()]
-"""
-BAD_KERNEL = """\
-import numba, numpy as np, hepstream
-
-@numba.njit
-def bad_kernel(thrust):
-    keep = np.zeros(len(thrust), dtype=np.bool_)
-    for i in range(len(thrust)):
-        keep[i] = thrust[i] + "not a number"
-    return keep
-
-class Broken(hepstream.Selection):
-    branches = ["thrust"]
-    def select(self, events):
-        return bad_kernel(hepstream.flat(events, "thrust"))
 """
 
 
