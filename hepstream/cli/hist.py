@@ -97,7 +97,8 @@ def load(file: str) -> tuple[Path, Results]:
             what = "output" if path.exists() else "output (also missing)"
             raise InputError(
                 f"{path}: no histograms beside this Parquet {what}: {sidecar} is missing "
-                f"(the plugin books no histograms and names no cuts, or the job did not finish)"
+                f"(the plugin books no histograms: a cut flow alone is in the job's report and "
+                f"the Parquet metadata; or the job did not finish)"
             )
         path = sidecar
     if file_format(path) != "root":  # missing, empty, truncated, not ROOT: one line each
