@@ -50,7 +50,7 @@ TWIN = {"selected": "selected-computed", "selected-weighted": "selected-computed
 #: The layouts the Z -> mu mu plugins read: files ROOT wrote, a TTree and an RNTuple.
 FILL_LAYOUTS = ("root-nanoaod", "root-nanoaod-rntuple", "smallbasket")
 #: Timed rounds per layout (each variant once, beside a plain job), after one warm-up round.
-ROUNDS = {"full": 9, "quick": 2}
+ROUNDS = {"full": 9, "quick": 1}
 TEMPLATE = PLUGINS / "zmumu_hists.py"
 
 

@@ -31,7 +31,9 @@ SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
 CredType=cred/munge
-AuthInfo=socket={base}/munge.socket
+# cred_expire: a requeued job waits this long before it starts again (120 s by default:
+# two minutes of the requeue test); 30 s still lets a job step launch on a loaded machine
+AuthInfo=socket={base}/munge.socket,cred_expire=30
 StateSaveLocation={base}/state
 SlurmdSpoolDir={base}/spool
 SlurmctldPidFile={base}/slurmctld.pid
