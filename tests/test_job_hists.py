@@ -348,6 +348,8 @@ class Bad(hepstream.Selection):
         ("{'1x': hist.Hist.new.Reg(4, 0, 1).Int64()}", "'1x'"),
         ("[hist.Hist.new.Reg(4, 0, 1).Int64()]", "not list"),
         ("{'h': np.histogram([1, 2], bins=2)}", "not tuple"),
+        ("{'cutflow': hist.Hist.new.Reg(4, 0, 1).Int64()}", "a key the output already has"),
+        ("{'events': hist.Hist.new.Reg(4, 0, 1).Int64()}", "a key the output already has"),
     ],
 )  # fmt: skip
 @pytest.mark.parametrize("workers", ["1", "2"])

@@ -7,9 +7,10 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
+from hepstream.conditions.job import METADATA_KEY as CONDITIONS_KEY
 from hepstream.errors import PluginError
 from hepstream.hists.booked import Histogram
-from hepstream.hists.store import Results
+from hepstream.hists.store import CUTFLOW_KEY, STATE_KEY, Results
 from hepstream.plugin.api import Selection
 from hepstream.plugin.calls import call_plugin
 
@@ -24,11 +25,17 @@ class Filling:
                 f"plugin {plugin}: book() must return a dict of name -> histogram, "
                 f"not {type(booked).__name__}"
             )
+        taken = {CUTFLOW_KEY, STATE_KEY, CONDITIONS_KEY, selection.tree}
         for name in booked:
             if not isinstance(name, str) or not name.isidentifier():
                 raise PluginError(
                     f"plugin {plugin}: book() names a histogram {name!r}; use names like "
                     f"'mass' or 'pt_lead' (they become ROOT keys)"
+                )
+            if name in taken:  # the output's own keys: one would overwrite the other
+                raise PluginError(
+                    f"plugin {plugin}: book() names a histogram {name!r}, a key the output "
+                    f"already has ({', '.join(sorted(taken))}); choose another name"
                 )
         self.selection = selection
         self.totals = {name: _booked(plugin, name, h) for name, h in booked.items()}
