@@ -206,15 +206,19 @@ PROBE_TIMEOUT = 2.0
 REFUSED = "refused the connection"
 
 
+def _address(server: str) -> tuple[str, int]:
+    """``(host, port)`` of ``root://host[:port]`` (XRootD's port 1094 when none is given)."""
+    parts = urlsplit(server)
+    return parts.hostname or "", parts.port or 1094
+
+
 def probe(server: str, timeout: float = PROBE_TIMEOUT) -> str | None:
     """None if ``server`` (``root://host:port``) accepts a TCP connection; else why not, as
     words that complete "SERVER ..." (:data:`REFUSED`). A plain connect decides at once
     what the XRootD client would take its whole connection window to say (10 s with the
     job's settings, then the retry policy on top)."""
-    parts = urlsplit(server)
-    address = (parts.hostname or "", parts.port or 1094)
     try:
-        with socket.create_connection(address, timeout=timeout):
+        with socket.create_connection(_address(server), timeout=timeout):
             return None
     except ConnectionRefusedError:
         return REFUSED
@@ -235,8 +239,7 @@ def refuse_fast(server: str) -> None:
     never accepted one in this job (a wrong port, a server not started): waiting out the
     retry policy would only end in "stopped answering" 18 s later. Anything else (it
     answers, or is slow to) is left to the XRootD client and its retry policy."""
-    parts = urlsplit(server)
-    address = (parts.hostname or "", parts.port or 1094)
+    address = _address(server)
     with _REACHED_LOCK:
         if address in _REACHED:
             return
